@@ -1,0 +1,1 @@
+"""Benchmarks for pacsindex: synthetic DICOM trees, the seed-design baseline, and ratio reports."""

@@ -1,0 +1,128 @@
+"""Settings: one frozen object from a TOML file and `PACSINDEX_*` environment variables, validated at
+start-up and passed explicitly (nothing reads the environment later).
+
+Precedence, lowest first: defaults → the TOML file (`--config FILE` or `PACSINDEX_CONFIG`) → environment
+variables (`PACSINDEX_<NAME>`, upper case) → command-line options. Secrets (NAS passwords) never live here
+in the repo: they come from the environment or from the owner-only files in the data directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pacsindex.errors import ConfigError
+
+ENV_PREFIX = "PACSINDEX_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: Path = Path("pacsindex.db")
+    data_dir: Path | None = None  # default: the folder holding the index
+    status_file: Path | None = None  # default: index_status.json beside the index
+    timezone: str = "Africa/Johannesburg"
+    workers: int = 0  # 0: one header-reading process per CPU
+    roots: tuple[str, ...] = ()  # default indexing roots for the web service
+    host: str = "127.0.0.1"
+    port: int = 8080
+    session_idle_minutes: int = 30
+    secure_cookies: bool = False  # set true behind HTTPS
+    extra: Mapping[str, Any] = field(default_factory=dict)  # sections later features read
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir if self.data_dir is not None else (self.db.parent if str(self.db.parent) else Path("."))
+
+    @property
+    def status_path(self) -> Path:
+        return self.status_file if self.status_file is not None else self.db.parent / "index_status.json"
+
+    def with_overrides(self, **values: Any) -> Settings:
+        clean = {k: v for k, v in values.items() if v is not None}
+        return _validated(dataclasses.replace(self, **_coerce_all(clean)))
+
+
+_SIMPLE = {f.name: f for f in fields(Settings) if f.name != "extra"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = str(_SIMPLE[name].type)
+    try:
+        if "Path" in kind:
+            return Path(os.path.expanduser(str(value))) if value not in (None, "") else None
+        if kind == "int":
+            return int(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if "tuple" in kind:
+            if isinstance(value, str):
+                return tuple(p for p in value.split(os.pathsep) if p)
+            return tuple(str(v) for v in value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r} has a bad value: {value!r}") from exc
+
+
+def _coerce_all(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _coerce(k, v) for k, v in values.items()}
+
+
+def _validated(s: Settings) -> Settings:
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {s.timezone!r} (try Africa/Johannesburg)") from exc
+    if s.workers < 0 or s.workers > 256:
+        raise ConfigError("workers must be between 0 (automatic) and 256")
+    if not 0 < s.port < 65536:
+        raise ConfigError(f"port {s.port} is not a TCP port")
+    if s.session_idle_minutes < 1:
+        raise ConfigError("session_idle_minutes must be at least 1")
+    return s
+
+
+def load(config_file: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from a TOML file and the environment; ConfigError on anything unknown or bad."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        for key, value in data.items():
+            if key in _SIMPLE:
+                values[key] = value
+            elif isinstance(value, dict):
+                extra[key] = value
+            else:
+                raise ConfigError(f"unknown setting {key!r} in {path}")
+    for name in _SIMPLE:
+        env_value = env.get(ENV_PREFIX + name.upper())
+        if env_value is not None:
+            values[name] = env_value
+    settings = Settings(**_coerce_all(values), extra=extra)
+    return _validated(settings)

@@ -1,0 +1,104 @@
+"""The one error hierarchy of pacsindex.
+
+    PacsIndexError
+    ├── ConfigError              bad settings, bad command-line values
+    ├── InvalidQuery             a search or API value that makes no sense (bad date, huge limit)
+    ├── IndexNotFound            no index database yet: run `pacsindex index` first
+    ├── StoreError               the index database cannot be opened or written
+    ├── SourceError              a root or a file list cannot be reached or read
+    │   ├── SourceUnreachable    host down, connection refused, timed out
+    │   ├── AuthenticationFailed wrong user name or password
+    │   ├── ShareNotFound        the SMB share does not exist
+    │   └── PermissionDenied     the account may not read there
+    ├── DicomReadError           one file's header could not be read (carries path + reason)
+    ├── NotFound                 an unknown SeriesKey, share, user ...
+    ├── Conflict                 e.g. an indexing run is already going
+    └── ShareError               a share link cannot be used
+        ├── ShareExpired
+        ├── ShareRevoked
+        ├── ShareLocked          too many wrong passcodes
+        └── ShareLimitReached    download limit used up
+
+Foreign exceptions (OSError, sqlite3.Error, smbprotocol's) are translated where they enter, with
+`raise ... from exc`. The CLI turns any PacsIndexError into one line and a non-zero exit; the web layer maps
+them to HTTP statuses in one table.
+"""
+
+from __future__ import annotations
+
+
+class PacsIndexError(Exception):
+    """Base of every error pacsindex raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(PacsIndexError):
+    exit_code = 2
+
+
+class InvalidQuery(PacsIndexError):
+    exit_code = 2
+
+
+class IndexNotFound(PacsIndexError):
+    exit_code = 3
+
+
+class StoreError(PacsIndexError):
+    exit_code = 4
+
+
+class SourceError(PacsIndexError):
+    exit_code = 5
+
+
+class SourceUnreachable(SourceError):
+    pass
+
+
+class AuthenticationFailed(SourceError):
+    pass
+
+
+class ShareNotFound(SourceError):
+    pass
+
+
+class PermissionDenied(SourceError):
+    pass
+
+
+class DicomReadError(PacsIndexError):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class NotFound(PacsIndexError):
+    exit_code = 6
+
+
+class Conflict(PacsIndexError):
+    exit_code = 7
+
+
+class ShareError(PacsIndexError):
+    pass
+
+
+class ShareExpired(ShareError):
+    pass
+
+
+class ShareRevoked(ShareError):
+    pass
+
+
+class ShareLocked(ShareError):
+    pass
+
+
+class ShareLimitReached(ShareError):
+    pass

@@ -1,0 +1,322 @@
+"""An indexing run: walk the sources → diff each folder against the index → read new and changed headers in
+worker processes → write in batched transactions → report progress.
+
+Why this shape: header parsing is CPU-bound Python, so it runs in processes (threads would fight over the
+GIL); listing folders and stat'ing files wait on the disk or the network, so they run in threads inside the
+sources. The main thread is the index's one writer. Each transaction holds whole files, so a run killed at
+any moment resumes without reading finished files again or counting anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pacsindex import store
+from pacsindex.errors import PacsIndexError, StoreError
+from pacsindex.headers import FileResult, read_header
+from pacsindex.locking import WriterLock
+from pacsindex.progress import Progress, RateMeter
+from pacsindex.sources import Entry, Reader, Source, WalkError, join_sep, split_path
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    workers: int = 0  # 0: one process per CPU; 1: read in this process
+    limit: int | None = None  # stop after this many files (a sample run)
+    job_size: int = 48  # files per job sent to a worker process
+    commit_files: int = 1000
+    commit_seconds: float = 0.5
+    progress_files: int = 50
+    progress_seconds: float = 0.25
+
+
+def _init_worker() -> None:
+    # Ctrl-C goes to the whole process group; the parent stops the run cleanly, workers just finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+
+
+def read_batch(reader: Reader, folder: str, sep: str, entries: Sequence[Entry]) -> list[FileResult]:
+    """Run in a worker process: read the headers of some files of one folder."""
+    out = []
+    for e in entries:
+        out.append(read_header(folder + sep + e.name, reader.open, e.size, e.name))
+    return out
+
+
+@dataclass
+class _Job:
+    dir_id: int
+    folder: str
+    entries: Sequence[Entry]
+    known: dict[str, store.KnownFile]
+
+
+class _InProcess(Executor):
+    """Runs jobs at once in this process: for workers=1 and tiny runs, where process start-up costs more."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            fut.set_exception(exc)
+        return fut
+
+
+class Run:
+    """One indexing run over some sources into the index at `db_path`."""
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        sources: Sequence[Source],
+        options: ScanOptions | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.db_path = db_path
+        self.sources = list(sources)
+        self.options = options or ScanOptions()
+        self.on_progress = on_progress
+        self.cancel = cancel or threading.Event()
+        self.counters = dict.fromkeys(store.RUN_COUNTERS, 0)
+        self._series_count = 0
+        self._rate = RateMeter()
+        self._last_emit = (0, 0.0)
+        self._enumeration_done = False
+        self._progress: Progress | None = None
+
+    # -- progress --------------------------------------------------------------------------------------
+    def snapshot(self, state: str = "running", message: str | None = None) -> Progress:
+        assert self._progress is not None
+        c = self.counters
+        now = store.utcnow()
+        rate = self._rate.add(c["files_processed"])
+        eta = None
+        if self._enumeration_done and state == "running":
+            remaining = c["enumerated_files"] - c["files_processed"]
+            eta = remaining / rate if rate > 0 else None
+        self._progress = replace(
+            self._progress,
+            state=state,
+            enumeration_done=self._enumeration_done,
+            series_count=self._series_count,
+            last_updated=now,
+            files_per_s=rate,
+            eta_s=0.0 if state != "running" else eta,
+            message=message,
+            **c,
+        )
+        return self._progress
+
+    def _emit(self, force: bool = False) -> None:
+        if self.on_progress is None:
+            return
+        done = self.counters["files_processed"]
+        now = time.monotonic()
+        last_done, last_t = self._last_emit
+        if force or done - last_done >= self.options.progress_files or now - last_t >= self.options.progress_seconds:
+            self._last_emit = (done, now)
+            self.on_progress(self.snapshot())
+
+    # -- the run ---------------------------------------------------------------------------------------
+    def run(self) -> Progress:
+        for source in self.sources:
+            source.check()
+        with WriterLock(self.db_path):
+            conn = store.connect(self.db_path)
+            try:
+                return self._run(conn)
+            finally:
+                conn.close()
+
+    def _run(self, conn: sqlite3.Connection) -> Progress:
+        started = store.utcnow()
+        roots = tuple(s.label for s in self.sources)
+        run_id = store.begin_run(conn, roots, started)
+        self._progress = Progress(run_id=run_id, roots=roots, state="running", started_at=started)
+        self._series_count = store.series_count(conn)
+        writer = store.Writer(conn, run_id)
+        workers = self.options.workers or default_workers()
+        executor: Executor
+        if workers <= 1:
+            executor = _InProcess()
+        else:
+            executor = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+            )
+        state, message = "running", None
+        try:
+            complete = self._pipeline(writer, executor, max(1, workers) * 4)
+            if self.cancel.is_set():
+                state, message = "cancelled", "stopped by request; the next run resumes where this one stopped"
+            else:
+                state = "completed"
+                if complete:
+                    for source in self.sources:
+                        self.counters["files_removed"] += writer.remove_unseen(source.complete_roots())
+                else:
+                    message = f"stopped after {self.options.limit} files (--limit)"
+            writer.commit()
+        except (sqlite3.Error, OSError) as exc:
+            writer.rollback()
+            state, message = "failed", f"cannot write the index {self.db_path}: {exc}"
+            raise StoreError(message) from exc
+        except PacsIndexError as exc:
+            writer.rollback()
+            state, message = "failed", str(exc)
+            raise
+        except BaseException:
+            writer.rollback()
+            state, message = "failed", "interrupted"
+            raise
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+            try:
+                self._series_count = store.series_count(conn)
+                store.finish_run(conn, run_id, state, self.counters, message)
+            except sqlite3.Error:
+                log.exception("could not record the end of run %d", run_id)
+            if self.on_progress is not None:
+                self.on_progress(self.snapshot(state, message))
+        return self.snapshot(state, message)
+
+    def _pipeline(self, writer: store.Writer, executor: Executor, max_inflight: int) -> bool:
+        """Returns True when every source was walked to the end (so files not seen are gone)."""
+        opts = self.options
+        c = self.counters
+        readers = {id(s): s.reader() for s in self.sources}
+        inflight: dict[Future[list[FileResult]], _Job] = {}
+        last_commit = time.monotonic()
+        limit_hit = False
+
+        def collect(block: bool) -> None:
+            nonlocal last_commit
+            if not inflight:
+                return
+            done, _ = wait(list(inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            for fut in done:
+                job = inflight.pop(fut)
+                self._write_results(writer, job, fut.result())
+            if writer.pending >= opts.commit_files or time.monotonic() - last_commit >= opts.commit_seconds:
+                writer.commit()
+                self._series_count = store.series_count(writer.conn)
+                last_commit = time.monotonic()
+            self._emit()
+
+        for source in self.sources:
+            reader = readers[id(source)]
+            walker = source.walk(self.cancel)
+            try:
+                for item in walker:
+                    if self.cancel.is_set():
+                        break
+                    if isinstance(item, WalkError):
+                        self._record_walk_error(writer, item)
+                        continue
+                    dir_id, known = writer.open_dir(item.path, item.sep)
+                    fresh: list[Entry] = []
+                    for entry in item.entries:
+                        if opts.limit is not None and c["enumerated_files"] >= opts.limit:
+                            limit_hit = True
+                            break
+                        c["enumerated_files"] += 1
+                        old = known.pop(entry.name, None)
+                        if old is not None and old.size == entry.size and old.mtime_ns == entry.mtime_ns:
+                            c["files_unchanged"] += 1
+                            c["files_processed"] += 1
+                            if old.status == "error":
+                                c["errors"] += 1
+                            elif old.status == "non_dicom":
+                                c["non_dicom"] += 1
+                            continue
+                        if old is not None:
+                            known[entry.name] = old  # changed: the write replaces its row
+                        fresh.append(entry)
+                    if item.complete and not limit_hit:
+                        changed = {e.name for e in fresh}
+                        gone = [k.id for name, k in known.items() if name not in changed]
+                        c["files_removed"] += writer.remove_files(gone)
+                    for start in range(0, len(fresh), opts.job_size):
+                        chunk = fresh[start : start + opts.job_size]
+                        while len(inflight) >= max_inflight:
+                            collect(block=True)
+                        fut = executor.submit(read_batch, reader, item.path, item.sep, chunk)
+                        inflight[fut] = _Job(dir_id, item.path, chunk, known)
+                    collect(block=False)
+                    self._emit()
+                    if limit_hit:
+                        break
+            finally:
+                close = getattr(walker, "close", None)
+                if close:
+                    close()
+            if limit_hit or self.cancel.is_set():
+                break
+        self._enumeration_done = not self.cancel.is_set()
+        while inflight:
+            if self.cancel.is_set():
+                for fut in list(inflight):
+                    if fut.cancel():
+                        inflight.pop(fut)
+                if not inflight:
+                    break
+            collect(block=True)
+        self._emit(force=True)
+        return not limit_hit and not self.cancel.is_set()
+
+    def _write_results(self, writer: store.Writer, job: _Job, results: list[FileResult]) -> None:
+        c = self.counters
+        for entry, result in zip(job.entries, results):
+            writer.put_file(
+                job.dir_id, job.folder, entry.name, entry.size, entry.mtime_ns, result,
+                replacing=entry.name in job.known,
+            )
+            c["files_read"] += 1
+            c["files_processed"] += 1
+            if result.status == "error":
+                c["errors"] += 1
+                log.debug("error reading %s: %s", result.path, result.reason)
+            elif result.status == "non_dicom":
+                c["non_dicom"] += 1
+
+    def _record_walk_error(self, writer: store.Writer, item: WalkError) -> None:
+        self.counters["errors"] += 1
+        writer.add_error(item.path, item.reason)
+        if item.is_dir:
+            writer.mark_subtree_seen(item.path, join_sep(item.path))
+        else:
+            folder, name = split_path(item.path)
+            self.counters["files_removed"] += writer.remove_path(folder, name)
+        log.info("could not read a path: %s", item.reason)  # the path itself is patient data: DEBUG only
+        log.debug("unreadable path %s: %s", item.path, item.reason)
+
+
+def run_index(
+    db_path: str | os.PathLike[str],
+    sources: Sequence[Source],
+    options: ScanOptions | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Progress:
+    """Index `sources` into the index at `db_path`; returns the final progress snapshot."""
+    return Run(db_path, sources, options, on_progress, cancel).run()

@@ -1,0 +1,642 @@
+"""The SQLite index: schema, migrations, the one writer's batched writes, and read queries.
+
+One file, WAL mode: one writer (the indexing run, batching inserts in transactions) and many readers (CLI
+searches, the web service) that see each committed batch while a run is still going. The schema is SQL text
+below; `PRAGMA user_version` says which migrations ran.
+
+Files are stored as (folder, name) so a path's folder is kept once; a file's full path is
+`dirs.path || dirs.sep || files.name`. Every listed file has a row, whatever it turned out to be
+(status 'dicom', 'non_dicom' or 'error' with a reason), so an unchanged re-scan opens nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pacsindex.errors import IndexNotFound, StoreError
+from pacsindex.headers import FileResult, HeaderRecord
+from pacsindex.textfold import search_text
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: list[str] = [
+    # 1: the index
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,
+        roots TEXT NOT NULL,
+        enumerated_files INTEGER NOT NULL DEFAULT 0,
+        files_processed INTEGER NOT NULL DEFAULT 0,
+        files_read INTEGER NOT NULL DEFAULT 0,
+        files_unchanged INTEGER NOT NULL DEFAULT 0,
+        files_removed INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        non_dicom INTEGER NOT NULL DEFAULT 0,
+        message TEXT
+    );
+    CREATE TABLE dirs (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        sep TEXT NOT NULL,
+        seen_run INTEGER
+    );
+    CREATE TABLE patients (
+        id INTEGER PRIMARY KEY,
+        patient_key TEXT NOT NULL UNIQUE,
+        PatientName TEXT,
+        PatientID TEXT,
+        PatientBirthDate TEXT,
+        PatientSex TEXT,
+        OtherPatientIDs TEXT,
+        IssuerOfPatientID TEXT
+    );
+    CREATE TABLE studies (
+        id INTEGER PRIMARY KEY,
+        study_key TEXT NOT NULL UNIQUE,
+        patient_id INTEGER NOT NULL REFERENCES patients(id),
+        StudyInstanceUID TEXT,
+        StudyDate TEXT,
+        StudyTime TEXT,
+        StudyDescription TEXT,
+        AccessionNumber TEXT,
+        ReferringPhysicianName TEXT,
+        InstitutionName TEXT,
+        StudyID TEXT
+    );
+    CREATE INDEX studies_patient ON studies(patient_id);
+    CREATE INDEX studies_date ON studies(StudyDate);
+    CREATE TABLE series (
+        id INTEGER PRIMARY KEY,
+        SeriesKey TEXT NOT NULL UNIQUE,
+        study_id INTEGER NOT NULL REFERENCES studies(id),
+        SeriesInstanceUID TEXT,
+        SeriesNumber INTEGER,
+        SeriesDescription TEXT,
+        Modality TEXT,
+        BodyPartExamined TEXT,
+        SeriesDate TEXT,
+        Manufacturer TEXT,
+        StationName TEXT,
+        file_count INTEGER NOT NULL DEFAULT 0,
+        total_size INTEGER NOT NULL DEFAULT 0,
+        search_text TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX series_study ON series(study_id);
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        dir_id INTEGER NOT NULL REFERENCES dirs(id),
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('dicom', 'non_dicom', 'error')),
+        reason TEXT,
+        series_id INTEGER REFERENCES series(id),
+        SOPInstanceUID TEXT,
+        SOPClassUID TEXT,
+        InstanceNumber INTEGER,
+        TransferSyntaxUID TEXT,
+        run_id INTEGER,
+        UNIQUE (dir_id, name)
+    );
+    CREATE INDEX files_series ON files(series_id);
+    CREATE INDEX files_problem ON files(status) WHERE status != 'dicom';
+    CREATE TABLE errors (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX errors_run ON errors(run_id);
+    """,
+]
+
+SERIES_COLUMNS = (
+    "SeriesKey",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyDescription",
+    "AccessionNumber",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "Modality",
+    "file_count",
+)
+SERIES_SELECT = """
+    SELECT s.SeriesKey, p.PatientName, p.PatientID, p.PatientBirthDate, p.PatientSex,
+           st.StudyInstanceUID, st.StudyDate, st.StudyDescription, st.AccessionNumber,
+           s.SeriesInstanceUID, s.SeriesNumber, s.SeriesDescription, s.Modality, s.file_count
+    FROM series s JOIN studies st ON st.id = s.study_id JOIN patients p ON p.id = st.patient_id
+"""
+DETAIL_SELECT = """
+    SELECT s.id AS series_id, s.SeriesKey, p.PatientName, p.PatientID, p.PatientBirthDate, p.PatientSex,
+           p.OtherPatientIDs, p.IssuerOfPatientID,
+           st.StudyInstanceUID, st.StudyDate, st.StudyTime, st.StudyDescription, st.AccessionNumber,
+           st.ReferringPhysicianName, st.InstitutionName, st.StudyID,
+           s.SeriesInstanceUID, s.SeriesNumber, s.SeriesDescription, s.Modality, s.BodyPartExamined,
+           s.SeriesDate, s.Manufacturer, s.StationName, s.file_count, s.total_size
+    FROM series s JOIN studies st ON st.id = s.study_id JOIN patients p ON p.id = st.patient_id
+"""
+FULL_PATH = "d.path || d.sep || f.name"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class KnownFile:
+    id: int
+    size: int
+    mtime_ns: int
+    status: str
+
+
+def connect(path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False) -> sqlite3.Connection:
+    """Open the index. `create=False` raises IndexNotFound when there is none yet."""
+    db = Path(path)
+    if not db.exists():
+        if not create:
+            raise IndexNotFound(f"no index at {db}: run `pacsindex index ROOT --db {db}` first")
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for the index {db}: {exc.strerror or exc}") from exc
+    try:
+        conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 30000")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            migrate(conn)
+        else:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                conn.close()
+                raise IndexNotFound(f"{db} holds no index yet: run `pacsindex index ROOT --db {db}` first")
+            conn.execute("PRAGMA query_only = ON")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open the index {db}: {exc}") from exc
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        log.info("migrating index schema to version %d", number)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def split_words(text: str) -> list[str]:
+    return [w for w in text.replace("^", " ").split() if w]
+
+
+class Writer:
+    """The one writer of an indexing run. Batches work into transactions; each commit is all or nothing,
+    so a run killed at any moment leaves the index consistent and the finished files in it."""
+
+    def __init__(self, conn: sqlite3.Connection, run_id: int) -> None:
+        self.conn = conn
+        self.run_id = run_id
+        self._in_tx = False
+        self._touched: set[int] = set()
+        self._pending = 0
+        self._patients: dict[str, int] = {}
+        self._studies: dict[str, int] = {}
+        self._series: dict[str, int] = {}
+
+    def _begin(self) -> None:
+        if not self._in_tx:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def commit(self) -> None:
+        if not self._in_tx:
+            return
+        self._recount()
+        self.conn.execute("COMMIT")
+        self._in_tx = False
+        self._pending = 0
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self.conn.execute("ROLLBACK")
+            self._in_tx = False
+            self._touched.clear()
+            self._patients.clear()
+            self._studies.clear()
+            self._series.clear()
+
+    # -- folders ---------------------------------------------------------------------------------------
+    def open_dir(self, path: str, sep: str) -> tuple[int, dict[str, KnownFile]]:
+        """Register a listed folder as seen in this run; return its id and the files the index has there."""
+        self._begin()
+        row = self.conn.execute("SELECT id FROM dirs WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            dir_id = self.conn.execute(
+                "INSERT INTO dirs (path, sep, seen_run) VALUES (?, ?, ?)", (path, sep, self.run_id)
+            ).lastrowid
+            assert dir_id is not None
+            return dir_id, {}
+        dir_id = row[0]
+        self.conn.execute("UPDATE dirs SET seen_run = ? WHERE id = ?", (self.run_id, dir_id))
+        known = {
+            r[0]: KnownFile(r[1], r[2], r[3], r[4])
+            for r in self.conn.execute(
+                "SELECT name, id, size, mtime_ns, status FROM files WHERE dir_id = ?", (dir_id,)
+            )
+        }
+        return dir_id, known
+
+    def mark_subtree_seen(self, path: str, sep: str) -> None:
+        """A folder we could not list this time: keep what the index has under it rather than drop it."""
+        self._begin()
+        lo, hi = _subtree_range(path, sep)
+        self.conn.execute(
+            "UPDATE dirs SET seen_run = ? WHERE path = ? OR (path >= ? AND path < ?)",
+            (self.run_id, path, lo, hi),
+        )
+
+    # -- files -----------------------------------------------------------------------------------------
+    def remove_files(self, ids: Iterable[int]) -> int:
+        self._begin()
+        count = 0
+        for file_id in ids:
+            row = self.conn.execute("DELETE FROM files WHERE id = ? RETURNING series_id", (file_id,)).fetchone()
+            if row is not None:
+                count += 1
+                if row[0] is not None:
+                    self._touched.add(row[0])
+        self._pending += count
+        return count
+
+    def remove_path(self, dir_path: str, name: str) -> int:
+        row = self.conn.execute(
+            "SELECT f.id FROM files f JOIN dirs d ON d.id = f.dir_id WHERE d.path = ? AND f.name = ?",
+            (dir_path, name),
+        ).fetchone()
+        return self.remove_files([row[0]]) if row else 0
+
+    def remove_unseen(self, roots: Sequence[tuple[str, str]]) -> int:
+        """After a complete run: drop the files of folders under the roots that no longer exist."""
+        self._begin()
+        removed = 0
+        for path, sep in roots:
+            lo, hi = _subtree_range(path, sep)
+            ids = [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT f.id FROM files f JOIN dirs d ON d.id = f.dir_id "
+                    "WHERE (d.path = ? OR (d.path >= ? AND d.path < ?)) AND d.seen_run IS NOT ?",
+                    (path, lo, hi, self.run_id),
+                )
+            ]
+            removed += self.remove_files(ids)
+            self.conn.execute(
+                "DELETE FROM dirs WHERE (path = ? OR (path >= ? AND path < ?)) AND seen_run IS NOT ?",
+                (path, lo, hi, self.run_id),
+            )
+        return removed
+
+    def put_file(
+        self,
+        dir_id: int,
+        dir_path: str,
+        name: str,
+        size: int,
+        mtime_ns: int,
+        result: FileResult,
+        replacing: bool = True,
+    ) -> None:
+        """Insert or replace one file's row with what reading it gave. `replacing=False` promises the
+        index has no row for it yet (saves a look-up on a first index)."""
+        self._begin()
+        if replacing:
+            old = self.conn.execute(
+                "SELECT series_id FROM files WHERE dir_id = ? AND name = ?", (dir_id, name)
+            ).fetchone()
+            if old is not None and old[0] is not None:
+                self._touched.add(old[0])
+        series_id = None
+        rec = result.record
+        if result.status == "dicom" and rec is not None:
+            series_id = self._series_id(rec, dir_path)
+            self._touched.add(series_id)
+        self.conn.execute(
+            """INSERT INTO files (dir_id, name, size, mtime_ns, status, reason, series_id, SOPInstanceUID,
+                                  SOPClassUID, InstanceNumber, TransferSyntaxUID, run_id)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (dir_id, name) DO UPDATE SET
+                 size = excluded.size, mtime_ns = excluded.mtime_ns, status = excluded.status,
+                 reason = excluded.reason, series_id = excluded.series_id,
+                 SOPInstanceUID = excluded.SOPInstanceUID, SOPClassUID = excluded.SOPClassUID,
+                 InstanceNumber = excluded.InstanceNumber, TransferSyntaxUID = excluded.TransferSyntaxUID,
+                 run_id = excluded.run_id""",
+            (
+                dir_id,
+                name,
+                size,
+                mtime_ns,
+                result.status,
+                result.reason,
+                series_id,
+                rec.SOPInstanceUID if rec else None,
+                rec.SOPClassUID if rec else None,
+                rec.InstanceNumber if rec else None,
+                rec.TransferSyntaxUID if rec else None,
+                self.run_id,
+            ),
+        )
+        self._pending += 1
+
+    def add_error(self, path: str, reason: str) -> None:
+        self._begin()
+        self.conn.execute(
+            "INSERT INTO errors (run_id, path, reason, at) VALUES (?, ?, ?, ?)",
+            (self.run_id, path, reason, iso(utcnow())),
+        )
+
+    # -- patients, studies, series -------------------------------------------------------------------
+    def _series_id(self, rec: HeaderRecord, dir_path: str) -> int:
+        key = rec.series_key(dir_path)
+        cached = self._series.get(key)
+        if cached is not None:
+            return cached
+        row = self.conn.execute("SELECT id FROM series WHERE SeriesKey = ?", (key,)).fetchone()
+        if row is None:
+            study_id = self._study_id(rec, key)
+            cur = self.conn.execute(
+                """INSERT INTO series (SeriesKey, study_id, SeriesInstanceUID, SeriesNumber, SeriesDescription,
+                                       Modality, BodyPartExamined, SeriesDate, Manufacturer, StationName,
+                                       search_text)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    key,
+                    study_id,
+                    rec.SeriesInstanceUID,
+                    rec.SeriesNumber,
+                    rec.SeriesDescription,
+                    rec.Modality,
+                    rec.BodyPartExamined,
+                    rec.SeriesDate,
+                    rec.Manufacturer,
+                    rec.StationName,
+                    search_text(
+                        rec.PatientName,
+                        rec.PatientID,
+                        rec.OtherPatientIDs,
+                        rec.AccessionNumber,
+                        rec.StudyDescription,
+                        rec.SeriesDescription,
+                    ),
+                ),
+            )
+            series_id = cur.lastrowid
+            assert series_id is not None
+        else:
+            series_id = row[0]
+        if len(self._series) > 50_000:
+            self._series.clear()
+        self._series[key] = series_id
+        return series_id
+
+    def _study_id(self, rec: HeaderRecord, series_key: str) -> int:
+        key = rec.StudyInstanceUID or f"series|{series_key}"
+        cached = self._studies.get(key)
+        if cached is not None:
+            return cached
+        row = self.conn.execute("SELECT id FROM studies WHERE study_key = ?", (key,)).fetchone()
+        if row is None:
+            cur = self.conn.execute(
+                """INSERT INTO studies (study_key, patient_id, StudyInstanceUID, StudyDate, StudyTime,
+                                        StudyDescription, AccessionNumber, ReferringPhysicianName,
+                                        InstitutionName, StudyID)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    key,
+                    self._patient_id(rec),
+                    rec.StudyInstanceUID,
+                    rec.StudyDate,
+                    rec.StudyTime,
+                    rec.StudyDescription,
+                    rec.AccessionNumber,
+                    rec.ReferringPhysicianName,
+                    rec.InstitutionName,
+                    rec.StudyID,
+                ),
+            )
+            study_id = cur.lastrowid
+            assert study_id is not None
+        else:
+            study_id = row[0]
+        if len(self._studies) > 50_000:
+            self._studies.clear()
+        self._studies[key] = study_id
+        return study_id
+
+    def _patient_id(self, rec: HeaderRecord) -> int:
+        key = f"{rec.PatientID or ''}\x1f{rec.PatientName or ''}"
+        cached = self._patients.get(key)
+        if cached is not None:
+            return cached
+        row = self.conn.execute("SELECT id FROM patients WHERE patient_key = ?", (key,)).fetchone()
+        if row is None:
+            cur = self.conn.execute(
+                """INSERT INTO patients (patient_key, PatientName, PatientID, PatientBirthDate, PatientSex,
+                                         OtherPatientIDs, IssuerOfPatientID)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    key,
+                    rec.PatientName,
+                    rec.PatientID,
+                    rec.PatientBirthDate,
+                    rec.PatientSex,
+                    rec.OtherPatientIDs,
+                    rec.IssuerOfPatientID,
+                ),
+            )
+            patient_id = cur.lastrowid
+            assert patient_id is not None
+        else:
+            patient_id = row[0]
+        if len(self._patients) > 50_000:
+            self._patients.clear()
+        self._patients[key] = patient_id
+        return patient_id
+
+    def _recount(self) -> None:
+        """Keep every touched series' file_count right, and drop series, studies and patients left empty."""
+        if not self._touched:
+            return
+        ids = list(self._touched)
+        self._touched.clear()
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            marks = ",".join("?" * len(chunk))
+            self.conn.execute(
+                f"""UPDATE series SET
+                      file_count = (SELECT count(*) FROM files WHERE series_id = series.id),
+                      total_size = (SELECT coalesce(sum(size), 0) FROM files WHERE series_id = series.id)
+                    WHERE id IN ({marks})""",
+                chunk,
+            )
+            gone = [
+                r[0]
+                for r in self.conn.execute(
+                    f"DELETE FROM series WHERE id IN ({marks}) AND file_count = 0 RETURNING study_id", chunk
+                )
+            ]
+            if gone:
+                self._series.clear()
+                self._studies.clear()
+                self._patients.clear()
+                marks2 = ",".join("?" * len(gone))
+                patients = [
+                    r[0]
+                    for r in self.conn.execute(
+                        f"""DELETE FROM studies WHERE id IN ({marks2})
+                            AND NOT EXISTS (SELECT 1 FROM series WHERE study_id = studies.id)
+                            RETURNING patient_id""",
+                        gone,
+                    )
+                ]
+                if patients:
+                    marks3 = ",".join("?" * len(patients))
+                    self.conn.execute(
+                        f"""DELETE FROM patients WHERE id IN ({marks3})
+                            AND NOT EXISTS (SELECT 1 FROM studies WHERE patient_id = patients.id)""",
+                        patients,
+                    )
+
+
+def _subtree_range(path: str, sep: str) -> tuple[str, str]:
+    """Bounds so that `lo <= p < hi` selects exactly the paths strictly below folder `path`."""
+    prefix = path if path.endswith(("/", "\\")) else path + (sep or "/")
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+# -- runs ----------------------------------------------------------------------------------------------
+
+
+RUN_COUNTERS = (
+    "enumerated_files",
+    "files_processed",
+    "files_read",
+    "files_unchanged",
+    "files_removed",
+    "errors",
+    "non_dicom",
+)
+
+
+def begin_run(conn: sqlite3.Connection, roots: Sequence[str], started_at: datetime) -> int:
+    conn.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+    cur = conn.execute(
+        "INSERT INTO runs (started_at, status, roots) VALUES (?, 'running', ?)",
+        (iso(started_at), json.dumps(list(roots), ensure_ascii=False)),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def finish_run(
+    conn: sqlite3.Connection, run_id: int, status: str, counters: dict[str, int], message: str | None
+) -> None:
+    sets = ", ".join(f"{c} = ?" for c in RUN_COUNTERS)
+    conn.execute(
+        f"UPDATE runs SET status = ?, finished_at = ?, message = ?, {sets} WHERE id = ?",
+        (status, iso(utcnow()), message, *(counters.get(c, 0) for c in RUN_COUNTERS), run_id),
+    )
+
+
+# -- reads ---------------------------------------------------------------------------------------------
+
+
+def series_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM series").fetchone()[0])
+
+
+def row_dict(row: sqlite3.Row) -> dict[str, Any]:
+    return {k: row[k] for k in row.keys()}
+
+
+def list_series(conn: sqlite3.Connection, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    sql = SERIES_SELECT + " ORDER BY st.StudyDate DESC, p.PatientName, s.SeriesNumber, s.id LIMIT ? OFFSET ?"
+    return [row_dict(r) for r in conn.execute(sql, (limit if limit is not None else -1, offset))]
+
+
+def get_series(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
+    row = conn.execute(DETAIL_SELECT + " WHERE s.SeriesKey = ?", (key,)).fetchone()
+    return row_dict(row) if row else None
+
+
+def series_files(conn: sqlite3.Connection, series_id: int) -> Iterator[dict[str, Any]]:
+    sql = f"""SELECT {FULL_PATH} AS path, f.size, f.mtime_ns, f.SOPInstanceUID, f.SOPClassUID,
+                     f.InstanceNumber, f.TransferSyntaxUID
+              FROM files f JOIN dirs d ON d.id = f.dir_id
+              WHERE f.series_id = ? ORDER BY f.InstanceNumber IS NULL, f.InstanceNumber, path"""
+    for r in conn.execute(sql, (series_id,)):
+        yield row_dict(r)
+
+
+def problems(
+    conn: sqlite3.Connection, kind: str = "error", limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Files that are errors (or non-DICOM), and for errors also the folders that could not be listed
+    in the latest run."""
+    if kind == "non_dicom":
+        sql = f"""SELECT {FULL_PATH} AS path, f.reason FROM files f JOIN dirs d ON d.id = f.dir_id
+                  WHERE f.status = 'non_dicom' ORDER BY path LIMIT ? OFFSET ?"""
+        return [row_dict(r) for r in conn.execute(sql, (limit, offset))]
+    sql = f"""SELECT path, reason FROM (
+                SELECT {FULL_PATH} AS path, f.reason AS reason FROM files f JOIN dirs d ON d.id = f.dir_id
+                WHERE f.status = 'error'
+                UNION ALL
+                SELECT path, reason FROM errors WHERE run_id = (SELECT max(id) FROM runs))
+              ORDER BY path LIMIT ? OFFSET ?"""
+    return [row_dict(r) for r in conn.execute(sql, (limit, offset))]
+
+
+@contextmanager
+def reading(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
+    """A read-only connection for searches; IndexNotFound when no index exists yet."""
+    conn = connect(path, create=False, readonly=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
