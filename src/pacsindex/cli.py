@@ -22,7 +22,7 @@ from pacsindex.errors import NotFound, PacsIndexError
 from pacsindex.progress import Progress, StatusFile
 from pacsindex.scan import ScanOptions, run_index
 from pacsindex.search import search
-from pacsindex.sources import FileList, LocalTree, Source
+from pacsindex.sources import FileList, Source, source_for
 
 log = logging.getLogger("pacsindex")
 
@@ -165,7 +165,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         settings = settings.with_overrides(workers=args.workers)
     if args.status_file:
         settings = settings.with_overrides(status_file=args.status_file)
-    sources: list[Source] = [LocalTree(root) for root in args.roots]
+    sources: list[Source] = [source_for(root, settings) for root in args.roots]
     if args.file_list:
         sources.append(FileList(args.file_list))
     if not sources:

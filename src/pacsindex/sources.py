@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from pacsindex.errors import PermissionDenied, SourceError, SourceUnreachable
 from pacsindex.headers import open_local
@@ -352,3 +352,25 @@ def _stat_file(path: str) -> os.stat_result | str:
     if not stat.S_ISREG(st.st_mode):
         return "listed path is not a regular file"
     return st
+
+
+def is_smb_url(path: str) -> bool:
+    return path[:6].lower() == "smb://"
+
+
+def source_for(root: str, settings: Any = None) -> Source:
+    """The source for a root as a user writes it: a folder, a mapped drive, a UNC path, or smb://host/share/path."""
+    if is_smb_url(root):
+        from pacsindex.smb import SmbTree
+
+        return SmbTree.from_url(root, settings)
+    return LocalTree(root)
+
+
+def reader_for(path: str, settings: Any = None) -> Reader:
+    """A reader that can open `path` (as stored in the index) read-only."""
+    if is_smb_url(path):
+        from pacsindex.smb import SmbReader
+
+        return SmbReader.from_url(path, settings)
+    return LocalReader()

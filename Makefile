@@ -1,0 +1,39 @@
+# pacsindex — a newcomer runs `make demo` or `make test` on a fresh machine; both set everything up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR := demo-data
+
+.PHONY: install system demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system:
+	bash scripts/system-packages.sh
+
+demo: install
+	@mkdir -p $(DEMO_DIR)
+	@test -d $(DEMO_DIR)/archive || $(BIN)/pacsindex sample $(DEMO_DIR)/archive --patients 30 --files 3000
+	$(BIN)/pacsindex index $(DEMO_DIR)/archive --db $(DEMO_DIR)/pacsindex.db
+	$(BIN)/pacsindex search "müller" --db $(DEMO_DIR)/pacsindex.db
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: install system lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: install system
+	$(BIN)/python -m pytest -q -m slow -p no:cacheprovider
+	$(BIN)/python -m bench.bench_index --files 4000 --rounds 3
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
