@@ -77,8 +77,9 @@ def make_dataset(
     return ds
 
 
-def write_dicom(path: Path, ds: Dataset | None = None, *, implicit: bool = False, preamble: bool = True,
-                **fields: Any) -> Path:
+def write_dicom(
+    path: Path, ds: Dataset | None = None, *, implicit: bool = False, preamble: bool = True, **fields: Any
+) -> Path:
     """Write a Part 10 file (or, with preamble=False, a raw dataset with no preamble and no meta)."""
     ds = ds if ds is not None else make_dataset(**fields)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,28 +107,56 @@ def dicom_tree(tmp_path: Path) -> Path:
     """A small clean tree: 2 patients, 3 series, 7 files."""
     root = tmp_path / "archive"
     for i in range(3):
-        write_dicom(root / "MULLER" / "CT" / f"IM{i}.dcm", PatientName="MÜLLER^HANS", PatientID="PID-M",
-                    charset="ISO_IR 100", SeriesInstanceUID="1.2.3.4.1", InstanceNumber=i + 1)
+        write_dicom(
+            root / "MULLER" / "CT" / f"IM{i}.dcm",
+            PatientName="MÜLLER^HANS",
+            PatientID="PID-M",
+            charset="ISO_IR 100",
+            SeriesInstanceUID="1.2.3.4.1",
+            InstanceNumber=i + 1,
+        )
     for i in range(2):
-        write_dicom(root / "MULLER" / "SCOUT" / f"IM{i}.dcm", PatientName="MÜLLER^HANS", PatientID="PID-M",
-                    charset="ISO_IR 100", SeriesInstanceUID="1.2.3.4.2", SeriesNumber=2,
-                    SeriesDescription="SCOUT", InstanceNumber=i + 1)
+        write_dicom(
+            root / "MULLER" / "SCOUT" / f"IM{i}.dcm",
+            PatientName="MÜLLER^HANS",
+            PatientID="PID-M",
+            charset="ISO_IR 100",
+            SeriesInstanceUID="1.2.3.4.2",
+            SeriesNumber=2,
+            SeriesDescription="SCOUT",
+            InstanceNumber=i + 1,
+        )
     for i in range(2):
-        write_dicom(root / "IVANOV" / f"IMG{i}", PatientName="Иванов^Иван", PatientID="PID-I",
-                    charset="ISO_IR 144", StudyInstanceUID="9.8.7", SeriesInstanceUID="9.8.7.1",
-                    Modality="MR", StudyDescription="MR BRAIN", SeriesDescription="T2 AX",
-                    StudyDate="20230301", AccessionNumber="ACC9", InstanceNumber=i + 1)
+        write_dicom(
+            root / "IVANOV" / f"IMG{i}",
+            PatientName="Иванов^Иван",
+            PatientID="PID-I",
+            charset="ISO_IR 144",
+            StudyInstanceUID="9.8.7",
+            SeriesInstanceUID="9.8.7.1",
+            Modality="MR",
+            StudyDescription="MR BRAIN",
+            SeriesDescription="T2 AX",
+            StudyDate="20230301",
+            AccessionNumber="ACC9",
+            InstanceNumber=i + 1,
+        )
     return root
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m pacsindex ...` as a user would, in a separate process."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("PACSINDEX_DB", None) if env is None or "PACSINDEX_DB" not in env else None
     proc = subprocess.run(
         [sys.executable, "-m", "pacsindex", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"pacsindex {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")

@@ -8,10 +8,10 @@ from typing import IO
 
 import pydicom
 import pytest
-from conftest import make_dataset, write_dicom
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from conftest import make_dataset, write_dicom
 from pacsindex.headers import FIELD_TABLE, read_header, series_key, sniff
 from pacsindex.sources import LocalReader
 
@@ -47,8 +47,15 @@ def test_field_table_matches_pydicom_dictionary() -> None:
 
 
 def test_reads_patient_study_series_fields(tmp_path: Path) -> None:
-    f = write_dicom(tmp_path / "a.dcm", PatientName="MÜLLER^HANS", charset="ISO_IR 100", SeriesNumber=7,
-                    InstanceNumber=12, StudyDate="20240115", Modality="CT")
+    f = write_dicom(
+        tmp_path / "a.dcm",
+        PatientName="MÜLLER^HANS",
+        charset="ISO_IR 100",
+        SeriesNumber=7,
+        InstanceNumber=12,
+        StudyDate="20240115",
+        Modality="CT",
+    )
     r = read(f)
     assert r.status == "dicom"
     rec = r.record
@@ -133,9 +140,10 @@ def test_series_key_rules() -> None:
     assert series_key("1.2.3", "9", 1, "/d") == hashlib.sha1(b"1.2.3").hexdigest()
     assert series_key(None, "9.8", 4, "/d") == hashlib.sha1(b"9.8|4").hexdigest()
     assert series_key(None, "9.8", None, "/d/e") == hashlib.sha1(b"dir|/d/e").hexdigest()
-    assert series_key(None, None, None, r"Z:\Image Archiving\x") == hashlib.sha1(
-        "dir|Z:\\Image Archiving\\x".encode()
-    ).hexdigest()
+    assert (
+        series_key(None, None, None, r"Z:\Image Archiving\x")
+        == hashlib.sha1("dir|Z:\\Image Archiving\\x".encode()).hexdigest()
+    )
 
 
 @pytest.mark.parametrize(

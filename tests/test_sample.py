@@ -8,6 +8,7 @@ import io
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -216,7 +217,7 @@ def test_writes_into_an_existing_folder_without_deleting(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("kwargs", [dict(patients=0, files=5), dict(rows=0), dict(files=-1),
                                     dict(private_tags=-1), dict(private_tags=10_000)])
-def test_rejects_impossible_requests(tmp_path: Path, kwargs: dict[str, int]) -> None:
+def test_rejects_impossible_requests(tmp_path: Path, kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         write_sample(tmp_path, **kwargs)
     assert not any(tmp_path.iterdir())

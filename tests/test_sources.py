@@ -129,7 +129,9 @@ def test_split_windows_and_posix_paths() -> None:
 def test_file_list_source_stats_files_and_reports_missing_ones(tmp_path: Path) -> None:
     real = sorted(_tree(tmp_path / "root", dirs=2, files=3))
     lst = tmp_path / "list.txt"
-    lst.write_text("\n".join(["  " + real[0], *real[1:], str(tmp_path / "gone.dcm")]) + "\n", encoding="utf-16")
+    lst.write_text(
+        "\n".join(["  " + real[0], *real[1:], str(tmp_path / "gone.dcm")]) + "\n", encoding="utf-16"
+    )
     listings, errors = _walk(FileList(str(lst)))
     seen = sorted(os.path.join(listing.path, e.name) for listing in listings for e in listing.entries)
     assert seen == real

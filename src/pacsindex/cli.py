@@ -45,8 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("roots", nargs="*", metavar="ROOT", help="folder, mapped drive or UNC path to index")
     p.add_argument("--list", dest="file_list", metavar="FILE", help="file list from PowerShell or robocopy")
     p.add_argument("--limit", type=_positive, metavar="N", help="stop after N files (a sample run)")
-    p.add_argument("--workers", type=_non_negative, metavar="N", help="header-reading processes (0: one per CPU)")
-    p.add_argument("--status-file", metavar="FILE", help="status JSON (default index_status.json beside the db)")
+    p.add_argument(
+        "--workers", type=_non_negative, metavar="N", help="header-reading processes (0: one per CPU)"
+    )
+    p.add_argument(
+        "--status-file", metavar="FILE", help="status JSON (default index_status.json beside the db)"
+    )
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     p.add_argument("--json-out", metavar="FILE", help="also write every series with its files as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -234,18 +238,34 @@ def write_index_json(db: Path, out: Path) -> None:
 # -- series / search -----------------------------------------------------------------------------------
 
 
-def _table(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+_TABLE_COLUMNS = (
+    "PatientName",
+    "PatientID",
+    "StudyDate",
+    "Modality",
+    "SeriesDescription",
+    "file_count",
+    "SeriesKey",
+)
 
-    table = Table(show_lines=False)
-    for col in ("PatientName", "PatientID", "StudyDate", "Modality", "SeriesDescription", "file_count", "SeriesKey"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*("" if r.get(c) is None else str(r[c]) for c in (
-            "PatientName", "PatientID", "StudyDate", "Modality", "SeriesDescription", "file_count", "SeriesKey"
-        )))
-    Console().print(table)
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    """A table on a terminal; tab-separated lines when piped, so nothing is cut short."""
+    cells = [["" if r.get(c) is None else str(r[c]) for c in _TABLE_COLUMNS] for r in rows]
+    if not sys.stdout.isatty():
+        print("\t".join(_TABLE_COLUMNS))
+        for line in cells:
+            print("\t".join(line))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False)
+        for col in _TABLE_COLUMNS:
+            table.add_column(col, overflow="fold")
+        for line in cells:
+            table.add_row(*line)
+        Console().print(table)
     print(f"{len(rows)} series", file=sys.stderr)
 
 
@@ -280,7 +300,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     with store.reading(settings.db) as conn:
         rows = search(
-            conn, args.query, modality=args.modality, date_from=args.date_from, date_to=args.date_to,
+            conn,
+            args.query,
+            modality=args.modality,
+            date_from=args.date_from,
+            date_to=args.date_to,
             limit=args.limit,
         )
     if args.json:

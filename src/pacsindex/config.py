@@ -34,6 +34,10 @@ class Settings:
     port: int = 8080
     session_idle_minutes: int = 30
     secure_cookies: bool = False  # set true behind HTTPS
+    signin_failures_per_user: int = 5  # failed sign-ins in a row before that user name is locked
+    signin_failures_per_address: int = 20  # failed sign-ins from one client address before it is locked
+    signin_lockout_minutes: int = 15
+    forwarded_allow_ips: str = "127.0.0.1"  # reverse proxies whose X-Forwarded-For/-Proto are trusted
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later features read
 
     @property
@@ -42,7 +46,11 @@ class Settings:
 
     @property
     def data_path(self) -> Path:
-        return self.data_dir if self.data_dir is not None else (self.db.parent if str(self.db.parent) else Path("."))
+        return (
+            self.data_dir
+            if self.data_dir is not None
+            else (self.db.parent if str(self.db.parent) else Path("."))
+        )
 
     @property
     def status_path(self) -> Path:
@@ -96,10 +104,16 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError(f"port {s.port} is not a TCP port")
     if s.session_idle_minutes < 1:
         raise ConfigError("session_idle_minutes must be at least 1")
+    if s.signin_failures_per_user < 1 or s.signin_failures_per_address < 1:
+        raise ConfigError("signin_failures_per_user and signin_failures_per_address must be at least 1")
+    if s.signin_lockout_minutes < 1:
+        raise ConfigError("signin_lockout_minutes must be at least 1")
     return s
 
 
-def load(config_file: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load(
+    config_file: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Build the settings from a TOML file and the environment; ConfigError on anything unknown or bad."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}

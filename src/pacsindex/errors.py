@@ -13,6 +13,11 @@
     ├── DicomReadError           one file's header could not be read (carries path + reason)
     ├── NotFound                 an unknown SeriesKey, share, user ...
     ├── Conflict                 e.g. an indexing run is already going
+    ├── AuthError                no valid session: not signed in, or signed out for being idle
+    │   ├── SignInFailed         wrong user name or password, or the account is disabled
+    │   └── TooManyAttempts      sign-in locked for a while after repeated failures (carries retry_after)
+    ├── Forbidden                signed in, but not allowed (staff asking for an admin page)
+    │   └── CsrfRejected         a state-changing request without the session's CSRF token
     └── ShareError               a share link cannot be used
         ├── ShareExpired
         ├── ShareRevoked
@@ -82,6 +87,28 @@ class NotFound(PacsIndexError):
 
 class Conflict(PacsIndexError):
     exit_code = 7
+
+
+class AuthError(PacsIndexError):
+    exit_code = 8
+
+
+class SignInFailed(AuthError):
+    pass
+
+
+class TooManyAttempts(AuthError):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class Forbidden(PacsIndexError):
+    exit_code = 9
+
+
+class CsrfRejected(Forbidden):
+    pass
 
 
 class ShareError(PacsIndexError):

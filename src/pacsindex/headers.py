@@ -61,9 +61,40 @@ _DICOM_NAME_SUFFIXES = (".dcm", ".dicom", ".ima", ".dic")
 # Groups a raw (preamble-less) dataset plausibly starts with: meta, identifying, patient, acquisition.
 _RAW_START_GROUPS = {0x0002, 0x0008, 0x0010, 0x0018, 0x0020}
 _EXPLICIT_VRS = {
-    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB", b"OD",
-    b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI",
-    b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+    b"AE",
+    b"AS",
+    b"AT",
+    b"CS",
+    b"DA",
+    b"DS",
+    b"DT",
+    b"FD",
+    b"FL",
+    b"IS",
+    b"LO",
+    b"LT",
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"PN",
+    b"SH",
+    b"SL",
+    b"SQ",
+    b"SS",
+    b"ST",
+    b"SV",
+    b"TM",
+    b"UC",
+    b"UI",
+    b"UL",
+    b"UN",
+    b"UR",
+    b"US",
+    b"UT",
+    b"UV",
 }
 
 
@@ -283,7 +314,9 @@ _FIRST_READ = 16384
 _CHUNK = 16384
 _WANTED = frozenset(_TAGS) | {0x00080005}
 _META_WANTED = frozenset({0x00020002, 0x00020003, 0x00020010})
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"})
+_LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+)
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _UNSUPPORTED_SYNTAXES = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}  # deflate, big endian: pydicom
 _KEYWORD_OF = {t: k for k, t, _ in FIELD_TABLE}
@@ -332,7 +365,12 @@ class _Window:
 
 
 def _walk(
-    win: _Window, pos: int, explicit: bool, stop: int, wanted: frozenset[int], found: dict[int, tuple[Any, bytes]]
+    win: _Window,
+    pos: int,
+    explicit: bool,
+    stop: int,
+    wanted: frozenset[int],
+    found: dict[int, tuple[Any, bytes]],
 ) -> int:
     """Walk top-level elements from `pos` until a tag past `stop` (returns its position) or the end of the
     file (returns the size). Values of `wanted` tags go into `found` as (VR, bytes)."""

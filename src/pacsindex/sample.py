@@ -411,7 +411,7 @@ def _write_series(se: _Series, elements: list[_Element], series_dir: str, patter
     if modality in ("CT", "MR"):
         varying += [(0x00200032, "DS"), (0x00201041, "DS")]
     varying.append((0x7FE00010, "OW" if bits == 16 else "OB"))
-    charset = next((value for tag, _vr, value in elements if tag == 0x00080005), None)
+    charset = next((str(value) for tag, _vr, value in elements if tag == 0x00080005), None)
     runs = _encode_runs(elements, [tag for tag, _vr in varying], charset, implicit)
     sop_class = next(str(value) for tag, _vr, value in elements if tag == 0x00080016)
     series_uid = next(str(value) for tag, _vr, value in elements if tag == 0x0020000E)
@@ -451,7 +451,7 @@ def _write_series(se: _Series, elements: list[_Element], series_dir: str, patter
     return done
 
 
-def _encode_runs(elements: list[_Element], varying: list[int], charset: object,
+def _encode_runs(elements: list[_Element], varying: list[int], charset: str | None,
                  implicit: bool) -> list[bytes]:
     """The series' fixed elements encoded once, as the runs before, between and after the varying tags."""
     runs: list[list[bytes]] = [[] for _ in range(len(varying) + 1)]
@@ -466,7 +466,7 @@ def _encode_runs(elements: list[_Element], varying: list[int], charset: object,
                 # pydicom encodes text in the declared character set (PN component groups, ISO 2022 ...)
                 fp = DicomBytesIO()
                 fp.is_little_endian, fp.is_implicit_VR = True, implicit
-                write_data_element(fp, DataElement(tag, vr, value), charset or default_encoding)  # type: ignore[arg-type]
+                write_data_element(fp, DataElement(tag, vr, value), charset or default_encoding)
                 runs[bisect_left(varying, tag)].append(fp.getvalue())
                 continue
             data = text.encode("ascii")

@@ -124,7 +124,7 @@ class Run:
             files_per_s=rate,
             eta_s=0.0 if state != "running" else eta,
             message=message,
-            **c,
+            **c,  # type: ignore[arg-type]  # the run counters are Progress's int fields
         )
         return self._progress
 
@@ -134,7 +134,11 @@ class Run:
         done = self.counters["files_processed"]
         now = time.monotonic()
         last_done, last_t = self._last_emit
-        if force or done - last_done >= self.options.progress_files or now - last_t >= self.options.progress_seconds:
+        if (
+            force
+            or done - last_done >= self.options.progress_files
+            or now - last_t >= self.options.progress_seconds
+        ):
             self._last_emit = (done, now)
             self.on_progress(self.snapshot())
 
@@ -168,7 +172,10 @@ class Run:
         try:
             complete = self._pipeline(writer, executor, max(1, workers) * 4)
             if self.cancel.is_set():
-                state, message = "cancelled", "stopped by request; the next run resumes where this one stopped"
+                state, message = (
+                    "cancelled",
+                    "stopped by request; the next run resumes where this one stopped",
+                )
             else:
                 state = "completed"
                 if complete:
@@ -286,9 +293,14 @@ class Run:
 
     def _write_results(self, writer: store.Writer, job: _Job, results: list[FileResult]) -> None:
         c = self.counters
-        for entry, result in zip(job.entries, results):
+        for entry, result in zip(job.entries, results, strict=True):
             writer.put_file(
-                job.dir_id, job.folder, entry.name, entry.size, entry.mtime_ns, result,
+                job.dir_id,
+                job.folder,
+                entry.name,
+                entry.size,
+                entry.mtime_ns,
+                result,
                 replacing=entry.name in job.known,
             )
             c["files_read"] += 1

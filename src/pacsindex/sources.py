@@ -333,7 +333,7 @@ class FileList:
         self, pool: ThreadPoolExecutor, folder: str, paths: list[str]
     ) -> Iterator[DirListing | WalkError]:
         entries: list[Entry] = []
-        for path, result in zip(paths, pool.map(_stat_file, paths)):
+        for path, result in zip(paths, pool.map(_stat_file, paths), strict=True):
             if isinstance(result, str):
                 yield WalkError(path, result, False)
             else:

@@ -173,7 +173,9 @@ class KnownFile:
     status: str
 
 
-def connect(path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False) -> sqlite3.Connection:
+def connect(
+    path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False
+) -> sqlite3.Connection:
     """Open the index. `create=False` raises IndexNotFound when there is none yet."""
     db = Path(path)
     if not db.exists():
@@ -297,7 +299,9 @@ class Writer:
         self._begin()
         count = 0
         for file_id in ids:
-            row = self.conn.execute("DELETE FROM files WHERE id = ? RETURNING series_id", (file_id,)).fetchone()
+            row = self.conn.execute(
+                "DELETE FROM files WHERE id = ? RETURNING series_id", (file_id,)
+            ).fetchone()
             if row is not None:
                 count += 1
                 if row[0] is not None:
@@ -401,7 +405,8 @@ class Writer:
         if row is None:
             study_id = self._study_id(rec, key)
             cur = self.conn.execute(
-                """INSERT INTO series (SeriesKey, study_id, SeriesInstanceUID, SeriesNumber, SeriesDescription,
+                """INSERT INTO series (SeriesKey, study_id, SeriesInstanceUID, SeriesNumber,
+                                       SeriesDescription,
                                        Modality, BodyPartExamined, SeriesDate, Manufacturer, StationName,
                                        search_text)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",

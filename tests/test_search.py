@@ -1,0 +1,151 @@
+"""Search: any letter case, any alphabet, words in any order, filters, and bad input refused clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import write_dicom
+from pacsindex import store
+from pacsindex.errors import InvalidQuery
+from pacsindex.scan import ScanOptions, run_index
+from pacsindex.search import search
+from pacsindex.sources import LocalTree
+from pacsindex.textfold import fold, search_text
+
+PEOPLE = [
+    # name, charset, PatientID, accession, study desc, series desc, modality, date
+    ("MÜLLER^HANS", "ISO_IR 100", "PID-M", "ACC100", "MR KNEE", "T1 SAG", "MR", "20240115"),
+    ("Иванов^Иван", "ISO_IR 144", "PID-I", "ACC200", "CT CHEST", "AXIAL 1MM", "CT", "20230301"),
+    ("Παπαδόπουλος^Νίκος", "ISO_IR 126", "PID-P", "ACC300", "CHEST PA", "PA", "CR", "20221010"),
+    (
+        "VAN DER MERWE^PIETER",
+        "ISO_IR 192",
+        "8001015009087",
+        "ACC400",
+        "ABDOMEN US",
+        "LIVER",
+        "US",
+        "20240601",
+    ),
+    ("O'BRIEN^SEÁN", "ISO_IR 100", "PID-O", "ACC500", "CT HEAD 100% DOSE", "BRAIN_STD", "CT", "20200101"),
+]
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("s") / "archive"
+    for i, (name, cs, pid, acc, sd, ser, mod, date) in enumerate(PEOPLE):
+        write_dicom(
+            root / f"p{i}" / "IM1.dcm",
+            PatientName=name,
+            charset=cs,
+            PatientID=pid,
+            AccessionNumber=acc,
+            StudyDescription=sd,
+            SeriesDescription=ser,
+            Modality=mod,
+            StudyDate=date,
+            StudyInstanceUID=f"1.9.{i}",
+            SeriesInstanceUID=f"1.9.{i}.1",
+        )
+    path = root.parent / "i.db"
+    run_index(path, [LocalTree(str(root))], ScanOptions(workers=1))
+    return path
+
+
+def names(db: Path, q: str, **kw) -> list[str]:
+    with store.reading(db) as conn:
+        return [r["PatientName"] for r in search(conn, q, **kw)]
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("müller", "MÜLLER^HANS"),
+        ("MÜLLER", "MÜLLER^HANS"),
+        ("muller", "MÜLLER^HANS"),  # without the umlaut too
+        ("hans müller", "MÜLLER^HANS"),  # any order
+        ("MÜLLER^HANS", "MÜLLER^HANS"),  # DICOM's ^ is a word break
+        ("иванов", "Иванов^Иван"),
+        ("ИВАН", "Иванов^Иван"),
+        ("παπαδόπουλος", "Παπαδόπουλος^Νίκος"),
+        ("ΠΑΠΑΔΌΠΟΥΛΟΣ", "Παπαδόπουλος^Νίκος"),  # final sigma folds too
+        ("papa", None),  # Latin letters do not match a Greek name
+        ("van der merwe", "VAN DER MERWE^PIETER"),
+        ("8001015009087", "VAN DER MERWE^PIETER"),  # PatientID
+        ("acc300", "Παπαδόπουλος^Νίκος"),  # accession
+        ("knee", "MÜLLER^HANS"),  # study description
+        ("axial", "Иванов^Иван"),  # series description
+        ("seán", "O'BRIEN^SEÁN"),
+        ("o'brien", "O'BRIEN^SEÁN"),
+        ("100%", "O'BRIEN^SEÁN"),  # SQL wildcards are plain characters
+        ("brain_std", "O'BRIEN^SEÁN"),
+    ],
+)
+def test_matching(db: Path, query: str, expected: str | None) -> None:
+    found = names(db, query)
+    assert found == ([] if expected is None else [expected])
+
+
+def test_no_match_is_empty(db: Path) -> None:
+    assert names(db, "zzzz") == []
+    assert names(db, "müller knee zzz") == []  # every word must match
+
+
+def test_empty_query_lists_all_newest_first(db: Path) -> None:
+    with store.reading(db) as conn:
+        dates = [r["StudyDate"] for r in search(conn, "")]
+    assert dates == sorted(dates, reverse=True) and len(dates) == 5
+
+
+def test_filters(db: Path) -> None:
+    assert names(db, "", modality="ct") == ["Иванов^Иван", "O'BRIEN^SEÁN"]
+    assert names(db, "", date_from="2024-01-01") == ["VAN DER MERWE^PIETER", "MÜLLER^HANS"]
+    assert names(db, "", date_from="20230101", date_to="2023-12-31") == ["Иванов^Иван"]
+    assert names(db, "chest", modality="CR") == ["Παπαδόπουλος^Νίκος"]
+
+
+def test_results_carry_demographics_study_series_and_count(db: Path) -> None:
+    with store.reading(db) as conn:
+        (row,) = search(conn, "müller")
+    assert set(store.SERIES_COLUMNS) <= set(row)
+    assert row["PatientID"] == "PID-M" and row["StudyDate"] == "20240115" and row["file_count"] == 1
+    assert row["Modality"] == "MR" and row["SeriesDescription"] == "T1 SAG"
+
+
+def test_paging(db: Path) -> None:
+    every = names(db, "", limit=5)
+    assert (
+        names(db, "", limit=2) + names(db, "", limit=2, offset=2) + names(db, "", limit=2, offset=4) == every
+    )
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"date_from": "2024-13-01"}, "not a real date"),
+        ({"date_from": "yesterday"}, "YYYY-MM-DD"),
+        ({"date_from": "2024-02-01", "date_to": "2024-01-01"}, "after"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 100000}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"modality": "CT' OR 1=1 --"}, "modality"),
+    ],
+)
+def test_bad_input_is_refused_clearly(db: Path, kw: dict, message: str) -> None:
+    with store.reading(db) as conn, pytest.raises(InvalidQuery, match=message):
+        search(conn, "", **kw)
+
+
+def test_injection_attempts_are_just_text(db: Path) -> None:
+    assert names(db, "'; DROP TABLE series; --") == []
+    assert len(names(db, "")) == 5
+
+
+def test_fold_and_search_text() -> None:
+    assert fold("MÜLLER^HANS") == "müller hans"
+    assert fold("ΟΔΥΣΣΕΥΣ") == fold("οδυσσευς") == fold("οδυσσευσ")
+    assert "muller" in search_text("MÜLLER^HANS")
+    assert search_text(None, "", "ABC") == " abc "
