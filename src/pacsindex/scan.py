@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -184,6 +185,10 @@ class Run:
                 else:
                     message = f"stopped after {self.options.limit} files (--limit)"
             writer.commit()
+        except BrokenProcessPool as exc:
+            writer.rollback()
+            state, message = "failed", "a header-reading worker process died; run again to resume"
+            raise PacsIndexError(message) from exc
         except (sqlite3.Error, OSError) as exc:
             writer.rollback()
             state, message = "failed", f"cannot write the index {self.db_path}: {exc}"

@@ -121,6 +121,46 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX errors_run ON errors(run_id);
     """,
+    # 2: staff sign-in and the audit log (pacsindex.auth, pacsindex.audit own these tables)
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        password_changed_at TEXT NOT NULL,
+        last_signin_at TEXT
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        csrf_token TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_active REAL NOT NULL,
+        client TEXT
+    );
+    CREATE INDEX sessions_user ON sessions(user_id);
+    CREATE TABLE signin_failures (
+        id INTEGER PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        client TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX signin_failures_user ON signin_failures(user_name, at);
+    CREATE INDEX signin_failures_client ON signin_failures(client, at);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        user_name TEXT,
+        client TEXT,
+        action TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX audit_at ON audit(at);
+    CREATE INDEX audit_user ON audit(user_name, at);
+    """,
 ]
 
 SERIES_COLUMNS = (
