@@ -1,0 +1,119 @@
+"""The audit log: who signed in (or failed to), who searched for what, who opened which series, who started
+or stopped indexing, who changed which account. Owns the `audit` table (migration 2 in store.py).
+
+This table, not the application log, is where patient identifiers that staff typed or looked at are kept:
+POPIA asks the practice to be able to say who looked at a patient's records. Admins read it in the web
+page; nobody can change it through pacsindex.
+
+The page repeats a search every few seconds while indexing runs, so the same entry (same user, action and
+detail) within `repeat_s` seconds is written once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from pacsindex import store
+from pacsindex.errors import InvalidQuery
+
+Clock = Callable[[], float]
+
+# The actions recorded; the web page offers them as a filter.
+SIGNIN = "signin"
+SIGNIN_FAILED = "signin_failed"
+SIGNOUT = "signout"
+SEARCH = "search"
+OPEN_SERIES = "open_series"
+INDEX_START = "index_start"
+INDEX_STOP = "index_stop"
+USER_ADD = "user_add"
+USER_UPDATE = "user_update"
+ACTIONS = (SIGNIN, SIGNIN_FAILED, SIGNOUT, SEARCH, OPEN_SERIES, INDEX_START, INDEX_STOP, USER_ADD, USER_UPDATE)
+
+MAX_PAGE = 500
+
+
+class AuditLog:
+    def __init__(
+        self, db_path: str | os.PathLike[str], *, clock: Clock = time.time, repeat_s: float = 120.0
+    ) -> None:
+        self.db_path = db_path
+        self.clock = clock
+        self.repeat_s = repeat_s
+        self._recent: dict[tuple[str | None, str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def record(self, action: str, user: str | None, client: str | None = None, **detail: Any) -> bool:
+        """Write one entry; False when it repeats one written less than `repeat_s` seconds ago."""
+        now = self.clock()
+        text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None
+        key = (user, action, text or "")
+        with self._lock:
+            last = self._recent.get(key)
+            if last is not None and now - last < self.repeat_s:
+                return False
+            if len(self._recent) > 10_000:
+                self._recent = {k: t for k, t in self._recent.items() if now - t < self.repeat_s}
+            self._recent[key] = now
+        at = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")
+        conn = store.connect(self.db_path)
+        try:
+            conn.execute(
+                "INSERT INTO audit (at, user_name, client, action, detail) VALUES (?, ?, ?, ?, ?)",
+                (at, user, client, action, text),
+            )
+        finally:
+            conn.close()
+        return True
+
+    def entries(
+        self,
+        *,
+        user: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Newest first, optionally for one user and/or one action."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidQuery(f"limit must be between 1 and {MAX_PAGE}")
+        if offset < 0:
+            raise InvalidQuery("offset must not be negative")
+        if action and action not in ACTIONS:
+            raise InvalidQuery(f"action must be one of {', '.join(ACTIONS)}")
+        where, params = [], []
+        if user:
+            where.append("user_name = ? COLLATE NOCASE")
+            params.append(user)
+        if action:
+            where.append("action = ?")
+            params.append(action)
+        sql = "SELECT id, at, user_name, client, action, detail FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
+        conn = store.connect(self.db_path)
+        try:
+            rows = conn.execute(sql, (*params, limit, offset)).fetchall()
+        finally:
+            conn.close()
+        return [_entry(r) for r in rows]
+
+
+def _entry(row: sqlite3.Row) -> dict[str, Any]:
+    detail = json.loads(row["detail"]) if row["detail"] else {}
+    return {
+        "id": row["id"],
+        "at": row["at"],
+        "user": row["user_name"],
+        "client": row["client"],
+        "action": row["action"],
+        "detail": detail,
+    }
