@@ -179,7 +179,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     cancel = threading.Event()
 
     def on_progress(p: Progress) -> None:
-        status.write(p)
+        status.submit(p)
         bar.update(p)
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -199,6 +199,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
     finally:
         signal.signal(signal.SIGINT, previous)
+        status.close()
         bar.stop()
     if args.json_out:
         write_index_json(settings.db, Path(args.json_out))
@@ -326,11 +327,152 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- web service and staff accounts --------------------------------------------------------------------
+
+
+def _add_web_commands(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve the web page and JSON API to signed-in staff")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1: this computer only)")
+    p.add_argument("--port", type=_positive, help="TCP port (default 8080)")
+    _common(p)
+
+    p = sub.add_parser("user", help="staff accounts for the web service")
+    actions = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    u = actions.add_parser("add", help="create an account (password prompted, or --generate)")
+    u.add_argument("name", metavar="NAME")
+    u.add_argument("--admin", action="store_true", help="may manage accounts and read the audit log")
+    _password_options(u)
+    u = actions.add_parser("passwd", help="set a new password (signs the user out everywhere)")
+    u.add_argument("name", metavar="NAME")
+    _password_options(u)
+    u = actions.add_parser("list", help="list the accounts")
+    u.add_argument("--json", action="store_true")
+    _common(u)
+    for action, text in (
+        ("disable", "stop an account signing in (ends its sessions)"),
+        ("enable", "let a disabled account sign in again"),
+    ):
+        u = actions.add_parser(action, help=text)
+        u.add_argument("name", metavar="NAME")
+        _common(u)
+    u = actions.add_parser("admin", help="grant admin rights (--revoke takes them away)")
+    u.add_argument("name", metavar="NAME")
+    u.add_argument("--revoke", action="store_true")
+    _common(u)
+
+
+def _password_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--generate", action="store_true", help="generate a password and print it once")
+    g.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    _common(p)
+
+
+_EXTENSIONS.append(_add_web_commands)
+
+
+def _new_password(args: argparse.Namespace) -> tuple[str, bool]:
+    """(password, generated) as the options ask: generated, one line of stdin, or typed twice."""
+    import getpass
+
+    from pacsindex.auth import check_password, generate_password
+
+    if args.generate:
+        return generate_password(), True
+    if args.password_stdin:
+        return check_password(sys.stdin.readline().rstrip("\r\n")), False
+    if not sys.stdin.isatty():
+        raise PacsIndexError("no terminal to ask for a password on: use --generate or --password-stdin")
+    first = check_password(getpass.getpass(f"password for {args.name}: "))
+    if getpass.getpass("the same again: ") != first:
+        raise PacsIndexError("the two passwords differ; nothing changed")
+    return first, False
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from pacsindex import audit
+    from pacsindex.auth import Accounts
+
+    settings = settings_from(args)
+    accounts = Accounts(settings.db)
+    log_entry = audit.AuditLog(settings.db)
+    who = "cli:" + _os_user()
+    if args.user_command == "list":
+        users = [u.public() for u in accounts.list_users()]
+        if args.json:
+            _print_json(users)
+        else:
+            for u in users:
+                flags = ", ".join(f for f in ("admin", "disabled") if u["is_admin" if f == "admin" else f])
+                last = u["last_signin_at"] or "never signed in"
+                print(f"{u['name']}\t{flags or 'staff'}\tlast sign-in: {last}")
+            print(f"{len(users)} accounts", file=sys.stderr)
+        return 0
+    if args.user_command in ("add", "passwd"):
+        password, generated = _new_password(args)
+        if args.user_command == "add":
+            user = accounts.add_user(args.name, password, admin=args.admin)
+            log_entry.record(audit.USER_ADD, who, "cli", name=user.name, admin=user.is_admin)
+            print(f"created {'admin' if user.is_admin else 'staff'} account {user.name}", file=sys.stderr)
+        else:
+            accounts.set_password(args.name, password)
+            log_entry.record(audit.USER_UPDATE, who, "cli", name=args.name, password="set")
+            print(f"new password set for {args.name}; their sessions have ended", file=sys.stderr)
+        if generated:
+            print(f"password for {args.name} (shown this once): {password}")
+        return 0
+    changes: dict[str, bool] = {
+        "disable": {"disabled": True},
+        "enable": {"disabled": False},
+        "admin": {"admin": not args.revoke},
+    }[args.user_command]
+    user = accounts.update_user(args.name, **changes)
+    log_entry.record(audit.USER_UPDATE, who, "cli", name=user.name, **changes)
+    role = "admin" if user.is_admin else "staff"
+    print(f"{user.name}: {role}, {'disabled' if user.disabled else 'enabled'}", file=sys.stderr)
+    return 0
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from pacsindex.web import create_app
+        from pacsindex.web.server import serve
+    except ImportError as exc:
+        raise PacsIndexError(f"the web service needs: pip install 'pacsindex[web]' ({exc})") from exc
+
+    settings = settings_from(args).with_overrides(host=args.host, port=args.port)
+    if args.verbose == 0:
+        logging.getLogger().setLevel(logging.INFO)  # start-up, then method + path of each request
+    app = create_app(settings)
+    if not app.state.pacsindex.accounts.list_users():
+        print(
+            "pacsindex: no staff accounts yet; create one with: "
+            f"pacsindex user add NAME --admin --db {settings.db}",
+            file=sys.stderr,
+        )
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = f"http://{shown}:{settings.port}/"
+    print(f"pacsindex: serving {settings.db} at {url} (Ctrl-C stops)", file=sys.stderr)
+    serve(app, settings)
+    return 0
+
+
 COMMANDS: dict[str, Any] = {
     "index": cmd_index,
     "series": cmd_series,
     "search": cmd_search,
     "sample": cmd_sample,
+    "serve": cmd_serve,
+    "user": cmd_user,
 }
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ class Progress:
                 return None
             return (ts.astimezone(tz) if tz else ts).isoformat(timespec="seconds")
 
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["running"] = self.running
         data["started_at"] = show(self.started_at)
         data["last_updated"] = show(self.last_updated)
@@ -100,11 +101,18 @@ class RateMeter:
 
 
 class StatusFile:
-    """Writes the run's status as JSON, atomically (write a temporary file, then replace)."""
+    """Writes the run's status as JSON, atomically (write a temporary file, then replace), so a reader never
+    sees half a file. `submit` hands a snapshot to a background thread that always writes the newest one, so
+    a fast run is not slowed down by the disk; `close` writes the last snapshot and stops the thread."""
 
     def __init__(self, path: str | os.PathLike[str], tz: ZoneInfo | None = None) -> None:
         self.path = Path(path)
         self.tz = tz
+        self._latest: Progress | None = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def write(self, progress: Progress) -> None:
         data = progress.as_status(self.tz)
@@ -119,3 +127,37 @@ class StatusFile:
             except OSError:
                 pass
             raise
+
+    def submit(self, progress: Progress) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="status-file", daemon=True)
+                self._thread.start()
+            self._latest = progress
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._latest is None and not self._closed:
+                    self._cond.wait()
+                latest, self._latest = self._latest, None
+                if latest is None:
+                    return
+            try:
+                self.write(latest)
+            except OSError as exc:  # a full disk must not stop the run; close() reports it
+                self._error = exc
+
+    def close(self, final: Progress | None = None) -> None:
+        """Stop the writer thread after writing `final` (or the last submitted snapshot)."""
+        with self._cond:
+            if final is not None:
+                self._latest = final
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        elif final is not None:
+            self.write(final)

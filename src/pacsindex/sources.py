@@ -16,6 +16,7 @@ import posixpath
 import queue
 import re
 import stat
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -111,9 +112,13 @@ class LocalTree:
     Folders are listed by a few threads at once (on a NAS each listing is a network round trip); listings
     flow through a bounded queue, so memory does not grow with the tree."""
 
-    def __init__(self, root: str, listers: int = 8) -> None:
+    def __init__(self, root: str, listers: int | None = None) -> None:
         self.root = os.path.abspath(root)
         self.label = self.root
+        # On a network share each listing waits for a round trip, so several threads help. On a local disk
+        # listing is CPU work, and threads would only fight the main thread for the GIL.
+        if listers is None:
+            listers = 8 if is_network_path(self.root) else 1
         self.listers = max(1, listers)
 
     def check(self) -> None:
@@ -174,10 +179,60 @@ class LocalTree:
                 return
             yield DirListing(folder, join_sep(folder), [Entry(name, st.st_size, st.st_mtime_ns)], False)
             return
-        yield from _parallel_walk(self.root, self._list, self.listers, cancel)
+        if self.listers == 1:
+            yield from _serial_walk(self.root, self._list, cancel)
+        else:
+            yield from _parallel_walk(self.root, self._list, self.listers, cancel)
 
 
 _DONE = object()
+_NETWORK_FS = {
+    "cifs",
+    "smb3",
+    "smbfs",
+    "nfs",
+    "nfs4",
+    "fuse.sshfs",
+    "9p",
+    "afs",
+    "ceph",
+    "glusterfs",
+    "davfs",
+}
+
+
+def is_network_path(path: str) -> bool:
+    """True for a UNC path, a mapped network drive (Windows) or a folder on a network mount (Linux/macOS)."""
+    if path.startswith(("\\\\", "//")):
+        return True
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import ctypes
+
+        drive = os.path.splitdrive(path)[0]
+        if drive:
+            return bool(ctypes.windll.kernel32.GetDriveTypeW(drive + "\\") == 4)  # DRIVE_REMOTE
+        return False
+    try:
+        with open("/proc/mounts", encoding="utf-8", errors="replace") as fh:
+            mounts = [line.split()[1:3] for line in fh if len(line.split()) >= 3]
+    except OSError:
+        return False
+    best, fstype = "", ""
+    for mount_point, kind in mounts:
+        mount_point = mount_point.replace("\\040", " ")
+        prefix = mount_point.rstrip("/") + "/"
+        if (path == mount_point or path.startswith(prefix)) and len(mount_point) > len(best):
+            best, fstype = mount_point, kind
+    return fstype in _NETWORK_FS
+
+
+def _serial_walk(root: str, list_dir: ListFn, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
+    """List folders depth-first in the calling thread."""
+    pending = [root]
+    while pending and not cancel.is_set():
+        item, subdirs = list_dir(pending.pop())
+        pending.extend(reversed(subdirs))
+        yield item
 
 
 def _parallel_walk(

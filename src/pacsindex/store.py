@@ -17,10 +17,9 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pacsindex.errors import IndexNotFound, StoreError
 from pacsindex.headers import FileResult, HeaderRecord
@@ -49,8 +48,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE dirs (
         id INTEGER PRIMARY KEY,
         path TEXT NOT NULL UNIQUE,
-        sep TEXT NOT NULL,
-        seen_run INTEGER
+        sep TEXT NOT NULL
     );
     CREATE TABLE patients (
         id INTEGER PRIMARY KEY,
@@ -205,8 +203,7 @@ def iso(ts: datetime) -> str:
     return ts.isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True, slots=True)
-class KnownFile:
+class KnownFile(NamedTuple):
     id: int
     size: int
     mtime_ns: int
@@ -274,6 +271,7 @@ class Writer:
         self._in_tx = False
         self._touched: set[int] = set()
         self._pending = 0
+        self.seen_dirs: set[int] = set()  # folders listed (or kept) in this run, by id
         self._patients: dict[str, int] = {}
         self._studies: dict[str, int] = {}
         self._series: dict[str, int] = {}
@@ -308,31 +306,31 @@ class Writer:
     def open_dir(self, path: str, sep: str) -> tuple[int, dict[str, KnownFile]]:
         """Register a listed folder as seen in this run; return its id and the files the index has there."""
         self._begin()
-        row = self.conn.execute("SELECT id FROM dirs WHERE path = ?", (path,)).fetchone()
+        cur = self.conn.cursor()
+        cur.row_factory = None  # plain tuples: this runs once per folder on every re-scan
+        row = cur.execute("SELECT id FROM dirs WHERE path = ?", (path,)).fetchone()
         if row is None:
-            dir_id = self.conn.execute(
-                "INSERT INTO dirs (path, sep, seen_run) VALUES (?, ?, ?)", (path, sep, self.run_id)
-            ).lastrowid
+            dir_id = cur.execute("INSERT INTO dirs (path, sep) VALUES (?, ?)", (path, sep)).lastrowid
             assert dir_id is not None
+            self.seen_dirs.add(dir_id)
             return dir_id, {}
         dir_id = row[0]
-        self.conn.execute("UPDATE dirs SET seen_run = ? WHERE id = ?", (self.run_id, dir_id))
-        known = {
-            r[0]: KnownFile(r[1], r[2], r[3], r[4])
+        self.seen_dirs.add(dir_id)
+        rows = cur.execute("SELECT name, id, size, mtime_ns, status FROM files WHERE dir_id = ?", (dir_id,))
+        return dir_id, {r[0]: KnownFile(r[1], r[2], r[3], r[4]) for r in rows}
+
+    def _subtree_dirs(self, path: str, sep: str) -> list[int]:
+        lo, hi = _subtree_range(path, sep)
+        return [
+            r[0]
             for r in self.conn.execute(
-                "SELECT name, id, size, mtime_ns, status FROM files WHERE dir_id = ?", (dir_id,)
+                "SELECT id FROM dirs WHERE path = ? OR (path >= ? AND path < ?)", (path, lo, hi)
             )
-        }
-        return dir_id, known
+        ]
 
     def mark_subtree_seen(self, path: str, sep: str) -> None:
         """A folder we could not list this time: keep what the index has under it rather than drop it."""
-        self._begin()
-        lo, hi = _subtree_range(path, sep)
-        self.conn.execute(
-            "UPDATE dirs SET seen_run = ? WHERE path = ? OR (path >= ? AND path < ?)",
-            (self.run_id, path, lo, hi),
-        )
+        self.seen_dirs.update(self._subtree_dirs(path, sep))
 
     # -- files -----------------------------------------------------------------------------------------
     def remove_files(self, ids: Iterable[int]) -> int:
@@ -361,20 +359,11 @@ class Writer:
         self._begin()
         removed = 0
         for path, sep in roots:
-            lo, hi = _subtree_range(path, sep)
-            ids = [
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT f.id FROM files f JOIN dirs d ON d.id = f.dir_id "
-                    "WHERE (d.path = ? OR (d.path >= ? AND d.path < ?)) AND d.seen_run IS NOT ?",
-                    (path, lo, hi, self.run_id),
-                )
-            ]
-            removed += self.remove_files(ids)
-            self.conn.execute(
-                "DELETE FROM dirs WHERE (path = ? OR (path >= ? AND path < ?)) AND seen_run IS NOT ?",
-                (path, lo, hi, self.run_id),
-            )
+            gone = [d for d in self._subtree_dirs(path, sep) if d not in self.seen_dirs]
+            for dir_id in gone:
+                ids = [r[0] for r in self.conn.execute("SELECT id FROM files WHERE dir_id = ?", (dir_id,))]
+                removed += self.remove_files(ids)
+                self.conn.execute("DELETE FROM dirs WHERE id = ?", (dir_id,))
         return removed
 
     def put_file(
