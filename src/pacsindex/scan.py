@@ -56,11 +56,12 @@ def _init_worker() -> None:
 
 
 def read_batch(reader: Reader, folder: str, sep: str, entries: Sequence[Entry]) -> list[FileResult]:
-    """Run in a worker process: read the headers of some files of one folder."""
-    out = []
-    for e in entries:
-        out.append(read_header(folder + sep + e.name, reader.open, e.size, e.name))
-    return out
+    """Run in a worker process: read the headers of some files of one folder. A reader that has
+    `prefetch(paths) -> opener` (SMB: one round trip a file, many in flight) fetches the batch at once."""
+    paths = [folder + sep + e.name for e in entries]
+    prefetch = getattr(reader, "prefetch", None)
+    opener = prefetch(paths) if prefetch is not None else reader.open
+    return [read_header(path, opener, e.size, e.name) for path, e in zip(paths, entries, strict=True)]
 
 
 @dataclass
@@ -246,24 +247,25 @@ class Run:
                         self._record_walk_error(writer, item)
                         continue
                     dir_id, known = writer.open_dir(item.path, item.sep)
+                    entries = item.entries
+                    if opts.limit is not None and c["enumerated_files"] + len(entries) >= opts.limit:
+                        limit_hit = c["enumerated_files"] + len(entries) > opts.limit
+                        entries = entries[: opts.limit - c["enumerated_files"]]
+                    c["enumerated_files"] += len(entries)
                     fresh: list[Entry] = []
-                    for entry in item.entries:
-                        if opts.limit is not None and c["enumerated_files"] >= opts.limit:
-                            limit_hit = True
-                            break
-                        c["enumerated_files"] += 1
+                    unchanged = 0
+                    for entry in entries:
                         old = known.pop(entry.name, None)
                         if old is not None and old.size == entry.size and old.mtime_ns == entry.mtime_ns:
-                            c["files_unchanged"] += 1
-                            c["files_processed"] += 1
-                            if old.status == "error":
-                                c["errors"] += 1
-                            elif old.status == "non_dicom":
-                                c["non_dicom"] += 1
+                            unchanged += 1
+                            if old.status != "dicom":
+                                c[old.status if old.status == "non_dicom" else "errors"] += 1
                             continue
                         if old is not None:
                             known[entry.name] = old  # changed: the write replaces its row
                         fresh.append(entry)
+                    c["files_unchanged"] += unchanged
+                    c["files_processed"] += unchanged
                     if item.complete and not limit_hit:
                         changed = {e.name for e in fresh}
                         gone = [k.id for name, k in known.items() if name not in changed]

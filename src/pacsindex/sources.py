@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 from pacsindex.errors import PermissionDenied, SourceError, SourceUnreachable
 from pacsindex.headers import open_local
@@ -32,8 +32,9 @@ _REPARSE_POINT = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400)
 _WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:|\\\\)")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
+    """One file in a listing (a tuple: there is one per file, so it must be cheap to make)."""
+
     name: str
     size: int
     mtime_ns: int
@@ -152,17 +153,16 @@ class LocalTree:
             with os.scandir(path) as it:
                 for entry in it:
                     try:
-                        if entry.is_symlink():
-                            log.debug("not following symlink %s", entry.path)
-                            continue
-                        if entry.is_dir(follow_symlinks=False):
+                        # follow_symlinks=False: a symlink is neither a file nor a folder here, so links
+                        # (and loops through them) are never followed.
+                        if entry.is_file(follow_symlinks=False):
+                            st = entry.stat(follow_symlinks=False)
+                            files.append(Entry(entry.name, st.st_size, st.st_mtime_ns))
+                        elif entry.is_dir(follow_symlinks=False):
                             st = entry.stat(follow_symlinks=False)
                             if getattr(st, "st_file_attributes", 0) & _REPARSE_POINT:
                                 continue  # a Windows junction: may loop back up the tree
                             subdirs.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            st = entry.stat(follow_symlinks=False)
-                            files.append(Entry(entry.name, st.st_size, st.st_mtime_ns))
                     except OSError as exc:
                         log.debug("skipping %s: %s", entry.path, exc)
         except OSError as exc:
