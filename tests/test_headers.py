@@ -229,3 +229,26 @@ def test_character_sets_are_decoded(name: str, expected: str) -> None:
     r = read(PYDICOM_DATA / "charset_files" / name)
     assert r.status == "dicom" and r.record is not None
     assert r.record.PatientName == expected
+
+
+def test_insurance_and_other_ids_from_sequences(tmp_path: Path) -> None:
+    ds = make_dataset(PatientName="NAIDOO^PRIYA", OtherPatientIDs="DHMS-1234")
+    ds.InsurancePlanIdentification = "Discovery Health"
+    plan = Dataset()
+    plan.CodeValue = "GEMS"
+    plan.CodeMeaning = "Government Employees Medical Scheme"
+    ds.PatientInsurancePlanCodeSequence = Sequence([plan])
+    other = Dataset()
+    other.PatientID = "8001015009087"
+    other.IssuerOfPatientID = "ZA-DHA"
+    ds.OtherPatientIDsSequence = Sequence([other])
+    ds.InstitutionAddress = "14 Guild Rd, Parktown West, Johannesburg"
+    ds.PatientComments = "Bonitas member"
+    f = write_dicom(tmp_path / "ins.dcm", ds)
+    rec = read(f).record
+    assert rec is not None
+    assert rec.OtherPatientIDs == "DHMS-1234\\8001015009087"
+    assert rec.InsurancePlanIdentification == "Discovery Health\\Government Employees Medical Scheme"
+    assert rec.InstitutionAddress == "14 Guild Rd, Parktown West, Johannesburg"
+    assert rec.PatientComments == "Bonitas member"
+    assert read(f) == read(f, fast=False)

@@ -48,6 +48,9 @@ FIELD_TABLE: tuple[tuple[str, int, str], ...] = (
     ("SeriesDate", 0x00080021, "DA"),
     ("Manufacturer", 0x00080070, "LO"),
     ("StationName", 0x00081010, "SH"),
+    ("InstitutionAddress", 0x00080081, "ST"),
+    ("InsurancePlanIdentification", 0x00101050, "LO"),
+    ("PatientComments", 0x00104000, "LT"),
     ("SOPClassUID", 0x00080016, "UI"),
     ("SOPInstanceUID", 0x00080018, "UI"),
     ("InstanceNumber", 0x00200013, "IS"),
@@ -124,6 +127,9 @@ class HeaderRecord:
     SeriesDate: str | None = None
     Manufacturer: str | None = None
     StationName: str | None = None
+    InstitutionAddress: str | None = None
+    InsurancePlanIdentification: str | None = None
+    PatientComments: str | None = None
     SOPClassUID: str | None = None
     SOPInstanceUID: str | None = None
     InstanceNumber: int | None = None
@@ -210,7 +216,7 @@ def _parse(fp: IO[bytes], size: int, force: bool) -> tuple[Any, str | None]:
         ends.append(None if length == 0xFFFFFFFF else fp.tell() + length)
         return False
 
-    ds = read_partial(fp, stop_when=stop_when, force=force, specific_tags=list(_TAGS))  # type: ignore[arg-type]
+    ds = read_partial(fp, stop_when=stop_when, force=force, specific_tags=[*_TAGS, *_SEQUENCES])  # type: ignore[arg-type]
     if ends and ends[-1] == -1:
         return ds, None
     if not ends:
@@ -246,8 +252,34 @@ def _pydicom_values(ds: Any) -> tuple[dict[str, Any], str | None, str | None, bo
         values[keyword] = _int(raw) if keyword in _INT_FIELDS else _text(raw)
     if not values["SOPInstanceUID"]:
         values["SOPInstanceUID"] = media_instance
+    values["OtherPatientIDs"] = _join(
+        values["OtherPatientIDs"],
+        *(_text(_get(item, "PatientID")) for item in _items(ds, "OtherPatientIDsSequence")),
+    )
+    values["InsurancePlanIdentification"] = _join(
+        values["InsurancePlanIdentification"],
+        *(
+            _text(_get(item, "CodeMeaning")) or _text(_get(item, "CodeValue"))
+            for item in _items(ds, "PatientInsurancePlanCodeSequence")
+        ),
+    )
     is_dir = media_class == _DICOMDIR_CLASS
     return values, media_class, syntax, is_dir
+
+
+def _items(ds: Any, keyword: str) -> list[Any]:
+    seq = _get(ds, keyword)
+    return list(seq) if seq else []
+
+
+def _join(*parts: str | None) -> str | None:
+    """Multi-valued text as DICOM writes it: values separated by backslashes, no empties or repeats."""
+    seen: list[str] = []
+    for part in parts:
+        for value in (part or "").split("\\"):
+            if value and value not in seen:
+                seen.append(value)
+    return "\\".join(seen) or None
 
 
 def read_header(
@@ -312,7 +344,10 @@ def read_header(
 
 _FIRST_READ = 16384
 _CHUNK = 16384
-_WANTED = frozenset(_TAGS) | {0x00080005}
+# Sequences whose items we keep (other patient IDs, insurance plan codes): files holding them are rare,
+# so the fast path hands those to pydicom rather than parse items itself.
+_SEQUENCES = frozenset({0x00101002, 0x00100050})
+_WANTED = frozenset(_TAGS) | {0x00080005} | _SEQUENCES
 _META_WANTED = frozenset({0x00020002, 0x00020003, 0x00020010})
 _LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
@@ -414,6 +449,8 @@ def _walk(
             pos = _skip_items(win, vpos, explicit and vr != b"UN")
             continue
         if tag in wanted:
+            if tag in _SEQUENCES:
+                raise _Fallback("a sequence we keep")
             found[tag] = (vr, win.take(vpos, length))
         pos = vpos + length
 

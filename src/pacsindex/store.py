@@ -159,6 +159,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_at ON audit(at);
     CREATE INDEX audit_user ON audit(user_name, at);
     """,
+    # 3: fields South African practices search by: insurance, comments, address; derived SA ID / scheme /
+    # facility columns (filled by the writer from the configurable tables)
+    """
+    ALTER TABLE patients ADD COLUMN InsurancePlanIdentification TEXT;
+    ALTER TABLE patients ADD COLUMN PatientComments TEXT;
+    ALTER TABLE patients ADD COLUMN sa_id TEXT;
+    ALTER TABLE patients ADD COLUMN sa_id_issues TEXT;
+    ALTER TABLE patients ADD COLUMN medical_aid TEXT;
+    ALTER TABLE studies ADD COLUMN InstitutionAddress TEXT;
+    ALTER TABLE studies ADD COLUMN hospital TEXT;
+    ALTER TABLE studies ADD COLUMN hospital_group TEXT;
+    CREATE INDEX patients_medical_aid ON patients(medical_aid);
+    CREATE INDEX studies_hospital ON studies(hospital);
+    CREATE INDEX studies_hospital_group ON studies(hospital_group);
+    """,
 ]
 
 SERIES_COLUMNS = (
@@ -185,9 +200,11 @@ SERIES_SELECT = """
 """
 DETAIL_SELECT = """
     SELECT s.id AS series_id, s.SeriesKey, p.PatientName, p.PatientID, p.PatientBirthDate, p.PatientSex,
-           p.OtherPatientIDs, p.IssuerOfPatientID,
+           p.OtherPatientIDs, p.IssuerOfPatientID, p.InsurancePlanIdentification, p.PatientComments,
+           p.sa_id, p.sa_id_issues, p.medical_aid,
            st.StudyInstanceUID, st.StudyDate, st.StudyTime, st.StudyDescription, st.AccessionNumber,
-           st.ReferringPhysicianName, st.InstitutionName, st.StudyID,
+           st.ReferringPhysicianName, st.InstitutionName, st.StudyID, st.InstitutionAddress,
+           st.hospital, st.hospital_group,
            s.SeriesInstanceUID, s.SeriesNumber, s.SeriesDescription, s.Modality, s.BodyPartExamined,
            s.SeriesDate, s.Manufacturer, s.StationName, s.file_count, s.total_size
     FROM series s JOIN studies st ON st.id = s.study_id JOIN patients p ON p.id = st.patient_id
@@ -479,8 +496,8 @@ class Writer:
             cur = self.conn.execute(
                 """INSERT INTO studies (study_key, patient_id, StudyInstanceUID, StudyDate, StudyTime,
                                         StudyDescription, AccessionNumber, ReferringPhysicianName,
-                                        InstitutionName, StudyID)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                        InstitutionName, StudyID, InstitutionAddress)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     key,
                     self._patient_id(rec),
@@ -492,6 +509,7 @@ class Writer:
                     rec.ReferringPhysicianName,
                     rec.InstitutionName,
                     rec.StudyID,
+                    rec.InstitutionAddress,
                 ),
             )
             study_id = cur.lastrowid
@@ -512,8 +530,9 @@ class Writer:
         if row is None:
             cur = self.conn.execute(
                 """INSERT INTO patients (patient_key, PatientName, PatientID, PatientBirthDate, PatientSex,
-                                         OtherPatientIDs, IssuerOfPatientID)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                                         OtherPatientIDs, IssuerOfPatientID, InsurancePlanIdentification,
+                                         PatientComments)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     key,
                     rec.PatientName,
@@ -522,6 +541,8 @@ class Writer:
                     rec.PatientSex,
                     rec.OtherPatientIDs,
                     rec.IssuerOfPatientID,
+                    rec.InsurancePlanIdentification,
+                    rec.PatientComments,
                 ),
             )
             patient_id = cur.lastrowid
