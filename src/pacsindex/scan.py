@@ -23,11 +23,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pacsindex import store
+from pacsindex.dicomdir import DicomdirIndex
 from pacsindex.errors import PacsIndexError, StoreError
 from pacsindex.headers import FileResult, read_header
 from pacsindex.locking import WriterLock
 from pacsindex.progress import Progress, RateMeter
-from pacsindex.sources import Entry, Reader, Source, WalkError, join_sep, split_path
+from pacsindex.sources import DirListing, Entry, LocalTree, Reader, Source, WalkError, join_sep, split_path
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ class Run:
         self.options = options or ScanOptions()
         self.on_progress = on_progress
         self.cancel = cancel or threading.Event()
-        self.counters = dict.fromkeys(store.RUN_COUNTERS, 0)
+        self.counters = dict.fromkeys((*store.RUN_COUNTERS, "files_from_dicomdir"), 0)
+        self._dicomdirs = DicomdirIndex()
         self._series_count = 0
         self._rate = RateMeter()
         self._last_emit = (0, 0.0)
@@ -270,6 +272,8 @@ class Run:
                         changed = {e.name for e in fresh}
                         gone = [k.id for name, k in known.items() if name not in changed]
                         c["files_removed"] += writer.remove_files(gone)
+                    if isinstance(source, LocalTree):
+                        fresh = self._from_dicomdir(writer, item, dir_id, known, fresh)
                     for start in range(0, len(fresh), opts.job_size):
                         chunk = fresh[start : start + opts.job_size]
                         while len(inflight) >= max_inflight:
@@ -298,7 +302,39 @@ class Run:
         self._emit(force=True)
         return not limit_hit and not self.cancel.is_set()
 
-    def _write_results(self, writer: store.Writer, job: _Job, results: list[FileResult]) -> None:
+    def _from_dicomdir(
+        self,
+        writer: store.Writer,
+        item: DirListing,
+        dir_id: int,
+        known: dict[str, store.KnownFile],
+        fresh: list[Entry],
+    ) -> list[Entry]:
+        """Index new files a DICOMDIR describes from its records; return the files still to read."""
+        for entry in item.entries:
+            if entry.name.upper() == "DICOMDIR":
+                self._dicomdirs.load(item.path + item.sep + entry.name, entry.mtime_ns)
+        if not len(self._dicomdirs):
+            return fresh
+        to_read: list[Entry] = []
+        direct: list[Entry] = []
+        results: list[FileResult] = []
+        for entry in fresh:
+            path = item.path + item.sep + entry.name
+            record = None if entry.name in known else self._dicomdirs.lookup(path, entry.mtime_ns)
+            if record is None:
+                to_read.append(entry)
+            else:
+                direct.append(entry)
+                results.append(FileResult(path, "dicom", record))
+        if direct:
+            self._write_results(writer, _Job(dir_id, item.path, direct, known), results, read=False)
+            self.counters["files_from_dicomdir"] += len(direct)
+        return to_read
+
+    def _write_results(
+        self, writer: store.Writer, job: _Job, results: list[FileResult], read: bool = True
+    ) -> None:
         c = self.counters
         for entry, result in zip(job.entries, results, strict=True):
             writer.put_file(
@@ -310,7 +346,7 @@ class Run:
                 result,
                 replacing=entry.name in job.known,
             )
-            c["files_read"] += 1
+            c["files_read"] += read
             c["files_processed"] += 1
             if result.status == "error":
                 c["errors"] += 1
