@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import make_dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.fileset import FileSet
 from pydicom.uid import ExplicitVRLittleEndian
 
+from conftest import make_dataset
 from pacsindex import store
 from pacsindex.scan import ScanOptions, run_index
 from pacsindex.sources import LocalTree
