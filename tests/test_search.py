@@ -82,6 +82,8 @@ def names(db: Path, q: str, **kw) -> list[str]:
         ("o'brien", "O'BRIEN^SEÁN"),
         ("100%", "O'BRIEN^SEÁN"),  # SQL wildcards are plain characters
         ("brain_std", "O'BRIEN^SEÁN"),
+        ("pa chest", "Παπαδόπουλος^Νίκος"),  # a two-letter word too
+        ("ller", "MÜLLER^HANS"),  # part of a word
     ],
 )
 def test_matching(db: Path, query: str, expected: str | None) -> None:

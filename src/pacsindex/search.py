@@ -57,9 +57,15 @@ def search(
         raise InvalidQuery(f"a search takes at most {MAX_QUERY_WORDS} words")
     where: list[str] = []
     params: list[Any] = []
+    # Words of three or more characters go through the trigram index; shorter ones are checked directly.
+    long_words = [w for w in words if len(w) >= 3]
+    if long_words:
+        where.append("s.id IN (SELECT rowid FROM series_fts WHERE series_fts MATCH ?)")
+        params.append(" AND ".join('"' + w.replace('"', '""') + '"' for w in long_words))
     for word in words:
-        where.append("instr(s.search_text, ?) > 0")
-        params.append(word)
+        if len(word) < 3:
+            where.append("instr(s.search_text, ?) > 0")
+            params.append(word)
     if modality:
         if not _MODALITY.match(modality):
             raise InvalidQuery(f"modality must be a DICOM modality code such as CT or MR, not {modality!r}")
@@ -70,14 +76,14 @@ def search(
     if lo and hi and lo > hi:
         raise InvalidQuery("date_from is after date_to")
     if lo:
-        where.append("st.StudyDate >= ?")
+        where.append("s.StudyDate >= ?")
         params.append(lo)
     if hi:
-        where.append("st.StudyDate <= ?")
+        where.append("s.StudyDate <= ?")
         params.append(hi)
-    sql = SERIES_SELECT
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY st.StudyDate DESC, p.PatientName, st.id, s.SeriesNumber, s.id LIMIT ? OFFSET ?"
+    # Pick and order the page on the series table alone, then join studies and patients for that page only.
+    order = "s.StudyDate DESC, s.study_id, s.SeriesNumber, s.id"
+    page = f"SELECT s.id FROM series s {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {order}"
+    sql = f"{SERIES_SELECT} JOIN ({page} LIMIT ? OFFSET ?) AS hit ON hit.id = s.id ORDER BY {order}"
     params += [limit, offset]
     return [row_dict(r) for r in conn.execute(sql, params)]

@@ -174,6 +174,28 @@ MIGRATIONS: list[str] = [
     CREATE INDEX studies_hospital ON studies(hospital);
     CREATE INDEX studies_hospital_group ON studies(hospital_group);
     """,
+    # 4: a trigram full-text index over the folded search text, so word-part searches stay fast at a
+    # million files (kept in step with the series table by triggers); the study date on each series, so
+    # results can be ordered and paged before joining studies and patients
+    """
+    ALTER TABLE series ADD COLUMN StudyDate TEXT;
+    UPDATE series SET StudyDate = (SELECT StudyDate FROM studies WHERE studies.id = series.study_id);
+    CREATE INDEX series_order ON series(StudyDate, study_id, SeriesNumber, id);
+    CREATE VIRTUAL TABLE series_fts USING fts5(
+        search_text, content='series', content_rowid='id', tokenize='trigram'
+    );
+    CREATE TRIGGER series_fts_insert AFTER INSERT ON series BEGIN
+        INSERT INTO series_fts (rowid, search_text) VALUES (new.id, new.search_text);
+    END;
+    CREATE TRIGGER series_fts_delete AFTER DELETE ON series BEGIN
+        INSERT INTO series_fts (series_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text);
+    END;
+    CREATE TRIGGER series_fts_update AFTER UPDATE OF search_text ON series BEGIN
+        INSERT INTO series_fts (series_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text);
+        INSERT INTO series_fts (rowid, search_text) VALUES (new.id, new.search_text);
+    END;
+    INSERT INTO series_fts (series_fts) VALUES ('rebuild');
+    """,
 ]
 
 SERIES_COLUMNS = (
@@ -264,9 +286,8 @@ def migrate(conn: sqlite3.Connection) -> None:
         log.info("migrating index schema to version %d", number)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(script):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
         except BaseException:
@@ -274,8 +295,15 @@ def migrate(conn: sqlite3.Connection) -> None:
             raise
 
 
-def split_words(text: str) -> list[str]:
-    return [w for w in text.replace("^", " ").split() if w]
+def _statements(script: str) -> Iterator[str]:
+    """Split SQL text into statements, keeping trigger bodies (with their inner `;`) whole."""
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
 
 
 class Writer:
@@ -454,8 +482,9 @@ class Writer:
                 """INSERT INTO series (SeriesKey, study_id, SeriesInstanceUID, SeriesNumber,
                                        SeriesDescription,
                                        Modality, BodyPartExamined, SeriesDate, Manufacturer, StationName,
-                                       search_text)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                       search_text, StudyDate)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                           (SELECT StudyDate FROM studies WHERE id = ?))""",
                 (
                     key,
                     study_id,
@@ -475,6 +504,7 @@ class Writer:
                         rec.StudyDescription,
                         rec.SeriesDescription,
                     ),
+                    study_id,
                 ),
             )
             series_id = cur.lastrowid
@@ -651,7 +681,7 @@ def row_dict(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def list_series(conn: sqlite3.Connection, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-    sql = SERIES_SELECT + " ORDER BY st.StudyDate DESC, p.PatientName, s.SeriesNumber, s.id LIMIT ? OFFSET ?"
+    sql = SERIES_SELECT + " ORDER BY s.StudyDate DESC, s.study_id, s.SeriesNumber, s.id LIMIT ? OFFSET ?"
     return [row_dict(r) for r in conn.execute(sql, (limit if limit is not None else -1, offset))]
 
 
