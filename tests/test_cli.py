@@ -160,3 +160,23 @@ def test_python_dash_m_and_console_script_agree() -> None:
     script = Path(sys.executable).parent / ("pacsindex.exe" if os.name == "nt" else "pacsindex")
     b = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert a.returncode == b.returncode == 0 and a.stdout == b.stdout and a.stdout.startswith("pacsindex ")
+
+
+def test_problems_lists_errors_and_folders_of_bare_jpeg2000(tmp_path: Path) -> None:
+    root = tmp_path / "nas"
+    write_dicom(root / "ok.dcm")
+    (root / "broken.dcm").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 50)
+    (root / "j2k").mkdir()
+    for i in range(3):
+        (root / "j2k" / f"IMG{i}.j2k").write_bytes(b"\xff\x4f\xff\x51" + b"\x00" * 60)
+    (root / "j2k" / "IMG9.jp2").write_bytes(
+        b"\x00\x00\x00\x0c\x6a\x50\x20\x20\x0d\x0a\x87\x0a" + b"\x00" * 60
+    )
+    db = str(tmp_path / "p.db")
+    summary = cli_json("index", str(root), "--db", db)
+    assert summary["errors"] == 1 and summary["non_dicom"] == 4, "bare images are not errors"
+    errors = cli_json("problems", "--db", db)
+    assert [Path(e["path"]).name for e in errors] == ["broken.dcm"]
+    (folder,) = cli_json("problems", "--kind", "images", "--db", db)
+    assert folder["folder"].endswith("j2k") and folder["images"] == 4
+    assert "image without DICOM header" in folder["kind"]

@@ -151,3 +151,75 @@ def test_fold_and_search_text() -> None:
     assert fold("ΟΔΥΣΣΕΥΣ") == fold("οδυσσευς") == fold("οδυσσευσ")
     assert "muller" in search_text("MÜLLER^HANS")
     assert search_text(None, "", "ABC") == " abc "
+
+
+@pytest.fixture(scope="module")
+def sa_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """South African patients: ID numbers, medical schemes and hospitals written the way front desks do."""
+    root = tmp_path_factory.mktemp("sa") / "archive"
+    people = [
+        # name, PatientID, birth, sex, insurance, institution, station
+        (
+            "NKOSI^SIPHO",
+            "800101 5009 087",
+            "19800101",
+            "M",
+            "DISCOVERY HEALTH MED SCHEME",
+            "NETCARE MILPARK HOSP",
+            "CT1",
+        ),
+        (
+            "BOTHA^ANNA",
+            "8001015009087",
+            "19800102",
+            "F",
+            "Govt Employees Medical Scheme",
+            "CHRIS HANI BARAGWANATH",
+            "XR2",
+        ),
+        ("SMITH^JOHN", "PID-1", "19700101", "M", "", "Life Fourways", "US1"),
+    ]
+    for i, (name, pid, birth, sex, ins, inst, station) in enumerate(people):
+        extra = {"InsurancePlanIdentification": ins} if ins else {}
+        write_dicom(
+            root / f"p{i}" / "IM1.dcm",
+            PatientName=name,
+            PatientID=pid,
+            PatientBirthDate=birth,
+            PatientSex=sex,
+            InstitutionName=inst,
+            StationName=station,
+            StudyInstanceUID=f"2.9.{i}",
+            SeriesInstanceUID=f"2.9.{i}.1",
+            **extra,
+        )
+    path = root.parent / "i.db"
+    run_index(path, [LocalTree(str(root))], ScanOptions(workers=1))
+    return path
+
+
+def test_sa_id_found_with_or_without_spaces(sa_db: Path) -> None:
+    assert sorted(names(sa_db, "8001015009087")) == ["BOTHA^ANNA", "NKOSI^SIPHO"]
+    assert sorted(names(sa_db, "800101 5009 087")) == ["BOTHA^ANNA", "NKOSI^SIPHO"]
+
+
+def test_sa_id_quality_flags_and_scheme_and_hospital_in_results(sa_db: Path) -> None:
+    with store.reading(sa_db) as conn:
+        rows = {r["PatientName"]: r for r in search(conn, "", limit=10)}
+    nkosi, botha, smith = rows["NKOSI^SIPHO"], rows["BOTHA^ANNA"], rows["SMITH^JOHN"]
+    assert nkosi["sa_id"] == "8001015009087" and nkosi["sa_id_issues"] is None
+    assert "birth date" in botha["sa_id_issues"] and "sex" in botha["sa_id_issues"]
+    assert smith["sa_id"] is None and smith["sa_id_issues"] is None
+    assert nkosi["medical_aid"].startswith("Discovery") and "Government" in botha["medical_aid"]
+    assert smith["medical_aid"] is None
+    assert "Milpark" in nkosi["hospital"] and nkosi["hospital_group"] == "Netcare"
+    assert "Baragwanath" in botha["hospital"]
+    assert smith["hospital_group"].startswith("Life")
+
+
+def test_filter_by_scheme_and_hospital(sa_db: Path) -> None:
+    with store.reading(sa_db) as conn:
+        aid = search(conn, "", limit=10)[0]["medical_aid"]
+    assert len(names(sa_db, "", medical_aid=aid)) == 1
+    assert names(sa_db, "", hospital_group="netcare") == ["NKOSI^SIPHO"]
+    assert names(sa_db, "", medical_aid="No Such Scheme") == []

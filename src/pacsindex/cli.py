@@ -70,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _common(p)
 
+    p = sub.add_parser("problems", help="files that could not be indexed, non-DICOM files, bare images")
+    p.add_argument(
+        "--kind",
+        choices=("error", "non_dicom", "images"),
+        default="error",
+        help="error: corrupt or unreadable files and folders (default); non_dicom: other files; "
+        "images: folders of images without a DICOM header (raw JPEG 2000, JP2)",
+    )
+    p.add_argument("--limit", type=_positive, default=1000, metavar="N")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+
     p = sub.add_parser("sample", help="write a synthetic DICOM archive for demos and tests")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--patients", type=_positive, default=20)
@@ -315,6 +327,22 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_problems(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    with store.reading(settings.db) as conn:
+        if args.kind == "images":
+            rows = store.images_without_header(conn, limit=args.limit)
+        else:
+            rows = store.problems(conn, args.kind, limit=args.limit)
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print("\t".join(str(v) for v in r.values()))
+        print(f"{len(rows)} {'folders' if args.kind == 'images' else 'files'}", file=sys.stderr)
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from pacsindex.sample import write_sample
 
@@ -471,6 +499,7 @@ COMMANDS: dict[str, Any] = {
     "series": cmd_series,
     "search": cmd_search,
     "sample": cmd_sample,
+    "problems": cmd_problems,
     "serve": cmd_serve,
     "user": cmd_user,
 }

@@ -19,7 +19,12 @@ import warnings
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Literal
 
+from pacsindex.j2k import j2k_kind
+
 log = logging.getLogger(__name__)
+
+IMAGE_WITHOUT_HEADER = "image without DICOM header"
+_J2K_NAMES = {"j2k": "JPEG 2000 codestream", "jp2": "JP2 file"}
 
 Status = Literal["dicom", "non_dicom", "error"]
 
@@ -306,6 +311,9 @@ def read_header(
                 return FileResult(path, "non_dicom", reason="empty file (0 bytes)")
             kind = sniff(first)
             if kind == "none":
+                j2k = j2k_kind(first)
+                if j2k is not None:
+                    return FileResult(path, "non_dicom", reason=f"{IMAGE_WITHOUT_HEADER} ({_J2K_NAMES[j2k]})")
                 return FileResult(path, "non_dicom", reason="no DICOM signature")
             outcome: tuple[dict[str, Any], str | None, str | None, bool] | str | None = None
             if fast:

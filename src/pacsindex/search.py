@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from pacsindex.errors import InvalidQuery
-from pacsindex.store import SERIES_SELECT, row_dict
+from pacsindex.store import SEARCH_SELECT, row_dict
 from pacsindex.textfold import query_words
 
 MAX_LIMIT = 1000
@@ -44,6 +44,9 @@ def search(
     modality: str | None = None,
     date_from: str | None = None,
     date_to: str | None = None,
+    medical_aid: str | None = None,
+    hospital: str | None = None,
+    hospital_group: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
@@ -71,6 +74,20 @@ def search(
             raise InvalidQuery(f"modality must be a DICOM modality code such as CT or MR, not {modality!r}")
         where.append("s.Modality = ?")
         params.append(modality.upper())
+    filters = {
+        "medical_aid": (
+            medical_aid,
+            "SELECT st.id FROM studies st JOIN patients p ON p.id = st.patient_id WHERE p.medical_aid = ?",
+        ),
+        "hospital": (hospital, "SELECT id FROM studies WHERE hospital = ?"),
+        "hospital_group": (hospital_group, "SELECT id FROM studies WHERE hospital_group = ?"),
+    }
+    for name, (value, studies) in filters.items():
+        if value:
+            if len(value) > 200:
+                raise InvalidQuery(f"{name} is too long")
+            where.append(f"s.study_id IN ({studies} COLLATE NOCASE)")
+            params.append(value)
     lo = parse_date(date_from, "date_from")
     hi = parse_date(date_to, "date_to")
     if lo and hi and lo > hi:
@@ -84,6 +101,6 @@ def search(
     # Pick and order the page on the series table alone, then join studies and patients for that page only.
     order = "s.StudyDate DESC, s.study_id, s.SeriesNumber, s.id"
     page = f"SELECT s.id FROM series s {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {order}"
-    sql = f"{SERIES_SELECT} JOIN ({page} LIMIT ? OFFSET ?) AS hit ON hit.id = s.id ORDER BY {order}"
+    sql = f"{SEARCH_SELECT} JOIN ({page} LIMIT ? OFFSET ?) AS hit ON hit.id = s.id ORDER BY {order}"
     params += [limit, offset]
     return [row_dict(r) for r in conn.execute(sql, params)]

@@ -17,12 +17,14 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import astuple as astuple_extras
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pacsindex.enrich import Enricher
 from pacsindex.errors import IndexNotFound, StoreError
-from pacsindex.headers import FileResult, HeaderRecord
+from pacsindex.headers import IMAGE_WITHOUT_HEADER, FileResult, HeaderRecord
 from pacsindex.textfold import search_text
 
 log = logging.getLogger(__name__)
@@ -220,6 +222,10 @@ SERIES_SELECT = """
            s.SeriesInstanceUID, s.SeriesNumber, s.SeriesDescription, s.Modality, s.file_count
     FROM series s JOIN studies st ON st.id = s.study_id JOIN patients p ON p.id = st.patient_id
 """
+# Search results also carry what the UI shows as badges and filters by.
+SEARCH_SELECT = SERIES_SELECT.replace(
+    "s.file_count\n", "s.file_count, p.sa_id, p.sa_id_issues, p.medical_aid, st.hospital, st.hospital_group\n"
+)
 DETAIL_SELECT = """
     SELECT s.id AS series_id, s.SeriesKey, p.PatientName, p.PatientID, p.PatientBirthDate, p.PatientSex,
            p.OtherPatientIDs, p.IssuerOfPatientID, p.InsurancePlanIdentification, p.PatientComments,
@@ -310,9 +316,10 @@ class Writer:
     """The one writer of an indexing run. Batches work into transactions; each commit is all or nothing,
     so a run killed at any moment leaves the index consistent and the finished files in it."""
 
-    def __init__(self, conn: sqlite3.Connection, run_id: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, run_id: int, enricher: Enricher | None = None) -> None:
         self.conn = conn
         self.run_id = run_id
+        self.enricher = enricher or Enricher()
         self._in_tx = False
         self._touched: set[int] = set()
         self._pending = 0
@@ -503,6 +510,7 @@ class Writer:
                         rec.AccessionNumber,
                         rec.StudyDescription,
                         rec.SeriesDescription,
+                        *self.enricher.search_terms(rec),
                     ),
                     study_id,
                 ),
@@ -526,8 +534,9 @@ class Writer:
             cur = self.conn.execute(
                 """INSERT INTO studies (study_key, patient_id, StudyInstanceUID, StudyDate, StudyTime,
                                         StudyDescription, AccessionNumber, ReferringPhysicianName,
-                                        InstitutionName, StudyID, InstitutionAddress)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                        InstitutionName, StudyID, InstitutionAddress, hospital,
+                                        hospital_group)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     key,
                     self._patient_id(rec),
@@ -540,6 +549,7 @@ class Writer:
                     rec.InstitutionName,
                     rec.StudyID,
                     rec.InstitutionAddress,
+                    *astuple_extras(self.enricher.study(rec)),
                 ),
             )
             study_id = cur.lastrowid
@@ -561,8 +571,8 @@ class Writer:
             cur = self.conn.execute(
                 """INSERT INTO patients (patient_key, PatientName, PatientID, PatientBirthDate, PatientSex,
                                          OtherPatientIDs, IssuerOfPatientID, InsurancePlanIdentification,
-                                         PatientComments)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                         PatientComments, sa_id, sa_id_issues, medical_aid)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     key,
                     rec.PatientName,
@@ -573,6 +583,7 @@ class Writer:
                     rec.IssuerOfPatientID,
                     rec.InsurancePlanIdentification,
                     rec.PatientComments,
+                    *astuple_extras(self.enricher.patient(rec)),
                 ),
             )
             patient_id = cur.lastrowid
@@ -715,6 +726,15 @@ def problems(
                 SELECT path, reason FROM errors WHERE run_id = (SELECT max(id) FROM runs))
               ORDER BY path LIMIT ? OFFSET ?"""
     return [row_dict(r) for r in conn.execute(sql, (limit, offset))]
+
+
+def images_without_header(conn: sqlite3.Connection, limit: int = 1000) -> list[dict[str, Any]]:
+    """Folders holding images that have no DICOM header (raw JPEG 2000, JP2), with how many each."""
+    sql = """SELECT d.path AS folder, count(*) AS images, min(f.reason) AS kind
+             FROM files f JOIN dirs d ON d.id = f.dir_id
+             WHERE f.status = 'non_dicom' AND f.reason LIKE ?
+             GROUP BY d.id ORDER BY d.path LIMIT ?"""
+    return [row_dict(r) for r in conn.execute(sql, (IMAGE_WITHOUT_HEADER + "%", limit))]
 
 
 @contextmanager
