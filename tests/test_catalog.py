@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -461,3 +462,65 @@ def _no_catalog_password_from_the_outside(monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.delenv("PACSINDEX_CATALOG_PASSWORD", raising=False)
     monkeypatch.delenv("PACS_DB_PASSWORD", raising=False)
     yield
+
+
+@pytest.mark.firebird
+def test_index_with_a_catalog_end_to_end(
+    firebird: FirebirdServer, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pacsindex index --catalog ... --mapping ...`: the catalog's series join the index and search, the
+    JPEG 2000 files are stat'ed but not opened, and a row whose file is gone is an error, not a crash."""
+    import json
+    import subprocess
+    import sys
+    import tomllib
+
+    base = tmp_path / "J2K"
+    for _, _, stored, _ in IMAGES:
+        if stored and not stored.startswith("/"):
+            f = Path(resolve_path(stored, str(base)))
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(b"\xff\x4f\xff\x51" + b"\x00" * 100)
+    mapping_file = tmp_path / "mapping.toml"
+    mapping_file.write_text(
+        f"query = '''{QUERY}'''\nbase = '{base}'\npassword_env = 'TEST_CATALOG_PW'\n[columns]\n"
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in COLUMNS.items()),
+        encoding="utf-8",
+    )
+    tomllib.loads(mapping_file.read_text(encoding="utf-8"))
+    url = f"firebird://{firebird.user}@127.0.0.1:{firebird.port}/{catalog}"
+    db = tmp_path / "p.db"
+    env = {**os.environ, "TEST_CATALOG_PW": firebird.password}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pacsindex",
+            "index",
+            "--catalog",
+            url,
+            "--mapping",
+            str(mapping_file),
+            "--db",
+            str(db),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert firebird.password not in run.stderr + run.stdout
+    summary = json.loads(run.stdout)
+    assert summary["files_from_records"] == 7 and summary["files_read"] == 0
+    assert summary["errors"] == 2  # the absolute path that is not here, and the row without a file
+    found = subprocess.run(
+        [sys.executable, "-m", "pacsindex", "search", "ndlovu", "--db", str(db), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = json.loads(found.stdout)
+    assert {r["SeriesDescription"]: r["file_count"] for r in rows} == {"AXIAL": 3, "SCOUT": 1}
+    assert rows[0]["hospital_group"] == "Netcare" and rows[0]["medical_aid"].startswith("Discovery")

@@ -38,7 +38,7 @@ def test_files_come_from_the_dicomdir_records_without_opening(tmp_path: Path) ->
         os.utime(p, ns=(dicomdir_mtime - 10**9, dicomdir_mtime - 10**9))
     db = tmp_path / "i.db"
     p = run_index(db, [LocalTree(str(root))], ScanOptions(workers=1))
-    assert p.files_from_dicomdir == 3
+    assert p.files_from_records == 3
     assert p.files_read == 1, "only the DICOMDIR itself is opened"
     assert p.non_dicom == 1 and p.errors == 0, "the DICOMDIR is not an image"
     with store.reading(db) as conn:
@@ -49,7 +49,7 @@ def test_files_come_from_the_dicomdir_records_without_opening(tmp_path: Path) ->
     later = dicomdir_mtime + 10 * 10**9
     os.utime(images[0], ns=(later, later))
     p = run_index(db, [LocalTree(str(root))], ScanOptions(workers=1))
-    assert p.files_read == 1 and p.errors == 1 and p.files_from_dicomdir == 0
+    assert p.files_read == 1 and p.errors == 1 and p.files_from_records == 0
     with store.reading(db) as conn:
         assert store.list_series(conn)[0]["file_count"] == 2
 
@@ -61,11 +61,11 @@ def test_files_newer_than_the_dicomdir_are_read(tmp_path: Path) -> None:
         if p.is_file():
             os.utime(p, ns=(later, later))
     p = run_index(tmp_path / "i.db", [LocalTree(str(root))], ScanOptions(workers=1))
-    assert p.files_from_dicomdir == 0 and p.files_read == 4 and p.series_count == 1
+    assert p.files_from_records == 0 and p.files_read == 4 and p.series_count == 1
 
 
 def test_broken_dicomdir_means_files_are_read_one_by_one(tmp_path: Path) -> None:
     root = cd_export(tmp_path / "cd")
     (root / "DICOMDIR").write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00")
     p = run_index(tmp_path / "i.db", [LocalTree(str(root))], ScanOptions(workers=1))
-    assert p.files_from_dicomdir == 0 and p.series_count == 1 and p.files_processed == 4
+    assert p.files_from_records == 0 and p.series_count == 1 and p.files_processed == 4

@@ -499,3 +499,66 @@ def read_catalog(
         except DatabaseError:  # the connection is already gone; nothing left to release
             log.debug("closing the catalog connection failed", exc_info=True)
         log.debug("catalog %s: %d rows read", target, count)
+
+
+class CatalogSource:
+    """A `Source` for an archive whose patient data lives in a Firebird catalog: the catalog's rows name the
+    files (usually bare JPEG 2000) and give their fields, so files are stat'ed but never opened to index
+    them. Rows are grouped by folder as they stream; a listed file that is missing, or a row without a
+    path, is an error of the run, not a crash."""
+
+    def __init__(
+        self, url: str, mapping_path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+    ):
+        self.target = parse_catalog_url(url)
+        self.mapping = load_mapping(mapping_path)
+        self.password = catalog_password(self.mapping, environ)
+        self.label = f"catalog:{self.target}"
+        self._records: dict[str, HeaderRecord] = {}
+
+    def check(self) -> None:
+        _check_reachable(self.target, 10.0)
+
+    def reader(self) -> Any:
+        from pacsindex.sources import LocalReader
+
+        return LocalReader()
+
+    def complete_roots(self) -> list[tuple[str, str]]:
+        return []
+
+    def known_record(self, path: str) -> HeaderRecord | None:
+        """The catalog's fields for a file it listed (handed over once, so memory stays bounded)."""
+        return self._records.pop(path, None)
+
+    def walk(self, cancel: Any) -> Iterator[Any]:
+        from pacsindex.sources import DirListing, Entry, WalkError, join_sep, split_path
+
+        folder: str | None = None
+        entries: list[Entry] = []
+
+        def flush() -> Iterator[Any]:
+            if entries and folder is not None:
+                yield DirListing(folder, join_sep(folder), list(entries), False)
+            entries.clear()
+
+        for row in read_catalog(self.target, self.mapping, self.password):
+            if cancel.is_set():
+                return
+            if not row.path:
+                yield WalkError(f"{self.label} (a row without a file)", "; ".join(row.problems), False)
+                continue
+            parent, name = split_path(row.path)
+            if parent != folder or len(entries) >= 256:
+                yield from flush()
+                folder = parent
+            try:
+                st = os.stat(row.path)
+            except OSError as exc:
+                yield WalkError(
+                    row.path, f"listed in the catalog but not readable: {exc.strerror or exc}", False
+                )
+                continue
+            self._records[row.path] = row.record()
+            entries.append(Entry(name, st.st_size, st.st_mtime_ns))
+        yield from flush()

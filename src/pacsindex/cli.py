@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index folders and/or a file list (incremental)")
     p.add_argument("roots", nargs="*", metavar="ROOT", help="folder, mapped drive or UNC path to index")
     p.add_argument("--list", dest="file_list", metavar="FILE", help="file list from PowerShell or robocopy")
+    p.add_argument("--catalog", metavar="URL", help="firebird://user@host:port/path.fdb catalog of the files")
+    p.add_argument("--mapping", metavar="FILE", help="mapping.toml: the catalog's query and columns")
     p.add_argument("--limit", type=_positive, metavar="N", help="stop after N files (a sample run)")
     p.add_argument(
         "--workers", type=_non_negative, metavar="N", help="header-reading processes (0: one per CPU)"
@@ -184,6 +186,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     sources: list[Source] = [source_for(root, settings) for root in args.roots]
     if args.file_list:
         sources.append(FileList(args.file_list))
+    if args.catalog or args.mapping:
+        if not (args.catalog and args.mapping):
+            raise PacsIndexError("--catalog and --mapping go together")
+        from pacsindex.catalog import CatalogSource
+
+        sources.append(CatalogSource(args.catalog, args.mapping))
     if not sources:
         raise PacsIndexError("nothing to index: give one or more ROOT folders or --list FILE")
     status = StatusFile(settings.status_path, settings.tz)

@@ -44,7 +44,7 @@ class Progress:
     files_read: int = 0
     files_unchanged: int = 0
     files_removed: int = 0
-    files_from_dicomdir: int = 0  # indexed from a DICOMDIR's records without opening the file
+    files_from_records: int = 0  # indexed from DICOMDIR or catalog records without opening the file
     series_count: int = 0
     errors: int = 0
     non_dicom: int = 0

@@ -101,7 +101,7 @@ class Run:
         self.options = options or ScanOptions()
         self.on_progress = on_progress
         self.cancel = cancel or threading.Event()
-        self.counters = dict.fromkeys((*store.RUN_COUNTERS, "files_from_dicomdir"), 0)
+        self.counters = dict.fromkeys((*store.RUN_COUNTERS, "files_from_records"), 0)
         self._dicomdirs = DicomdirIndex()
         self._series_count = 0
         self._rate = RateMeter()
@@ -272,8 +272,7 @@ class Run:
                         changed = {e.name for e in fresh}
                         gone = [k.id for name, k in known.items() if name not in changed]
                         c["files_removed"] += writer.remove_files(gone)
-                    if isinstance(source, LocalTree):
-                        fresh = self._from_dicomdir(writer, item, dir_id, known, fresh)
+                    fresh = self._from_records(source, writer, item, dir_id, known, fresh)
                     for start in range(0, len(fresh), opts.job_size):
                         chunk = fresh[start : start + opts.job_size]
                         while len(inflight) >= max_inflight:
@@ -302,26 +301,35 @@ class Run:
         self._emit(force=True)
         return not limit_hit and not self.cancel.is_set()
 
-    def _from_dicomdir(
+    def _from_records(
         self,
+        source: Source,
         writer: store.Writer,
         item: DirListing,
         dir_id: int,
         known: dict[str, store.KnownFile],
         fresh: list[Entry],
     ) -> list[Entry]:
-        """Index new files a DICOMDIR describes from its records; return the files still to read."""
-        for entry in item.entries:
-            if entry.name.upper() == "DICOMDIR":
-                self._dicomdirs.load(item.path + item.sep + entry.name, entry.mtime_ns)
-        if not len(self._dicomdirs):
+        """Index files whose fields are already known without opening them: new files a DICOMDIR in a local
+        tree describes, and every file a catalog lists. Returns the files still to read."""
+        catalog = getattr(source, "known_record", None)
+        if isinstance(source, LocalTree):
+            for entry in item.entries:
+                if entry.name.upper() == "DICOMDIR":
+                    self._dicomdirs.load(item.path + item.sep + entry.name, entry.mtime_ns)
+        if catalog is None and not len(self._dicomdirs):
             return fresh
         to_read: list[Entry] = []
         direct: list[Entry] = []
         results: list[FileResult] = []
         for entry in fresh:
             path = item.path + item.sep + entry.name
-            record = None if entry.name in known else self._dicomdirs.lookup(path, entry.mtime_ns)
+            if catalog is not None:
+                record = catalog(path)
+            elif entry.name in known:
+                record = None  # changed since it was indexed: read it for real
+            else:
+                record = self._dicomdirs.lookup(path, entry.mtime_ns)
             if record is None:
                 to_read.append(entry)
             else:
@@ -329,7 +337,7 @@ class Run:
                 results.append(FileResult(path, "dicom", record))
         if direct:
             self._write_results(writer, _Job(dir_id, item.path, direct, known), results, read=False)
-            self.counters["files_from_dicomdir"] += len(direct)
+            self.counters["files_from_records"] += len(direct)
         return to_read
 
     def _write_results(
