@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -38,6 +39,15 @@ class Settings:
     signin_failures_per_address: int = 20  # failed sign-ins from one client address before it is locked
     signin_lockout_minutes: int = 15
     forwarded_allow_ips: str = "127.0.0.1"  # reverse proxies whose X-Forwarded-For/-Proto are trusted
+    smb_user: str = ""  # NAS account for smb:// roots (PACSINDEX_SMB_USER); DOMAIN\user works too
+    smb_password: str = field(default="", repr=False)  # PACSINDEX_SMB_PASSWORD only, never the TOML file
+    smb_domain: str = ""
+    smb_connect_timeout: int = 10  # seconds to wait for the NAS to answer; one attempt gives up at 30
+    shares_db: Path | None = None  # share links; default: shares.db in the data directory
+    share_default_hours: int = 24  # how long a new share link lasts unless its creator says otherwise
+    share_max_hours: int = 168  # the longest a share link may last (7 days)
+    share_max_streams: int = 4  # share downloads sent at once; more get 429 with Retry-After
+    public_url: str = ""  # e.g. https://pacs.example.co.za: the start of share links; default: as asked
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later features read
 
     @property
@@ -53,6 +63,10 @@ class Settings:
         )
 
     @property
+    def shares_path(self) -> Path:
+        return self.shares_db if self.shares_db is not None else self.data_path / "shares.db"
+
+    @property
     def status_path(self) -> Path:
         return self.status_file if self.status_file is not None else self.db.parent / "index_status.json"
 
@@ -62,6 +76,7 @@ class Settings:
 
 
 _SIMPLE = {f.name: f for f in fields(Settings) if f.name != "extra"}
+_SECRETS = {"smb_password"}  # read from the environment only: a settings file tends to end up in a repo
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -108,6 +123,14 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError("signin_failures_per_user and signin_failures_per_address must be at least 1")
     if s.signin_lockout_minutes < 1:
         raise ConfigError("signin_lockout_minutes must be at least 1")
+    if not 1 <= s.smb_connect_timeout <= 30:
+        raise ConfigError("smb_connect_timeout must be between 1 and 30 seconds")
+    if not 1 <= s.share_default_hours <= s.share_max_hours <= 24 * 366:
+        raise ConfigError("share_default_hours must be 1 to share_max_hours, and that a year at most")
+    if not 1 <= s.share_max_streams <= 256:
+        raise ConfigError("share_max_streams must be between 1 and 256")
+    if s.public_url and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", s.public_url):
+        raise ConfigError(f"public_url must be an http:// or https:// address, not {s.public_url!r}")
     return s
 
 
@@ -128,6 +151,8 @@ def load(
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
         for key, value in data.items():
+            if key in _SECRETS:
+                raise ConfigError(f"{key} does not belong in {path}: set {ENV_PREFIX}{key.upper()} instead")
             if key in _SIMPLE:
                 values[key] = value
             elif isinstance(value, dict):

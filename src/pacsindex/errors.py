@@ -9,7 +9,8 @@
     │   ├── SourceUnreachable    host down, connection refused, timed out
     │   ├── AuthenticationFailed wrong user name or password
     │   ├── ShareNotFound        the SMB share does not exist
-    │   └── PermissionDenied     the account may not read there
+    │   ├── PermissionDenied     the account may not read there
+    │   └── FileChanged          a file changed size while it was being sent
     ├── DicomReadError           one file's header could not be read (carries path + reason)
     ├── NotFound                 an unknown SeriesKey, share, user ...
     ├── Conflict                 e.g. an indexing run is already going
@@ -19,10 +20,14 @@
     ├── Forbidden                signed in, but not allowed (staff asking for an admin page)
     │   └── CsrfRejected         a state-changing request without the session's CSRF token
     └── ShareError               a share link cannot be used
+        ├── ShareLinkNotFound    no such share link (a wrong, truncated or made-up token; an unknown id)
         ├── ShareExpired
         ├── ShareRevoked
-        ├── ShareLocked          too many wrong passcodes
-        └── ShareLimitReached    download limit used up
+        ├── ShareLocked          too many wrong passcodes (carries retry_after)
+        ├── ShareLimitReached    download limit used up
+        ├── PasscodeRequired     the link has a passcode and none was given
+        ├── BadPasscode          a wrong passcode
+        └── ShareBusy            too many share downloads at once (carries retry_after)
 
 Foreign exceptions (OSError, sqlite3.Error, smbprotocol's) are translated where they enter, with
 `raise ... from exc`. The CLI turns any PacsIndexError into one line and a non-zero exit; the web layer maps
@@ -71,6 +76,10 @@ class ShareNotFound(SourceError):
 
 
 class PermissionDenied(SourceError):
+    pass
+
+
+class FileChanged(SourceError):
     pass
 
 
@@ -124,8 +133,28 @@ class ShareRevoked(ShareError):
 
 
 class ShareLocked(ShareError):
-    pass
+    def __init__(self, message: str, retry_after: int = 900) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
 
 
 class ShareLimitReached(ShareError):
     pass
+
+
+class ShareLinkNotFound(ShareError):
+    pass
+
+
+class PasscodeRequired(ShareError):
+    pass
+
+
+class BadPasscode(ShareError):
+    pass
+
+
+class ShareBusy(ShareError):
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
