@@ -180,3 +180,25 @@ def test_problems_lists_errors_and_folders_of_bare_jpeg2000(tmp_path: Path) -> N
     (folder,) = cli_json("problems", "--kind", "images", "--db", db)
     assert folder["folder"].endswith("j2k") and folder["images"] == 4
     assert "image without DICOM header" in folder["kind"]
+
+
+def test_search_filters_by_hospital_group(tmp_path: Path) -> None:
+    root = tmp_path / "nas"
+    write_dicom(
+        root / "a.dcm",
+        PatientName="NKOSI^SIPHO",
+        InstitutionName="NETCARE MILPARK HOSP",
+        StudyInstanceUID="3.1",
+        SeriesInstanceUID="3.1.1",
+    )
+    write_dicom(
+        root / "b.dcm",
+        PatientName="BOTHA^ANNA",
+        InstitutionName="Groote Schuur Hospital",
+        StudyInstanceUID="3.2",
+        SeriesInstanceUID="3.2.1",
+    )
+    db = str(tmp_path / "p.db")
+    cli_json("index", str(root), "--db", db)
+    rows = cli_json("search", "", "--hospital-group", "netcare", "--db", db)
+    assert [r["PatientName"] for r in rows] == ["NKOSI^SIPHO"]

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", metavar="CODE")
     p.add_argument("--date-from", metavar="YYYY-MM-DD")
     p.add_argument("--date-to", metavar="YYYY-MM-DD")
+    p.add_argument("--medical-aid", metavar="NAME", help="only patients of this medical scheme")
+    p.add_argument("--hospital", metavar="NAME", help="only studies from this hospital")
+    p.add_argument("--hospital-group", metavar="NAME", help="only studies from this group (e.g. Netcare)")
     p.add_argument("--json", action="store_true")
     _common(p)
 
@@ -326,6 +329,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             modality=args.modality,
             date_from=args.date_from,
             date_to=args.date_to,
+            medical_aid=args.medical_aid,
+            hospital=args.hospital,
+            hospital_group=args.hospital_group,
             limit=args.limit,
         )
     if args.json:
