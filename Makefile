@@ -18,11 +18,23 @@ install: $(STAMP)
 system:
 	bash scripts/system-packages.sh
 
+# The demo ends by serving the sample index: a demo admin gets a fresh generated password, printed once.
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 8080
+DEMO_DB := $(DEMO_DIR)/pacsindex.db
+
 demo: install
 	@mkdir -p $(DEMO_DIR)
 	@test -d $(DEMO_DIR)/archive || $(BIN)/pacsindex sample $(DEMO_DIR)/archive --patients 30 --files 3000
-	$(BIN)/pacsindex index $(DEMO_DIR)/archive --db $(DEMO_DIR)/pacsindex.db
-	$(BIN)/pacsindex search "müller" --db $(DEMO_DIR)/pacsindex.db
+	$(BIN)/pacsindex index $(DEMO_DIR)/archive --db $(DEMO_DB)
+	$(BIN)/pacsindex search "müller" --db $(DEMO_DB)
+	@echo ""
+	@$(BIN)/pacsindex user add demo --admin --generate --db $(DEMO_DB) 2>/dev/null \
+	  || $(BIN)/pacsindex user passwd demo --generate --db $(DEMO_DB)
+	@echo "pacsindex demo: open http://$(DEMO_HOST):$(DEMO_PORT)/ and sign in as 'demo' with the password above."
+	@echo "pacsindex demo: the API description is at http://$(DEMO_HOST):$(DEMO_PORT)/docs; Ctrl-C stops the server."
+	PACSINDEX_ROOTS="$(abspath $(DEMO_DIR)/archive)" \
+	  $(BIN)/pacsindex serve --db $(DEMO_DB) --host $(DEMO_HOST) --port $(DEMO_PORT)
 
 lint: install
 	$(BIN)/ruff check src tests bench

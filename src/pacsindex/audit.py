@@ -12,6 +12,7 @@ detail) within `repeat_s` seconds is written once.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -21,7 +22,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pacsindex import store
-from pacsindex.errors import InvalidQuery
+from pacsindex.errors import InvalidQuery, StoreError
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
@@ -35,9 +38,28 @@ INDEX_START = "index_start"
 INDEX_STOP = "index_stop"
 USER_ADD = "user_add"
 USER_UPDATE = "user_update"
-ACTIONS = (SIGNIN, SIGNIN_FAILED, SIGNOUT, SEARCH, OPEN_SERIES, INDEX_START, INDEX_STOP, USER_ADD, USER_UPDATE)
+SHARE_CREATE = "share_create"
+SHARE_REVOKE = "share_revoke"
+SHARE_ACCESS = "share_access"  # a recipient's use of a share link, allowed or not (no user: not signed in)
+ACTIONS = (
+    SIGNIN,
+    SIGNIN_FAILED,
+    SIGNOUT,
+    SEARCH,
+    OPEN_SERIES,
+    INDEX_START,
+    INDEX_STOP,
+    USER_ADD,
+    USER_UPDATE,
+    SHARE_CREATE,
+    SHARE_REVOKE,
+    SHARE_ACCESS,
+)
 
 MAX_PAGE = 500
+QUICK_WRITE_MS = 300
+
+_Row = tuple[str, str | None, str | None, str, str | None]
 
 
 class AuditLog:
@@ -49,9 +71,17 @@ class AuditLog:
         self.repeat_s = repeat_s
         self._recent: dict[tuple[str | None, str, str], float] = {}
         self._lock = threading.Lock()
+        self._backlog: list[_Row] = []
+        self._flusher: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
 
     def record(self, action: str, user: str | None, client: str | None = None, **detail: Any) -> bool:
-        """Write one entry; False when it repeats one written less than `repeat_s` seconds ago."""
+        """Write one entry; False when it repeats one written less than `repeat_s` seconds ago.
+
+        An indexing run holds the index's write lock for a moment at a time; if that keeps this entry
+        waiting for more than 0.3 s, it is queued and written by a background thread right after, so
+        a search never waits on indexing. Entries are never dropped."""
         now = self.clock()
         text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None
         key = (user, action, text or "")
@@ -62,16 +92,75 @@ class AuditLog:
             if len(self._recent) > 10_000:
                 self._recent = {k: t for k, t in self._recent.items() if now - t < self.repeat_s}
             self._recent[key] = now
-        at = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")
+        row = (
+            datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
+            user,
+            client,
+            action,
+            text,
+        )
+        with self._lock:
+            queued = bool(self._backlog)
+        try:
+            if queued or not self._write([row], timeout_ms=QUICK_WRITE_MS):
+                self._defer(row)
+        except StoreError:
+            with self._lock:
+                self._recent.pop(key, None)
+            raise
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until queued entries are written; True when none are left."""
+        return self._idle.wait(timeout)
+
+    def _write(self, rows: list[_Row], timeout_ms: int) -> bool:
+        """True once written; False if the database stayed locked for `timeout_ms`."""
         conn = store.connect(self.db_path)
         try:
-            conn.execute(
-                "INSERT INTO audit (at, user_name, client, action, detail) VALUES (?, ?, ?, ?, ?)",
-                (at, user, client, action, text),
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO audit (at, user_name, client, action, detail) VALUES (?, ?, ?, ?, ?)", rows
             )
+            conn.execute("COMMIT")
+            return True
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise StoreError(f"cannot write the audit log: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the audit log: {exc}") from exc
         finally:
             conn.close()
-        return True
+
+    def _defer(self, row: _Row) -> None:
+        with self._lock:
+            self._backlog.append(row)
+            self._idle.clear()
+            if self._flusher is None or not self._flusher.is_alive():
+                self._flusher = threading.Thread(target=self._flush_backlog, name="audit-writer", daemon=True)
+                self._flusher.start()
+
+    def _flush_backlog(self) -> None:
+        while True:
+            with self._lock:
+                rows = list(self._backlog)
+                if not rows:
+                    self._idle.set()
+                    return
+            try:
+                written = self._write(rows, timeout_ms=30_000)
+            except StoreError as exc:
+                log.error("audit entries wait to be written: %s", exc)
+                written = False
+            if written:
+                with self._lock:
+                    del self._backlog[: len(rows)]
+            else:
+                time.sleep(0.5)
 
     def entries(
         self,
@@ -98,10 +187,12 @@ class AuditLog:
         sql = "SELECT id, at, user_name, client, action, detail FROM audit"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
+        sql += " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
         conn = store.connect(self.db_path)
         try:
             rows = conn.execute(sql, (*params, limit, offset)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the audit log: {exc}") from exc
         finally:
             conn.close()
         return [_entry(r) for r in rows]

@@ -38,9 +38,11 @@ from pacsindex import store
 from pacsindex.errors import (
     AuthError,
     Conflict,
+    Forbidden,
     InvalidQuery,
     NotFound,
     SignInFailed,
+    StoreError,
     TooManyAttempts,
 )
 
@@ -53,6 +55,7 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 MAX_SESSION_S = 12 * 3600  # a session ends after a working day, however busy
 WRONG = "wrong user name or password"
+TOUCH_WAIT_MS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,8 @@ class Accounts:
         conn = store.connect(self.db_path)
         try:
             yield conn
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot use the staff accounts in {self.db_path}: {exc}") from exc
         finally:
             conn.close()
 
@@ -195,6 +200,15 @@ class Accounts:
             conn.execute("DELETE FROM sessions WHERE user_id = ?", (user.id,))
             conn.execute("DELETE FROM signin_failures WHERE user_name = ?", (user.name.casefold(),))
             conn.execute("COMMIT")
+
+    def change_own_password(self, name: str, current: str, new: str) -> None:
+        """A signed-in user's own change: the current password must be right (Forbidden otherwise)."""
+        check_password(new)
+        with self._db() as conn:
+            row = conn.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()
+        if row is None or not self._verify(row["password_hash"], current):
+            raise Forbidden("the current password is wrong; nothing changed")
+        self.set_password(name, new)
 
     def update_user(self, name: str, *, admin: bool | None = None, disabled: bool | None = None) -> User:
         """Grant or take admin rights, disable or enable. Refuses to leave no enabled admin (Conflict)."""
@@ -336,8 +350,14 @@ class Accounts:
                 )
             last_active = row["s_active"]
             if touch:
-                last_active = now
-                conn.execute("UPDATE sessions SET last_active = ? WHERE token_hash = ?", (now, digest))
+                # Best effort: if an indexing run holds the write lock, this request just does not reset
+                # the idle clock, rather than wait for the lock.
+                try:
+                    conn.execute(f"PRAGMA busy_timeout = {TOUCH_WAIT_MS}")
+                    conn.execute("UPDATE sessions SET last_active = ? WHERE token_hash = ?", (now, digest))
+                    last_active = now
+                except sqlite3.OperationalError as exc:
+                    log.debug("session activity not recorded: %s", exc)
         return Session(
             user=_user_from(row),
             csrf_token=row["csrf_token"],

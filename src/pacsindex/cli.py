@@ -501,6 +501,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"pacsindex user add NAME --admin --db {settings.db}",
             file=sys.stderr,
         )
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.secure_cookies:
+        print(
+            "pacsindex: warning: serving to the network over plain HTTP; put an HTTPS reverse proxy in front "
+            "and set PACSINDEX_SECURE_COOKIES=1 (patient data must not cross the network unencrypted)",
+            file=sys.stderr,
+        )
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{shown}:{settings.port}/"
     print(f"pacsindex: serving {settings.db} at {url} (Ctrl-C stops)", file=sys.stderr)

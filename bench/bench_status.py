@@ -1,0 +1,189 @@
+"""`GET /api/index/status` latency over a real socket: with the server idle (the baseline), then while the
+same server indexes a generated archive at full speed. Target: p95 under 500 ms while indexing.
+
+The server is `python -m pacsindex serve` in a process of its own (header-reading workers: one per CPU, as
+in production); this process signs in and asks for the status one request after another, as fast as the
+answers come, which is a far harder load than the page's one request every 2 seconds. Only answers given
+while the run was going count for the loaded figures. The archive (`write_sample`, default 20,000 files)
+is cached under ~/.cache/pacsindex-bench/ so later runs skip writing it.
+
+The figures are a measurement, never a pass/fail: the script exits 0 either way, prints a table and writes
+the numbers to bench/out/bench_status.json.
+
+    python -m bench.bench_status [--files 20000] [--baseline-requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pacsindex.auth import Accounts
+from pacsindex.sample import write_sample
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+OUT_DIR = BENCH_DIR / "out"
+CACHE = Path(os.path.expanduser("~/.cache/pacsindex-bench"))
+TARGET_MS = 500.0
+PASSWORD = "benchmark password"
+
+
+def archive(files: int) -> Path:
+    """The generated archive for this size, written once and reused."""
+    root = CACHE / f"status-tree-{files}"
+    done = root / ".complete"
+    if not done.exists():
+        print(f"writing a {files}-file sample archive under {root} (once) ...", file=sys.stderr)
+        write_sample(root, patients=max(20, files // 100), files=files, seed=7)
+        done.write_text("ok\n", encoding="utf-8")
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def summary(latencies_s: list[float]) -> dict[str, Any]:
+    ms = [v * 1000 for v in latencies_s]
+    return {
+        "requests": len(ms),
+        "p50_ms": round(statistics.median(ms), 2),
+        "p95_ms": round(percentile(ms, 95), 2),
+        "max_ms": round(max(ms), 2),
+    }
+
+
+def start_server(db: Path, root: Path, port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    env["PACSINDEX_ROOTS"] = str(root)
+    env.pop("PACSINDEX_CONFIG", None)
+    cmd = [sys.executable, "-m", "pacsindex", "serve", "--db", str(db), "--port", str(port)]
+    return subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with code {proc.returncode}")
+        try:
+            if httpx.get(url + "/openapi.json", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the server did not answer within a minute")
+
+
+def timed_status(client: httpx.Client) -> tuple[float, dict[str, Any]]:
+    t0 = time.perf_counter()
+    r = client.get("/api/index/status", headers={"X-Background": "1"})
+    elapsed = time.perf_counter() - t0
+    r.raise_for_status()
+    return elapsed, r.json()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--baseline-requests", type=int, default=300)
+    args = parser.parse_args(argv)
+
+    root = archive(args.files)
+    with tempfile.TemporaryDirectory(prefix="pacsindex-bench-status-") as tmp:
+        workdir = Path(tmp)
+        db = workdir / "index.db"
+        Accounts(db).add_user("bench", PASSWORD)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start_server(db, root, port, workdir)
+        try:
+            wait_until_up(url, proc)
+            with httpx.Client(base_url=url, timeout=30) as client:
+                r = client.post("/auth/signin", json={"name": "bench", "password": PASSWORD})
+                r.raise_for_status()
+                csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
+
+                for _ in range(20):  # warm-up: connections, imports, caches
+                    timed_status(client)
+                idle = [timed_status(client)[0] for _ in range(args.baseline_requests)]
+
+                t0 = time.perf_counter()
+                client.post("/api/index/start", headers=csrf).raise_for_status()
+                loaded: list[float] = []
+                last: dict[str, Any] = {}
+                while True:
+                    elapsed, last = timed_status(client)
+                    if not last["running"]:
+                        break
+                    loaded.append(elapsed)
+                run_seconds = time.perf_counter() - t0
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    if last.get("state") != "completed" or not loaded:
+        print(f"the indexing run did not complete as expected: {last}", file=sys.stderr)
+        return 1
+    base, load = summary(idle), summary(loaded)
+    result = {
+        "endpoint": "GET /api/index/status",
+        "files": last["files_processed"],
+        "run_seconds": round(run_seconds, 2),
+        "run_files_per_s": round(last["files_processed"] / run_seconds, 1),
+        "baseline_idle": base,
+        "while_indexing": load,
+        "p95_ratio_loaded_to_idle": round(load["p95_ms"] / base["p95_ms"], 2),
+        "target_p95_ms": TARGET_MS,
+        "meets_target": load["p95_ms"] < TARGET_MS,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "system": platform.platform(),
+        },
+    }
+    OUT_DIR.mkdir(exist_ok=True)
+    (OUT_DIR / "bench_status.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+    print(
+        f"GET /api/index/status over a real socket; {result['files']} files indexed in "
+        f"{result['run_seconds']} s ({result['run_files_per_s']} files/s) by the same server"
+    )
+    print(f"{'':24}{'requests':>10}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
+    for label, s in (("idle (baseline)", base), ("while indexing", load)):
+        print(f"{label:24}{s['requests']:>10}{s['p50_ms']:>10.1f}{s['p95_ms']:>10.1f}{s['max_ms']:>10.1f}")
+    verdict = "yes" if result["meets_target"] else "NO"
+    print(
+        f"p95 while indexing / idle: {result['p95_ratio_loaded_to_idle']}x; "
+        f"p95 < {TARGET_MS:.0f} ms while indexing: {verdict}"
+    )
+    print(f"written to {OUT_DIR / 'bench_status.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

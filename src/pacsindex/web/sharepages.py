@@ -1,0 +1,160 @@
+"""The recipient's pages, as HTML made here (no script: a recipient's browser runs none of ours): the
+landing page, the passcode form, the file list, and a page for each refusal that says what to do next.
+Every value from the index is escaped; every page is sent with `Cache-Control: no-store`.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import datetime, tzinfo
+from typing import Any
+
+from fastapi.responses import HTMLResponse
+
+from pacsindex.errors import (
+    BadPasscode,
+    CsrfRejected,
+    IndexNotFound,
+    NotFound,
+    PacsIndexError,
+    PasscodeRequired,
+    ShareBusy,
+    ShareError,
+    ShareExpired,
+    ShareLimitReached,
+    ShareLinkNotFound,
+    ShareLocked,
+    ShareRevoked,
+)
+from pacsindex.sharedb import Share, iso
+
+log = logging.getLogger(__name__)
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# (status, title, what to do) for each refusal
+REFUSALS: dict[type[PacsIndexError], tuple[int, str, str]] = {
+    ShareLinkNotFound: (404, "Link not found", "Check that the whole link was copied: links are long."),
+    ShareExpired: (410, "Link expired", "Ask the practice for a new link."),
+    ShareRevoked: (410, "Link withdrawn", "Ask the practice for a new link."),
+    ShareLimitReached: (410, "Link used up", "Ask the practice for a new link."),
+    ShareLocked: (429, "Link locked", "Wait, then try the passcode again."),
+    ShareBusy: (429, "Busy", "Several downloads are running: try again in a minute."),
+    PasscodeRequired: (403, "Passcode needed", "Enter the passcode the practice gave you."),
+    BadPasscode: (403, "Wrong passcode", "Check the passcode and try again."),
+    CsrfRejected: (403, "Refused", "Open the link itself and use the form on its page."),
+    NotFound: (410, "No longer available", "The practice's archive has changed: ask for a new link."),
+    IndexNotFound: (410, "No longer available", "The practice's archive has changed: ask for a new link."),
+    PacsIndexError: (503, "Not available right now", "Try again later, or ask the practice."),
+}
+
+
+def escape(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+_e = escape
+
+
+def page(title: str, body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    return HTMLResponse(
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<meta name='referrer' content='no-referrer'><meta name='robots' content='noindex'>"
+        f"<title>{_e(title)} · pacsindex</title><link rel='icon' href='data:,'>"
+        "<link rel='stylesheet' href='/static/app.css'></head>"
+        "<body class='share-page'><main id='main'><section class='card share-card'>"
+        "<p class='brand share-brand'>pacs<span>index</span></p>"
+        f"<h1>{_e(title)}</h1>{body}</section></main></body></html>",
+        status_code=status,
+        headers={**NO_STORE, **(headers or {})},
+    )
+
+
+def passcode_form(token: str, message: str | None = None) -> str:
+    note = f"<p class='notice error' role='alert'>{_e(message)}</p>" if message else ""
+    return (
+        f"{note}<form method='post' action='/share/{_e(token)}' class='stacked share-form'>"
+        "<label for='passcode'>Passcode</label>"
+        "<input id='passcode' name='passcode' type='password' autocomplete='off' required maxlength='128' "
+        "autofocus><button type='submit' class='primary'>Open</button></form>"
+    )
+
+
+def refusal_page(exc: PacsIndexError, token: str | None = None) -> HTMLResponse:
+    status, title, advice = next(REFUSALS[c] for c in type(exc).__mro__ if c in REFUSALS)
+    headers = {}
+    retry = getattr(exc, "retry_after", None)
+    if retry:
+        headers["Retry-After"] = str(retry)
+    if isinstance(exc, PasscodeRequired | BadPasscode) and token is not None:
+        message = str(exc) if isinstance(exc, BadPasscode) else None
+        return page(title, passcode_form(token, message), status, headers)
+    if isinstance(exc, ShareError | NotFound | CsrfRejected):
+        said = f"<p class='notice error' role='alert'>{_e(str(exc)[:1].upper() + str(exc)[1:])}.</p>"
+    else:  # the message is for staff (it may name the server's files): the log has the kind
+        log.warning("a share link could not be served: %s", type(exc).__name__)
+        said = ""
+    return page(title, f"{said}<p>{_e(advice)}</p>", status, headers)
+
+
+def _link(url: str | None, text: str) -> str:
+    return f"<a href='{_e(url)}'>{_e(text)}</a>" if url else _e(text)
+
+
+def size_text(n: int) -> str:
+    value, units = float(n), ["bytes", "KB", "MB", "GB", "TB"]
+    unit = 0
+    while value >= 1024 and unit < len(units) - 1:
+        value /= 1024
+        unit += 1
+    return f"{value:,.0f} {units[unit]}" if unit == 0 else f"{value:,.1f} {units[unit]}"
+
+
+def dicom_date(text: str | None) -> str:
+    if text and len(text) == 8 and text.isdigit():
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return text or "unknown"
+
+
+def landing_page(token: str, share: Share, series: dict[str, Any], tz: tzinfo) -> HTMLResponse:
+    """What the link holds: modality, study date, file count and size (no patient name), and Download."""
+    expires = iso(share.expires_at)
+    until = datetime.fromtimestamp(share.expires_at, tz).strftime("%Y-%m-%d %H:%M %Z")
+    left = (
+        f"<dt>Downloads left</dt><dd>{share.max_downloads - share.downloads} of {share.max_downloads}</dd>"
+        if share.max_downloads is not None
+        else ""
+    )
+    body = (
+        "<p>A colleague has shared one series of images with you.</p>"
+        "<dl class='fields share-fields'>"
+        f"<dt>Modality</dt><dd>{_e(series.get('Modality') or 'unknown')}</dd>"
+        f"<dt>Study date</dt><dd>{_e(dicom_date(series.get('StudyDate')))}</dd>"
+        f"<dt>Files</dt><dd id='share-file-count'>{int(series['file_count'])}</dd>"
+        f"<dt>Size</dt><dd>{_e(size_text(int(series['total_size'])))}</dd>"
+        f"<dt>Link valid until</dt><dd><time datetime='{_e(expires)}'>{_e(until)}</time></dd>{left}</dl>"
+        "<p class='share-actions'><a class='button primary' id='share-download' "
+        f"href='/share/{_e(token)}/download' download>"
+        f"Download (zip, {_e(size_text(int(series['total_size'])))})</a>"
+        f" <a href='/share/{_e(token)}/files'>List the files</a></p>"
+        "<p class='muted'>The zip holds the DICOM files and MANIFEST.txt, which lists every file. "
+        "Do not forward this link: it gives access to patient images.</p>"
+    )
+    return page("Shared series", body)
+
+
+def files_page(token: str, rows: list[dict[str, Any]], single: bool) -> HTMLResponse:
+    table = "".join(
+        f"<tr><td class='num'>{r['n']}</td><td>{_link(r['url'], r['name'])}</td>"
+        f"<td class='num'>{_e(size_text(int(r['size'])))}</td></tr>"
+        for r in rows
+    )
+    note = "" if single else "<p class='muted'>This link allows only whole-series downloads.</p>"
+    body = (
+        f"<p><a href='/share/{_e(token)}'>← Back</a></p>{note}<div class='table-wrap'><table>"
+        "<thead><tr><th class='num'>#</th><th>File</th><th class='num'>Size</th></tr></thead>"
+        f"<tbody>{table}</tbody></table></div>"
+    )
+    return page(f"{len(rows)} files", body)

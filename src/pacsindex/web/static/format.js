@@ -1,0 +1,109 @@
+// How DICOM values and times read on screen: names as "FAMILY, Given", dates as YYYY-MM-DD, times in the
+// practice's time zone (Africa/Johannesburg unless the settings say otherwise).
+
+const TRANSFER_SYNTAXES = {
+  "1.2.840.10008.1.2": "Implicit VR Little Endian",
+  "1.2.840.10008.1.2.1": "Explicit VR Little Endian",
+  "1.2.840.10008.1.2.2": "Explicit VR Big Endian",
+  "1.2.840.10008.1.2.1.99": "Deflated Explicit VR",
+  "1.2.840.10008.1.2.4.50": "JPEG Baseline",
+  "1.2.840.10008.1.2.4.51": "JPEG Extended",
+  "1.2.840.10008.1.2.4.57": "JPEG Lossless",
+  "1.2.840.10008.1.2.4.70": "JPEG Lossless SV1",
+  "1.2.840.10008.1.2.4.80": "JPEG-LS Lossless",
+  "1.2.840.10008.1.2.4.81": "JPEG-LS Near-lossless",
+  "1.2.840.10008.1.2.4.90": "JPEG 2000 Lossless",
+  "1.2.840.10008.1.2.4.91": "JPEG 2000",
+  "1.2.840.10008.1.2.5": "RLE Lossless",
+};
+
+const SEX = { M: "Male", F: "Female", O: "Other" };
+
+// "MÜLLER^HANS" → "MÜLLER, HANS"; "SMITH^K^^DR" → "DR SMITH, K". Only the first (alphabetic) group.
+export function personName(value) {
+  if (!value) return "(no name)";
+  const [family = "", given = "", middle = "", prefix = "", suffix = ""] = value.split("=")[0].split("^");
+  const first = [given, middle].filter(Boolean).join(" ");
+  const name = [prefix, family].filter(Boolean).join(" ") + (first ? `, ${first}` : "") + (suffix ? ` ${suffix}` : "");
+  return name.trim() || value;
+}
+
+export function dicomDate(value) {
+  if (!value) return "";
+  const m = /^(\d{4})(\d{2})(\d{2})$/.exec(value.trim());
+  return m ? `${m[1]}-${m[2]}-${m[3]}` : value;
+}
+
+export function dicomTime(value) {
+  if (!value) return "";
+  const m = /^(\d{2})(\d{2})?(\d{2})?/.exec(value.trim());
+  if (!m) return value;
+  return [m[1], m[2] || "00", m[3]].filter(Boolean).join(":");
+}
+
+export function sex(value) {
+  return SEX[value] || value || "";
+}
+
+export function transferSyntax(uid) {
+  return TRANSFER_SYNTAXES[uid] || uid || "";
+}
+
+export function count(n) {
+  if (n === null || n === undefined) return "–";
+  return Number(n).toLocaleString("en-ZA");
+}
+
+export function bytes(n) {
+  if (n === null || n === undefined) return "";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = Number(n);
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toLocaleString("en-ZA", { maximumFractionDigits: unit ? 1 : 0 })} ${units[unit]}`;
+}
+
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${String(s % 60).padStart(2, "0")} s`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
+}
+
+function formatter(timeZone, options) {
+  try {
+    return new Intl.DateTimeFormat("en-ZA", { timeZone, hourCycle: "h23", ...options });
+  } catch {
+    return new Intl.DateTimeFormat("en-ZA", { hourCycle: "h23", ...options });
+  }
+}
+
+// An ISO 8601 time with an offset → "14:05:09 SAST" in the given zone.
+export function clockTime(iso, timeZone) {
+  if (!iso) return "–";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return formatter(timeZone, { hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" }).format(date);
+}
+
+// An ISO 8601 time → "2024-06-01 14:05" in the given zone.
+export function dateTime(iso, timeZone) {
+  if (!iso) return "–";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  const parts = Object.fromEntries(
+    formatter(timeZone, { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" })
+      .formatToParts(date)
+      .map((p) => [p.type, p.value]),
+  );
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}`;
+}
+
+export function plural(n, one, many = `${one}s`) {
+  return `${count(n)} ${n === 1 ? one : many}`;
+}

@@ -1,0 +1,132 @@
+// The indexing panel: start and stop, a progress bar with percentage, files/s, ETA, counters and the time
+// of the last update in the practice's time zone. `update(status)` is called every 2 seconds.
+
+import { api, ApiError } from "./api.js";
+import { h, replace } from "./dom.js";
+import { clockTime, count, duration } from "./format.js";
+
+const STATE_LABEL = {
+  idle: "Not indexed yet",
+  running: "Indexing",
+  completed: "Up to date",
+  cancelled: "Stopped",
+  failed: "Failed",
+  interrupted: "Interrupted",
+};
+
+export function createIndexPanel(container, ctx) {
+  const title = h("h2", { id: "index-title" }, "Indexing");
+  const badge = h("span", { class: "badge", id: "index-state" }, "…");
+  const bar = h("progress", { id: "index-bar", max: "100", "aria-labelledby": "index-title" });
+  const percent = h("span", { class: "percent", id: "index-percent", "aria-live": "off" }, "");
+  const message = h("p", { class: "panel-message", id: "index-message", role: "status" });
+  const stats = h("dl", { class: "stats", id: "index-stats" });
+  const updated = h("span", { id: "index-updated" }, "–");
+  const rootsText = h("span", { class: "roots", id: "index-roots" }, "");
+  const rootsInput = h("input", {
+    id: "index-roots-input",
+    type: "text",
+    "aria-label": "Folders to index, separated by semicolons",
+    placeholder: "/mnt/pacs; \\\\nas\\dicom",
+  });
+  const start = h("button", { type: "button", class: "primary", id: "index-start" }, "Start indexing");
+  const stop = h("button", { type: "button", id: "index-stop" }, "Stop");
+
+  start.addEventListener("click", async () => {
+    start.disabled = true;
+    const body = {};
+    if (ctx.me.is_admin && rootsInput.value.trim()) {
+      body.roots = rootsInput.value.split(";").map((r) => r.trim()).filter(Boolean);
+    }
+    try {
+      const status = await api("/api/index/start", { method: "POST", body });
+      message.textContent = "";
+      update(status);
+    } catch (err) {
+      showError(err);
+      start.disabled = false;
+    }
+  });
+  stop.addEventListener("click", async () => {
+    stop.disabled = true;
+    try {
+      update(await api("/api/index/stop", { method: "POST" }));
+      message.textContent = "Stopping after the files in hand; the next run resumes from here.";
+    } catch (err) {
+      showError(err);
+    }
+  });
+
+  function showError(err) {
+    message.className = "panel-message error";
+    message.textContent = err instanceof ApiError ? err.message : String(err);
+  }
+
+  const rootsRow = ctx.me.is_admin
+    ? h("div", { class: "roots-row" }, h("label", { for: "index-roots-input" }, "Folders"), rootsInput)
+    : h("div", { class: "roots-row" }, h("span", { class: "label" }, "Folders"), rootsText);
+  rootsInput.value = (ctx.me.roots || []).join("; ");
+  rootsText.textContent = (ctx.me.roots || []).join("; ") || "none configured (ask an admin)";
+
+  replace(
+    container,
+    h("div", { class: "panel-head" }, title, badge, h("span", { class: "spacer" }), start, stop),
+    h("div", { class: "bar-row" }, bar, percent),
+    stats,
+    h("div", { class: "panel-foot" }, rootsRow, h("span", { class: "updated" }, "Last update ", updated)),
+    message,
+  );
+
+  function stat(label, value, id) {
+    return h("div", { class: "stat" }, h("dt", {}, label), h("dd", { id }, value));
+  }
+
+  function update(s) {
+    ctx.status = s;
+    const running = Boolean(s.running);
+    badge.textContent = STATE_LABEL[s.state] || s.state;
+    badge.className = `badge state-${s.state}`;
+    start.disabled = running;
+    stop.disabled = !running;
+    start.hidden = running;
+    stop.hidden = !running;
+    if (s.percent === null || s.percent === undefined) {
+      if (running) bar.removeAttribute("value");
+      else bar.value = 0;
+      percent.textContent = running ? "counting files…" : "";
+    } else {
+      bar.value = s.percent;
+      percent.textContent = `${s.percent.toLocaleString("en-ZA", { maximumFractionDigits: 1 })} %`;
+    }
+    let files = `${count(s.files_processed)} of ${count(s.enumerated_files)}`;
+    if (!s.enumeration_done) files = running ? `${count(s.files_processed)} of ${count(s.enumerated_files)} so far` : "–";
+    replace(
+      stats,
+      stat("Files done", files, "stat-files"),
+      stat("Speed", running ? `${count(Math.round(s.files_per_s))} files/s` : "–", "stat-rate"),
+      stat("Time left", running ? duration(s.eta_s) : "–", "stat-eta"),
+      stat("Series", count(s.series_count), "stat-series"),
+      stat("New or changed", count(s.files_read), "stat-read"),
+      stat("Unchanged", count(s.files_unchanged), "stat-unchanged"),
+      stat("Removed", count(s.files_removed), "stat-removed"),
+      stat("Unreadable", count(s.errors), "stat-errors"),
+      stat("Not DICOM", count(s.non_dicom), "stat-nondicom"),
+    );
+    updated.textContent = clockTime(s.last_updated, s.timezone || ctx.me.timezone);
+    if (s.roots && s.roots.length && !ctx.me.is_admin) rootsText.textContent = s.roots.join("; ");
+    if (running || !message.classList.contains("error")) {
+      message.className = "panel-message";
+      message.textContent = describe(s);
+    }
+  }
+
+  return { update };
+}
+
+function describe(s) {
+  const by = s.started_by ? ` by ${s.started_by}` : "";
+  if (s.running) return `Started${by}. Searches already see the series indexed so far.`;
+  if (s.state === "idle") return "Nothing indexed yet: check the folders and press Start indexing.";
+  const last = s.message ? ` ${s.message.charAt(0).toUpperCase()}${s.message.slice(1)}.` : "";
+  return s.started_by ? `Last run started${by}.${last}` : last.trim();
+}

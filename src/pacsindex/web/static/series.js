@@ -1,0 +1,129 @@
+// One series in full: patient, study and series fields, and its files in instance order.
+
+import { api } from "./api.js";
+import { fields, focusHeading, h, notice, replace } from "./dom.js";
+import { bytes, count, dicomDate, dicomTime, personName, sex, transferSyntax } from "./format.js";
+
+const SHOWN_FILES = 500;
+
+export async function renderSeries(container, key) {
+  replace(container, h("p", { class: "muted" }, "Loading series…"));
+  let s;
+  try {
+    s = await api(`/api/series/${encodeURIComponent(key)}`);
+  } catch (err) {
+    replace(container, backLink(), h("h2", {}, "Series"), notice(err.message, "error"));
+    focusHeading(container);
+    return;
+  }
+  const filesBox = h("div", { class: "files" });
+  showFiles(filesBox, s.files, SHOWN_FILES);
+  replace(
+    container,
+    backLink(),
+    h(
+      "header",
+      { class: "series-head" },
+      h("h2", { id: "series-title" }, personName(s.PatientName)),
+      h(
+        "p",
+        { class: "series-sub" },
+        h("span", { class: "modality" }, s.Modality || "?"),
+        ` ${s.SeriesDescription || "(no description)"} · ${s.StudyDescription || "(no study description)"} · ${dicomDate(s.StudyDate) || "no date"}`,
+      ),
+    ),
+    h(
+      "div",
+      { class: "detail-grid" },
+      h(
+        "section",
+        { class: "card" },
+        h("h3", {}, "Patient"),
+        fields([
+          ["Name", s.PatientName],
+          ["Patient ID", s.PatientID],
+          ["Issuer of ID", s.IssuerOfPatientID],
+          ["Other IDs", s.OtherPatientIDs],
+          ["Birth date", dicomDate(s.PatientBirthDate)],
+          ["Sex", sex(s.PatientSex)],
+        ]),
+      ),
+      h(
+        "section",
+        { class: "card" },
+        h("h3", {}, "Study"),
+        fields([
+          ["Date and time", `${dicomDate(s.StudyDate)} ${dicomTime(s.StudyTime)}`.trim()],
+          ["Description", s.StudyDescription],
+          ["Accession", s.AccessionNumber],
+          ["Study ID", s.StudyID],
+          ["Referring", s.ReferringPhysicianName ? personName(s.ReferringPhysicianName) : ""],
+          ["Institution", s.InstitutionName],
+          ["Study UID", h("span", { class: "uid" }, s.StudyInstanceUID || "–")],
+        ]),
+      ),
+      h(
+        "section",
+        { class: "card" },
+        h("h3", {}, "Series"),
+        fields([
+          ["Number", s.SeriesNumber],
+          ["Modality", s.Modality],
+          ["Description", s.SeriesDescription],
+          ["Body part", s.BodyPartExamined],
+          ["Series date", dicomDate(s.SeriesDate)],
+          ["Equipment", [s.Manufacturer, s.StationName].filter(Boolean).join(" · ")],
+          ["Files", `${count(s.file_count)} (${bytes(s.total_size)})`],
+          ["Series UID", h("span", { class: "uid" }, s.SeriesInstanceUID || "–")],
+          ["SeriesKey", h("span", { class: "uid" }, s.SeriesKey)],
+        ]),
+      ),
+    ),
+    h("section", { class: "card" }, h("h3", {}, `Files (${count(s.files.length)})`), filesBox),
+  );
+  focusHeading(container);
+}
+
+function backLink() {
+  return h("a", { href: "#/search", class: "back" }, "← Back to results");
+}
+
+// The folder the files share, if they all share one: shown once, so the table lists just the names.
+function commonFolder(files) {
+  const folderOf = (p) => p.slice(0, Math.max(p.lastIndexOf("/"), p.lastIndexOf("\\")) + 1);
+  if (!files.length) return "";
+  const first = folderOf(files[0].path);
+  return first && files.every((f) => folderOf(f.path) === first) ? first : "";
+}
+
+function showFiles(box, files, limit) {
+  const shown = files.slice(0, limit);
+  const folder = commonFolder(files);
+  const table = h(
+    "table",
+    { class: "files-table" },
+    h(
+      "thead",
+      {},
+      h("tr", {}, h("th", { scope: "col", class: "num" }, "Instance"), h("th", { scope: "col" }, folder ? "File" : "Path"), h("th", { scope: "col", class: "num" }, "Size"), h("th", { scope: "col" }, "Transfer syntax")),
+    ),
+    h(
+      "tbody",
+      {},
+      shown.map((f) =>
+        h(
+          "tr",
+          {},
+          h("td", { class: "num" }, f.InstanceNumber ?? "–"),
+          h("td", { class: "path" }, folder ? f.path.slice(folder.length) : f.path),
+          h("td", { class: "num" }, bytes(f.size)),
+          h("td", {}, transferSyntax(f.TransferSyntaxUID)),
+        ),
+      ),
+    ),
+  );
+  const rest = files.length - shown.length;
+  const more = rest > 0 ? h("button", { type: "button", class: "more", onclick: () => showFiles(box, files, files.length) }, `Show all ${count(files.length)} files`) : null;
+  const where = folder ? h("p", { class: "folder" }, h("span", { class: "label" }, "Folder "), h("span", { class: "path", id: "series-folder" }, folder)) : null;
+  replace(box, where, h("div", { class: "table-wrap" }, table), more);
+}

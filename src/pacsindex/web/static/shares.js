@@ -1,0 +1,275 @@
+// Share links: make one from a series (how long it lasts, an optional passcode and download limit, a copy
+// button; the link is shown this once), and the Shares page (your links, or every link for an admin: status,
+// downloads, revoke, and who used each link).
+
+import { api } from "./api.js";
+import { focusHeading, h, notice, replace } from "./dom.js";
+import { bytes, count, dateTime, dicomDate, personName } from "./format.js";
+
+const PRESETS = [
+  ["1 hour", 3600],
+  ["24 hours", 24 * 3600],
+  ["7 days", 7 * 24 * 3600],
+];
+const PAGE = 100;
+const STATUS_LABEL = { active: "Active", expired: "Expired", revoked: "Revoked", used_up: "Used up", locked: "Locked" };
+const OUTCOME_LABEL = {
+  ok: "OK",
+  incomplete: "Stopped early",
+  expired: "Expired",
+  revoked: "Revoked",
+  bad_passcode: "Wrong passcode",
+  passcode_required: "Asked for passcode",
+  not_found: "Not found",
+  limited: "Used up",
+  locked: "Locked",
+  busy: "Busy (try later)",
+};
+const KIND_LABEL = { page: "Opened", passcode: "Passcode", files: "File list", download: "Zip download", file: "One file" };
+
+// -- from the series view ---------------------------------------------------------------------------------
+
+// Adds the "Share this series" card under the series heading, once the series view has drawn it.
+export function mountShareCard(view, key, ctx) {
+  const head = view.querySelector(".series-head");
+  if (!head || view.querySelector("#share-panel")) return;
+  head.after(shareCard(key, ctx));
+}
+
+export function shareCard(key, ctx) {
+  const result = h("div", { id: "share-result", "aria-live": "polite" });
+  const expiry = h(
+    "select",
+    { id: "share-expiry" },
+    PRESETS.map(([label, seconds]) => h("option", { value: String(seconds), selected: seconds === 24 * 3600 }, label)),
+  );
+  const passcode = h("input", {
+    id: "share-passcode",
+    type: "password",
+    autocomplete: "new-password",
+    minlength: "6",
+    maxlength: "128",
+    placeholder: "none",
+    size: "14",
+  });
+  const limit = h("input", { id: "share-limit", type: "number", min: "1", max: "1000", step: "1", placeholder: "no limit", inputmode: "numeric" });
+  const create = h("button", { type: "submit", class: "primary", id: "share-create" }, "Create link");
+  const form = h(
+    "form",
+    { class: "inline-form share-form", id: "share-form" },
+    h("label", { for: "share-expiry" }, "Valid for"),
+    expiry,
+    h("label", { for: "share-passcode" }, "Passcode"),
+    passcode,
+    h("label", { for: "share-limit" }, "Downloads"),
+    limit,
+    create,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    create.disabled = true;
+    try {
+      const body = { SeriesKey: key, expires_in: Number(expiry.value) };
+      if (passcode.value) body.passcode = passcode.value;
+      if (limit.value) body.max_downloads = Number(limit.value);
+      const made = await api("/api/shares", { method: "POST", body });
+      passcode.value = "";
+      replace(result, madeLink(made, ctx));
+      result.querySelector("#share-url")?.select();
+    } catch (err) {
+      replace(result, notice(err.message, "error"));
+    } finally {
+      create.disabled = false;
+    }
+  });
+  return h(
+    "section",
+    { class: "card share-panel", id: "share-panel", "aria-labelledby": "share-title" },
+    h("h3", { id: "share-title" }, "Share this series"),
+    h("p", { class: "muted" }, "A link to download this series as a zip, without signing in. Every use is logged; you can revoke it on the Shares page."),
+    form,
+    result,
+  );
+}
+
+function madeLink(made, ctx) {
+  const url = h("input", { id: "share-url", class: "share-url", readonly: true, value: made.url, "aria-label": "The share link", spellcheck: "false" });
+  const said = h("span", { class: "copy-said", role: "status" });
+  const copy = h("button", { type: "button", id: "share-copy" }, "Copy link");
+  copy.addEventListener("click", async () => {
+    said.textContent = (await copyText(url)) ? "Copied." : "Select the link and copy it (Ctrl+C).";
+  });
+  const terms = [`valid until ${dateTime(made.expires_at, ctx.me.timezone)}`];
+  if (made.has_passcode) terms.push("needs the passcode (tell it another way than the link)");
+  if (made.max_downloads) terms.push(`${count(made.max_downloads)} download${made.max_downloads === 1 ? "" : "s"}`);
+  return h(
+    "div",
+    { class: "notice success share-made" },
+    h("p", {}, `Link made: ${terms.join(", ")}. Copy it now: it is shown only this once.`),
+    h("div", { class: "share-url-row" }, url, copy, said),
+  );
+}
+
+async function copyText(input) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+    return true;
+  } catch {
+    input.focus();
+    input.select();
+    try {
+      return document.execCommand("copy"); // plain http on the practice network: no Clipboard API there
+    } catch {
+      return false;
+    }
+  }
+}
+
+// -- the Shares page --------------------------------------------------------------------------------------
+
+export function renderShares(container, ctx) {
+  let offset = 0;
+  const box = h("div", { id: "shares-list" });
+  replace(
+    container,
+    h("h2", {}, "Share links"),
+    h("p", { class: "muted" }, ctx.me.is_admin ? "Every share link, newest first." : "The share links you made, newest first."),
+    box,
+  );
+  focusHeading(container);
+  load();
+
+  async function load() {
+    let items;
+    try {
+      items = await api("/api/shares", { params: { limit: PAGE, offset } });
+    } catch (err) {
+      replace(box, notice(err.message, "error"));
+      return;
+    }
+    if (!items.length && offset === 0) {
+      replace(box, notice("No share links yet. Open a series and use “Share this series”."));
+      return;
+    }
+    const rows = items.flatMap((s) => shareRows(s, ctx, load));
+    const table = h(
+      "table",
+      { class: "shares-table" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["Series", "Made", "Valid until", "Protection", "Downloads", "Status", ""].map((label, i) =>
+            h("th", { scope: "col", class: i === 4 ? "num" : null }, label),
+          ),
+        ),
+      ),
+      h("tbody", {}, rows),
+    );
+    const pager = h(
+      "div",
+      { class: "pager" },
+      h("button", { type: "button", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, "← Newer"),
+      h("span", {}, `${count(offset + 1)}–${count(offset + items.length)}`),
+      h("button", { type: "button", disabled: items.length < PAGE, onclick: () => { offset += PAGE; load(); } }, "Older →"),
+    );
+    replace(box, h("div", { class: "table-wrap" }, table), pager);
+  }
+}
+
+function shareRows(s, ctx, reload) {
+  const tz = ctx.me.timezone;
+  const logCell = h("td", { colspan: "7" });
+  const logRow = h("tr", { class: "share-log-row", hidden: true }, logCell);
+  const logButton = h("button", { type: "button", "aria-expanded": "false" }, "Log");
+  logButton.addEventListener("click", async () => {
+    const open = logRow.hidden;
+    logRow.hidden = !open;
+    logButton.setAttribute("aria-expanded", String(open));
+    if (open) await showLog(logCell, s.id, tz);
+  });
+  const actions = [logButton];
+  if (s.status === "active" || s.status === "locked") {
+    actions.unshift(
+      h(
+        "button",
+        {
+          type: "button",
+          class: "danger",
+          onclick: async (event) => {
+            if (!window.confirm("Revoke this link? It stops working at once.")) return;
+            event.target.disabled = true;
+            try {
+              await api(`/api/shares/${s.id}/revoke`, { method: "POST" });
+              reload();
+            } catch (err) {
+              event.target.disabled = false;
+              window.alert(err.message);
+            }
+          },
+        },
+        "Revoke",
+      ),
+    );
+  }
+  const series = s.file_count === null
+    ? h("span", { class: "muted" }, "(no longer in the index)")
+    : [
+        h("a", { href: `#/series/${encodeURIComponent(s.SeriesKey)}`, class: "series-link" }, personName(s.PatientName)),
+        h("div", { class: "muted" }, h("span", { class: "modality" }, s.Modality || "?"), ` ${dicomDate(s.StudyDate)} · ${s.SeriesDescription || "(no description)"} · ${count(s.file_count)} files, ${bytes(s.total_size)}`),
+      ];
+  const protection = [s.has_passcode ? "Passcode" : "Link only"];
+  if (s.max_downloads) protection.push(`${count(s.max_downloads)} download${s.max_downloads === 1 ? "" : "s"}`);
+  const row = h(
+    "tr",
+    { class: `share-row status-${s.status}`, "data-share": String(s.id) },
+    h("td", {}, series),
+    h("td", {}, h("div", {}, s.created_by), h("div", { class: "muted nowrap" }, dateTime(s.created_at, tz))),
+    h("td", { class: "nowrap" }, dateTime(s.expires_at, tz)),
+    h("td", {}, protection.join(" · ")),
+    h("td", { class: "num" }, count(s.downloads)),
+    h("td", {}, h("span", { class: `badge share-${s.status}` }, STATUS_LABEL[s.status] || s.status)),
+    h("td", { class: "actions" }, actions),
+  );
+  return [row, logRow];
+}
+
+async function showLog(cell, id, tz) {
+  replace(cell, h("p", { class: "muted" }, "Loading…"));
+  let entries;
+  try {
+    entries = await api(`/api/shares/${id}/log`, { params: { limit: 200 } });
+  } catch (err) {
+    replace(cell, notice(err.message, "error"));
+    return;
+  }
+  if (!entries.length) {
+    replace(cell, h("p", { class: "muted" }, "Nobody has used this link yet."));
+    return;
+  }
+  replace(
+    cell,
+    h(
+      "table",
+      { class: "share-log" },
+      h("thead", {}, h("tr", {}, ["When", "What", "Outcome", "From", "Sent"].map((label) => h("th", { scope: "col" }, label)))),
+      h(
+        "tbody",
+        {},
+        entries.map((e) =>
+          h(
+            "tr",
+            { class: e.outcome === "ok" ? "" : "refused" },
+            h("td", { class: "nowrap" }, dateTime(e.at, tz)),
+            h("td", {}, KIND_LABEL[e.kind] || e.kind),
+            h("td", {}, OUTCOME_LABEL[e.outcome] || e.outcome),
+            h("td", { title: e.user_agent || "" }, e.client || "–"),
+            h("td", { class: "num nowrap" }, e.bytes_sent ? bytes(e.bytes_sent) : "–"),
+          ),
+        ),
+      ),
+    ),
+  );
+}

@@ -1,0 +1,156 @@
+"""End to end in real headless Chromium (Debian's, driven by Playwright): sign in, start indexing a
+generated archive, watch the results grow and the bar reach 100 %, search a lower-case non-ASCII name,
+open a series, check the audit log, and save screenshots to test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from pacsindex.config import Settings
+from pacsindex.sample import write_sample
+from pacsindex.scan import ScanOptions
+from pacsindex.web import create_app
+from pacsindex.web.server import ThreadedServer
+from test_jobs import GatedTree
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PASSWORD = "correct horse battery"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/system-packages.sh` (make test does)")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def test_sign_in_index_search_and_open_a_series(browser: object, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    write_sample(archive, patients=12, files=1500)
+    gate = threading.Event()
+    sources: list[GatedTree] = []
+
+    def source_for(root: str) -> GatedTree:
+        sources.append(GatedTree(root, gate, before_gate=30))  # holds the run until the test lets go
+        return sources[-1]
+
+    settings = Settings(db=tmp_path / "pacsindex.db", roots=(str(archive),), workers=1)
+    app = create_app(
+        settings,
+        hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+        scan_options=ScanOptions(workers=1, commit_seconds=0.0, progress_seconds=0.1),
+        source_for=source_for,
+    )
+    app.state.pacsindex.accounts.add_user("thandi", PASSWORD, admin=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    with ThreadedServer(app, settings) as server:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-ZA")  # type: ignore[attr-defined]
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url + "/")
+
+        # Sign in: a wrong password first, then the right one, by keyboard.
+        expect(page.locator("#signin-name")).to_be_focused()
+        page.keyboard.type("thandi")
+        page.keyboard.press("Tab")
+        page.keyboard.type("not the password")
+        page.keyboard.press("Enter")
+        expect(page.locator("#signin-message")).to_have_text("wrong user name or password")
+        page.fill("#signin-password", PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page.locator("#who")).to_have_text("thandi")
+        expect(page.locator("#index-state")).to_have_text("Not indexed yet")
+
+        # Start indexing; the run is held after a few folders, so its middle can be looked at.
+        page.click("#index-start")
+        expect(page.locator("#index-state")).to_have_text("Indexing")
+        expect(page.locator("#index-stop")).to_be_visible()
+        expect(page.locator("#index-percent")).to_have_text("counting files…")
+        page.click("#search-button")  # an empty search lists the newest series indexed so far
+        summary = page.locator("#result-summary")
+        expect(summary).to_have_text(re.compile(r"^\d+ series in \d+ patients?"))
+        partial = int(summary.inner_text().split()[0])
+
+        gate.set()
+        expect(page.locator("#index-percent")).to_have_text("100 %", timeout=60_000)
+        expect(page.locator("#index-bar")).to_have_attribute("value", "100")
+        expect(page.locator("#index-state")).to_have_text("Up to date")
+        expect(page.locator("#index-updated")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d SAST$"))
+        status = app.state.pacsindex.jobs.status()
+        assert status["files_processed"] == status["enumerated_files"] > 1500
+        # The results on screen grew by themselves as indexing went on.
+        expect(summary).to_have_text(re.compile(rf"^{status['series_count']} series in 12 patients"))
+        assert status["series_count"] > partial
+
+        # Search a lower-case, non-ASCII name: "/" jumps to the search box.
+        summary.click()  # somewhere that is not a text box
+        page.keyboard.press("/")
+        expect(page.locator("#q")).to_be_focused()
+        page.fill("#q", "müller")
+        page.keyboard.press("Enter")
+        expect(page.locator(".patient h3")).to_have_text(["MÜLLER, HANS"])
+        links = page.locator(".series-link")
+        expect(links.first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "ui-search.png"))
+
+        # Open a series: its fields and every file.
+        links.first.focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#series-title")).to_have_text("MÜLLER, HANS")
+        rows = page.locator(".files-table tbody tr")
+        expect(rows.first).to_be_visible()
+        files_card = page.locator("section.card h3", has_text="Files (")
+        count = int(re.search(r"\((\d+)\)", files_card.inner_text()).group(1))  # type: ignore[union-attr]
+        assert rows.count() == count > 0
+        expect(page.locator("#series-folder")).to_contain_text("MÜLLER")
+        page.screenshot(path=str(ARTIFACTS / "ui-series.png"), full_page=False)
+
+        # Back to the results, kept in memory (not in the address bar or history).
+        page.click("text=← Back to results")
+        expect(page.locator("#q")).to_have_value("müller")
+        assert "müller" not in page.url.lower() and "ller" not in page.url
+
+        # The admin's audit log shows who searched for what and opened which series.
+        page.click("#nav a[href='#/audit']")
+        table = page.locator(".audit-table")
+        expect(table).to_contain_text("Opened series")
+        expect(table).to_contain_text("“müller”")
+        expect(table).to_contain_text("Started indexing")
+        page.screenshot(path=str(ARTIFACTS / "ui-audit.png"))
+
+        # A tablet-width look at the search page.
+        page.set_viewport_size({"width": 768, "height": 1024})
+        page.click("#nav a[href='#/search']")
+        expect(page.locator(".patient h3")).to_have_text(["MÜLLER, HANS"])
+        page.screenshot(path=str(ARTIFACTS / "ui-search-tablet.png"))
+
+        page.click("#signout")
+        expect(page.locator("#signin-message")).to_have_text("You have signed out.")
+        context.close()
+    assert errors == []

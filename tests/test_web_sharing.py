@@ -1,0 +1,502 @@
+"""Share links over a real socket (uvicorn in a thread, httpx as staff and as recipient): the zip a
+recipient downloads holds the series byte for byte; expiry, revocation, passcodes with lockout and the
+download limit answer with clear pages; guessed tokens and path tricks get nothing; the stream limit
+answers 429 while the rest of the service keeps answering; every use is in the access and audit logs;
+tokens never reach the server log."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import socket
+import subprocess
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+
+from pacsindex import store
+from pacsindex.config import Settings
+from pacsindex.sample import write_sample
+from pacsindex.scan import ScanOptions, run_index
+from pacsindex.sharezip import CHUNK
+from pacsindex.sources import LocalReader, LocalTree
+from pacsindex.web import create_app
+from pacsindex.web.server import ThreadedServer
+
+PASSWORD = "correct horse battery"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass
+class Live:
+    url: str
+    app: Any
+    clock: Clock
+    settings: Settings
+    staff: httpx.Client
+    csrf: dict[str, str]
+    other: httpx.Client
+    other_csrf: dict[str, str]
+    admin: httpx.Client
+    admin_csrf: dict[str, str]
+    series: dict[str, Any]  # the series with the most files
+
+    def share(self, **body: Any) -> dict[str, Any]:
+        r = self.staff.post(
+            "/api/shares", json={"SeriesKey": self.series["SeriesKey"], **body}, headers=self.csrf
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def recipient(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60)
+
+
+def sign_in(url: str, name: str) -> tuple[httpx.Client, dict[str, str]]:
+    client = httpx.Client(base_url=url, timeout=60)
+    r = client.post("/auth/signin", json={"name": name, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return client, {"X-CSRF-Token": r.json()["csrf_token"]}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    base = tmp_path_factory.mktemp("web-sharing")
+    write_sample(base / "archive", patients=4, files=150)
+    settings = Settings(db=base / "pacsindex.db", roots=(str(base / "archive"),), workers=1)
+    run_index(settings.db, [LocalTree(str(base / "archive"))], ScanOptions(workers=1))
+    clock = Clock()
+    app = create_app(
+        settings, clock=clock, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+    accounts = app.state.pacsindex.accounts
+    accounts.add_user("thandi", PASSWORD)
+    accounts.add_user("sipho", PASSWORD)
+    accounts.add_user("boss", PASSWORD, admin=True)
+    with ThreadedServer(app, settings) as server:
+        staff, csrf = sign_in(server.url, "thandi")
+        other, other_csrf = sign_in(server.url, "sipho")
+        admin, admin_csrf = sign_in(server.url, "boss")
+        found = staff.get("/api/search", params={"limit": 1000}).json()
+        series = max(found, key=lambda s: s["file_count"])
+        yield Live(
+            server.url, app, clock, settings, staff, csrf, other, other_csrf, admin, admin_csrf, series
+        )
+        for c in (staff, other, admin):
+            c.close()
+
+
+def source_files(live: Live) -> list[dict[str, Any]]:
+    with store.reading(live.settings.db) as conn:
+        detail = store.get_series(conn, live.series["SeriesKey"])
+        assert detail is not None
+        return list(store.series_files(conn, detail["series_id"]))
+
+
+def check_zip(live: Live, data: bytes, tmp_path: Path) -> None:
+    """The zip holds file_count DICOM files equal to the sources, and passes testzip and `unzip -t`."""
+    out = tmp_path / f"share-{secrets.token_hex(4)}.zip"
+    out.write_bytes(data)
+    with zipfile.ZipFile(out) as zf:
+        assert zf.testzip() is None
+        dicoms = [i for i in zf.infolist() if i.filename.endswith(".dcm")]
+        assert len(dicoms) == live.series["file_count"]
+        assert [i.filename for i in zf.infolist()][0] == "MANIFEST.txt"
+        for info, source in zip(dicoms, source_files(live), strict=True):
+            got = hashlib.sha256(zf.read(info)).hexdigest()
+            assert got == hashlib.sha256(Path(source["path"]).read_bytes()).hexdigest()
+    proc = subprocess.run(["unzip", "-t", str(out)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "No errors detected" in proc.stdout, proc.stdout
+
+
+def test_a_recipient_downloads_the_series_as_a_zip(live: Live, tmp_path: Path) -> None:
+    made = live.share()
+    assert made["url"] == f"{live.url}/share/{made['token']}" and made["status"] == "active"
+    assert (
+        made["file_count"] == live.series["file_count"] and made["PatientName"] == live.series["PatientName"]
+    )
+    with live.recipient() as anon:
+        landing = anon.get(f"/share/{made['token']}")
+        assert landing.status_code == 200 and landing.headers["cache-control"] == "no-store"
+        assert f"<dd id='share-file-count'>{live.series['file_count']}</dd>" in landing.text
+        assert live.series["Modality"] in landing.text
+        assert live.series["PatientName"].split("^")[0] not in landing.text  # no patient name on the page
+        r = anon.get(f"/share/{made['token']}/download")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert int(r.headers["content-length"]) == len(r.content)
+    assert (
+        r.headers["content-disposition"].startswith('attachment; filename="')
+        and r.headers["cache-control"] == "no-store"
+    )
+    check_zip(live, r.content, tmp_path)
+    log = live.staff.get(f"/api/shares/{made['id']}/log").json()
+    assert [(e["kind"], e["outcome"]) for e in log] == [("download", "ok"), ("page", "ok")]
+    assert log[0]["bytes_sent"] == len(r.content) and log[0]["client"] == "127.0.0.1"
+    listed = {s["id"]: s for s in live.staff.get("/api/shares").json()}
+    assert listed[made["id"]]["downloads"] == 1 and "token" not in listed[made["id"]]
+
+
+def test_per_file_urls_work_for_their_link_only(live: Live) -> None:
+    made, other = live.share(), live.share()
+    with live.recipient() as anon:
+        files = anon.get(f"/share/{made['token']}/files", headers={"Accept": "application/json"}).json()[
+            "files"
+        ]
+        assert len(files) == live.series["file_count"]
+        sources = source_files(live)
+        for entry in (files[0], files[-1]):
+            assert entry["url"] == f"/share/{made['token']}/files/{entry['n']}"
+            r = anon.get(entry["url"])
+            assert r.status_code == 200 and r.headers["content-type"] == "application/dicom"
+            assert r.content == Path(sources[entry["n"] - 1]["path"]).read_bytes()
+            assert r.headers["content-disposition"] == f'attachment; filename="{entry["name"]}"'
+        page = anon.get(f"/share/{made['token']}/files")
+        assert page.status_code == 200 and f"/share/{made['token']}/files/1'" in page.text
+        assert other["token"] not in page.text
+
+
+def test_the_seed_route_needs_a_session_and_the_csrf_token(live: Live) -> None:
+    body = {"SeriesKey": live.series["SeriesKey"], "expires_in": 3600}
+    with live.recipient() as anon:
+        assert anon.post("/share/create", json=body).status_code == 401
+        assert anon.post("/api/shares", json=body).status_code == 401
+        assert anon.get("/api/shares").status_code == 401
+    assert live.staff.post("/share/create", json=body).status_code == 403  # no CSRF token
+    r = live.staff.post("/share/create", json=body, headers=live.csrf)
+    assert (
+        r.status_code == 201
+        and r.json()["token"] in r.json()["url"]
+        and r.headers["cache-control"] == "no-store"
+    )
+    for bad in (
+        {"SeriesKey": "0" * 40},
+        {"SeriesKey": "not-a-key"},
+        {"SeriesKey": live.series["SeriesKey"], "expires_in": 30},
+        {"SeriesKey": live.series["SeriesKey"], "expires_in": 8 * 24 * 3600},
+        {"SeriesKey": live.series["SeriesKey"], "passcode": "123"},
+        {"SeriesKey": live.series["SeriesKey"], "max_downloads": 0},
+        {"SeriesKey": live.series["SeriesKey"], "token": "chosen"},
+    ):
+        got = live.staff.post("/api/shares", json=bad, headers=live.csrf)
+        assert got.status_code in (400, 404, 422) and got.json()["detail"], bad
+
+
+def test_staff_see_and_revoke_their_own_links_and_admins_all(live: Live) -> None:
+    mine = live.share()
+    with live.recipient() as anon:
+        assert anon.get(f"/share/{mine['token']}").status_code == 200
+        assert {s["id"] for s in live.other.get("/api/shares").json()}.isdisjoint({mine["id"]})
+        assert live.other.post(f"/api/shares/{mine['id']}/revoke", headers=live.other_csrf).status_code == 403
+        assert live.other.get(f"/api/shares/{mine['id']}/log").status_code == 403
+        assert live.staff.post(f"/api/shares/{mine['id']}/revoke").status_code == 403  # no CSRF token
+        assert live.staff.post("/api/shares/999999/revoke", headers=live.csrf).status_code == 404
+        r = live.admin.post(f"/api/shares/{mine['id']}/revoke", headers=live.admin_csrf)
+        assert r.status_code == 200 and r.json()["status"] == "revoked" and r.json()["revoked_by"] == "boss"
+        for path in ("", "/download", "/files", "/files/1"):
+            gone = anon.get(f"/share/{mine['token']}{path}")
+            assert gone.status_code == 410 and "withdrawn" in gone.text, path
+            assert gone.headers["cache-control"] == "no-store"
+    assert mine["id"] in {s["id"] for s in live.admin.get("/api/shares").json()}
+    audit = live.admin.get("/api/audit", params={"limit": 500}).json()
+    actions = {(e["action"], e["detail"].get("share_id")) for e in audit}
+    assert ("share_create", mine["id"]) in actions and ("share_revoke", mine["id"]) in actions
+    assert (
+        sum(1 for e in audit if e["action"] == "share_access" and e["detail"].get("share_id") == mine["id"])
+        == 5
+    )
+
+
+def test_an_expired_link_answers_410(live: Live) -> None:
+    made = live.share(expires_in=60)
+    with live.recipient() as anon:
+        assert anon.get(f"/share/{made['token']}").status_code == 200
+        live.clock.offset += 61
+        try:
+            r = anon.get(f"/share/{made['token']}/download")
+        finally:
+            live.clock.offset -= 61
+    assert r.status_code == 410 and "Link expired" in r.text and "expired on" in r.text
+
+
+def test_passcode_form_lockout_and_grant_cookie(live: Live, tmp_path: Path) -> None:
+    made = live.share(passcode="kidney-stone-42")
+    token = made["token"]
+    with live.recipient() as anon:
+        first = anon.get(f"/share/{token}")
+        assert first.status_code == 200 and "name='passcode'" in first.text
+        assert live.series["Modality"] not in first.text.split("<h1>")[1]  # nothing shown before the passcode
+        assert anon.get(f"/share/{token}/download").status_code == 403
+        for left in (4, 3, 2, 1):
+            wrong = anon.post(f"/share/{token}", data={"passcode": "guess-guess"})
+            assert wrong.status_code == 403 and f"{left} tr" in wrong.text
+        locked = anon.post(f"/share/{token}", data={"passcode": "guess-guess"})
+        assert (
+            locked.status_code == 429
+            and locked.headers["retry-after"] == "900"
+            and "15 minutes" in locked.text
+        )
+        right = anon.post(f"/share/{token}", data={"passcode": "kidney-stone-42"})
+        assert right.status_code == 429  # locked: even the right passcode
+        live.clock.offset += 15 * 60
+        try:
+            ok = anon.post(f"/share/{token}", data={"passcode": "kidney-stone-42"})
+            assert ok.status_code == 303 and ok.headers["location"] == f"/share/{token}"
+            cookie = ok.headers["set-cookie"]
+            assert f"Path=/share/{token}" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+            assert "kidney" not in cookie
+            assert anon.get(f"/share/{token}").status_code == 200  # the grant cookie stands in
+            r = anon.get(f"/share/{token}/download")
+            assert r.status_code == 200
+            check_zip(live, r.content, tmp_path)
+        finally:
+            live.clock.offset -= 15 * 60
+    with live.recipient() as fresh:  # no cookie: the passcode in a form works too (never in a URL)
+        assert fresh.post(f"/share/{token}/download", data={"passcode": "kidney-stone-42"}).status_code == 200
+    log = live.staff.get(f"/api/shares/{made['id']}/log", params={"limit": 500}).json()
+    assert [e["outcome"] for e in reversed(log)] == (
+        ["passcode_required", "passcode_required"] + ["bad_passcode"] * 5 + ["locked", "ok", "ok", "ok", "ok"]
+    )
+
+
+def test_download_limit(live: Live) -> None:
+    made = live.share(max_downloads=1)
+    with live.recipient() as anon:
+        listing = anon.get(f"/share/{made['token']}/files", headers={"Accept": "application/json"}).json()
+        assert all(f["url"] is None for f in listing["files"])
+        assert anon.get(f"/share/{made['token']}/files/1").status_code == 410
+        assert anon.get(f"/share/{made['token']}/download").status_code == 200
+        again = anon.get(f"/share/{made['token']}/download")
+        assert again.status_code == 410 and "used up" in again.text
+    assert live.staff.get("/api/shares").json()[0]["status"] == "used_up"
+
+
+def raw_get(live: Live, path: str) -> tuple[int, bytes]:
+    """A request sent byte for byte as written: no client tidies the path first."""
+    host, port = urlsplit(live.url).hostname, urlsplit(live.url).port
+    with socket.create_connection((host, port), timeout=30) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return int(data.split(b" ", 2)[1]), data
+
+
+def test_path_tricks_and_guessed_tokens_get_nothing(live: Live) -> None:
+    made = live.share()
+    t = made["token"]
+    tricks = [
+        f"/share/{t}/files/../../etc/passwd",
+        f"/share/{t}/files/..%2f..%2fetc%2fpasswd",
+        f"/share/{t}/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        f"/share/{t}/files/%252e%252e%252fetc%252fpasswd",
+        f"/share/{t}/files/..\\..\\etc\\passwd",
+        f"/share/{t}/files/0",
+        f"/share/{t}/files/-1",
+        f"/share/{t}/files/{live.series['file_count'] + 1}",
+        f"/share/{t}/files/99999999999",
+        f"/share/{t}/files/1e1",
+        f"/share/{t}/files/%D9%A1",  # an Arabic-Indic one
+        "/share/..%2f..%2fetc%2fpasswd/download",
+        "/share/%2e%2e/%2e%2e/etc/passwd",
+        f"/share/{t}/..%2f..%2f..%2fetc%2fpasswd",
+    ]
+    for path in tricks:
+        status, body = raw_get(live, path)
+        assert status in (400, 404), (path, status)
+        assert b"root:" not in body, path
+    guesses = [secrets.token_urlsafe(32) for _ in range(20)] + [t[:-1], t[:20], t + "x", t.swapcase()]
+    with live.recipient() as anon:
+        for guess in guesses:
+            for suffix in ("", "/download", "/files", "/files/1"):
+                r = anon.get(f"/share/{guess}{suffix}")
+                assert r.status_code == 404 and "Link not found" in r.text, (guess, suffix)
+    # The tricks that reached this link asked for file numbers it does not have: logged, nothing sent.
+    log = live.staff.get(f"/api/shares/{made['id']}/log").json()
+    assert {(e["kind"], e["outcome"], e["bytes_sent"]) for e in log} == {("file", "not_found", 0)}
+
+
+class GatedReader:
+    """A local reader whose reads wait for the gate once `free` files have been opened: downloads start
+    (headers sent) and then hold."""
+
+    def __init__(self, free: int = 0) -> None:
+        self.gate = threading.Event()
+        self.free = free
+        self.lock = threading.Lock()
+
+    def open(self, path: str) -> IO[bytes]:
+        fh = LocalReader().open(path)
+        with self.lock:
+            self.free -= 1
+            if self.free >= 0:
+                return fh
+        read, gate = fh.read, self.gate
+
+        def held(size: int | None = -1) -> bytes:
+            if not gate.wait(60):
+                raise OSError("the test never opened the gate")
+            return read(size)
+
+        fh.read = held  # type: ignore[method-assign]
+        return fh
+
+
+def test_stream_limit_answers_429_while_the_service_keeps_answering(live: Live, tmp_path: Path) -> None:
+    sharing = live.app.state.sharing
+    gated = GatedReader()
+    sharing.reader_for = lambda path: gated
+    made = live.share()
+    results: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def download() -> None:
+        try:
+            with live.recipient() as anon:
+                r = anon.get(f"/share/{made['token']}/download")
+                assert r.status_code == 200
+                results.append(r.content)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=download) for _ in range(live.settings.share_max_streams)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while sharing.limiter.active < live.settings.share_max_streams:
+            assert time.monotonic() < deadline, "the downloads never all started"
+            time.sleep(0.01)
+        with live.recipient() as anon:
+            busy = anon.get(f"/share/{made['token']}/download")
+            assert busy.status_code == 429 and int(busy.headers["retry-after"]) > 0 and "Busy" in busy.text
+            assert anon.get(f"/share/{made['token']}/files/1").status_code == 429
+            assert anon.get(f"/share/{made['token']}").status_code == 200  # pages need no place
+        for _ in range(5):
+            started = time.monotonic()
+            status = live.staff.get("/api/index/status")
+            assert status.status_code == 200 and time.monotonic() - started < 5
+        assert live.staff.get("/api/search", params={"q": "müller"}).status_code == 200
+    finally:
+        gated.gate.set()
+        for t in threads:
+            t.join(60)
+        sharing.reader_for = None
+    assert not errors, errors
+    assert len(results) == live.settings.share_max_streams
+    for data in results:
+        check_zip(live, data, tmp_path)
+    deadline = time.monotonic() + 10
+    while sharing.limiter.active:
+        assert time.monotonic() < deadline, "places were never given back"
+        time.sleep(0.01)
+    outcomes = [e["outcome"] for e in live.staff.get(f"/api/shares/{made['id']}/log").json()]
+    assert outcomes.count("busy") == 2 and outcomes.count("ok") == live.settings.share_max_streams + 1
+
+
+def test_a_cut_download_is_logged_as_incomplete_and_frees_its_place(live: Live) -> None:
+    sharing = live.app.state.sharing
+    made = live.share()
+    # Small pieces, and a hold after a few files (sizes are taken first: one open per file), so the
+    # download is cut with some of it sent.
+    gated = GatedReader(free=live.series["file_count"] + 3)
+    sharing.reader_for, sharing.chunk = (lambda path: gated), 1024
+    try:
+        with live.recipient() as anon, anon.stream("GET", f"/share/{made['token']}/download") as r:
+            assert r.status_code == 200
+            next(r.iter_raw(100))
+    finally:
+        gated.gate.set()
+        sharing.reader_for, sharing.chunk = None, CHUNK
+    deadline = time.monotonic() + 10
+    while True:
+        log = live.staff.get(f"/api/shares/{made['id']}/log").json()
+        if log and log[0]["outcome"] == "incomplete" and not sharing.limiter.active:
+            break
+        assert time.monotonic() < deadline, log
+        time.sleep(0.02)
+    assert 0 < log[0]["bytes_sent"] < int(r.headers["content-length"])
+
+
+def test_tokens_never_reach_the_server_log(live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    made = live.share(passcode="kidney-stone-42")
+    with live.recipient() as anon:
+        anon.get(f"/share/{made['token']}")
+        anon.post(f"/share/{made['token']}", data={"passcode": "wrong-wrong"})
+        anon.get(f"/share/{made['token']}/download")
+        anon.get(f"/share/{made['token']}/files/1")
+    # The server's records (httpx and httpcore are this test's client, naming the URL it asked for).
+    server = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert any(r.name == "uvicorn.access" for r in server)  # pytest listens even where uvicorn would not
+    text = "\n".join(r.getMessage() for r in server)
+    assert "/share/…" in text  # the requests were logged, without their tokens
+    assert made["token"] not in text and made["token"][:10] not in text
+    assert "kidney" not in text and "wrong-wrong" not in text
+
+
+class ShrinkingReader:
+    """Files read shorter than they measured: as if one were cut while the zip was being sent."""
+
+    def open(self, path: str) -> IO[bytes]:
+        fh = LocalReader().open(path)
+        read = fh.read
+
+        def short(size: int | None = -1) -> bytes:
+            return read(size)[:-1] if fh.tell() == 0 and size not in (None, -1) else read(size)
+
+        fh.read = short  # type: ignore[method-assign]
+        return fh
+
+
+def test_a_file_changing_mid_download_breaks_the_download_rather_than_the_zip(live: Live) -> None:
+    sharing = live.app.state.sharing
+    sharing.reader_for = lambda path: ShrinkingReader()
+    made = live.share()
+    try:
+        with live.recipient() as anon, pytest.raises(httpx.RemoteProtocolError):
+            anon.get(f"/share/{made['token']}/download")
+    finally:
+        sharing.reader_for = None
+    deadline = time.monotonic() + 10
+    while True:
+        log = live.staff.get(f"/api/shares/{made['id']}/log").json()
+        if log and log[0]["outcome"] == "incomplete" and not sharing.limiter.active:
+            break
+        assert time.monotonic() < deadline, log
+        time.sleep(0.02)
+
+
+def test_a_passcode_form_posted_from_another_site_is_refused(live: Live) -> None:
+    made = live.share(passcode="kidney-stone-42")
+    with live.recipient() as anon:
+        for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://evil.example"}):
+            for path in ("", "/download"):
+                r = anon.post(
+                    f"/share/{made['token']}{path}", data={"passcode": "kidney-stone-42"}, headers=headers
+                )
+                assert r.status_code == 403 and "Refused" in r.text and "set-cookie" not in r.headers
+        # A browser's own form: Referrer-Policy no-referrer makes its Origin "null"; Sec-Fetch-Site says same.
+        ok = anon.post(
+            f"/share/{made['token']}",
+            data={"passcode": "kidney-stone-42"},
+            headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+        )
+        assert ok.status_code == 303
+    assert live.staff.get(f"/api/shares/{made['id']}/log").json()[0]["outcome"] == "ok"
