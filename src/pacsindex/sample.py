@@ -19,29 +19,30 @@ and compare).
 
 from __future__ import annotations
 
-import functools
 import os
 import random
-import re
-import struct
-import sys
-from array import array
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Callable
 
-from pydicom._private_dict import private_dictionaries
-from pydicom.charset import default_encoding
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     generate_uid,
+)
+
+from pacsindex.samplebytes import (
+    SCANNERS,
+    U32,
+    Element,
+    PrivateBlock,
+    encode_element,
+    encode_runs,
+    pixel_pattern,
+    private_plan,
+    private_value,
+    standard_tag,
 )
 
 ORG_ROOT = "1.2.826.0.1.3680043.10.1234."
@@ -112,51 +113,10 @@ _PROTOCOLS = (
     ("US", "THYROID US", "NECK", ("RIGHT LOBE", "LEFT LOBE", "ISTHMUS")),
     ("US", "PELVIS US", "PELVIS", ("UTERUS", "OVARIES", "BLADDER")),
 )
-# Private (group, creator) pairs per scanner family: always some before group 0x0020 and some after.
-_GE = ((0x0009, "GEMS_IDEN_01"), (0x0019, "GEMS_ACQU_01"), (0x0021, "GEMS_RELA_01"), (0x0043, "GEMS_PARM_01"))
-_SIEMENS_CT = ((0x0019, "SIEMENS CT VA0  COAD"), (0x0029, "SIEMENS CSA HEADER"))
-_SIEMENS_MR = ((0x0019, "SIEMENS MR HEADER"), (0x0029, "SIEMENS CSA HEADER"), (0x0051, "SIEMENS MR HEADER"))
-_PHILIPS_MR = ((0x0019, "PHILIPS MR/PART"), (0x2001, "Philips Imaging DD 001"),
-               (0x2005, "Philips MR Imaging DD 001"))
-# (modality, Manufacturer, ManufacturerModelName, SoftwareVersions, private pairs)
-_SCANNERS = (
-    ("CT", "GE MEDICAL SYSTEMS", "Revolution CT", "revo_ct_22.1", _GE),
-    ("CT", "GE MEDICAL SYSTEMS", "LightSpeed VCT", "07MW18.4", _GE),
-    ("CT", "SIEMENS", "SOMATOM Definition AS", "syngo CT VB20A", _SIEMENS_CT),
-    ("CT", "TOSHIBA", "Aquilion ONE", "V8.3", ((0x0019, "TOSHIBA_MEC_1.0"), (0x7005, "TOSHIBA_MEC_CT3"))),
-    ("CT", "Philips", "Ingenuity CT", "4.1.5",
-     ((0x0009, "SPI-P-GV-CT Release 1"), (0x0029, "SPI-P-GV-CT Release 1"),
-      (0x2001, "Philips Imaging DD 001"))),
-    ("MR", "SIEMENS", "MAGNETOM Aera", "syngo MR E11", _SIEMENS_MR),
-    ("MR", "SIEMENS", "MAGNETOM Skyra", "syngo MR XA30", _SIEMENS_MR),
-    ("MR", "GE MEDICAL SYSTEMS", "SIGNA Explorer", "DV26.0_R03", _GE),
-    ("MR", "Philips Medical Systems", "Ingenia", "5.7.1", _PHILIPS_MR),
-    ("CR", "Agfa", "CR 85-X", "NX 3.0.9300", ((0x0019, "AGFA"), (0x0071, "AGFA-AG_HPState"))),
-    ("CR", "FUJIFILM Corporation", "FCR CAPSULA XL II", "A08", ((0x0009, "FDMS 1.0"), (0x0025, "FDMS 1.0"))),
-    ("CR", "Philips Medical Systems", "DigitalDiagnost", "4.3.2",
-     ((0x0019, "SPI-P-Private-DiDi Release 1"), (0x200B, "Philips RAD Imaging DD 001"))),
-    ("US", "GE Healthcare", "LOGIQ E10", "R3.1.2", ((0x0009, "GEMS_IDEN_01"), (0x0043, "GEMS_PARM_01"))),
-    ("US", "Philips Medical Systems", "EPIQ 7", "7.0.5",
-     ((0x0019, "SPI-P Release 1"), (0x200D, "Philips US Imaging DD 033"))),
-    ("US", "SIEMENS", "ACUSON S2000", "VE10", ((0x0009, "ACUSON"), (0x0029, "SIEMENS CSA HEADER"))),
-)
-_PRIVATE_WORDS = ("PROTO", "RECON", "FILTER", "SCAN", "COIL", "STD", "BONE", "SOFT", "HELIX", "MODE")
-_DICT_KEY = re.compile(r"([0-9A-Fa-f]{4})xx([0-9A-Fa-f]{2})")
-_GENERIC_VRS = ("LO", "DS", "SL", "OB")
-_VALUE_VRS = frozenset(
-    {"LO", "SH", "CS", "LT", "ST", "DS", "IS", "SL", "SS", "UL", "US", "FL", "FD", "OB", "OW", "UN"})
-_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
-_PACK = {vr: struct.Struct(fmt) for vr, fmt in
-         (("US", "<H"), ("SS", "<h"), ("UL", "<L"), ("SL", "<l"), ("FL", "<f"), ("FD", "<d"))}
-_TAG = struct.Struct("<HH")
-_U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
 _DESKTOP_INI = (b"[.ShellClassInfo]\r\nIconResource=C:\\Windows\\System32\\imageres.dll,-3\r\n"
                 b"[ViewState]\r\nMode=\r\nVid=\r\nFolderType=Pictures\r\n")
 
 
-_Element = tuple[int, str, object]  # (tag, VR, value) of one element common to a series
-_PrivateBlock = tuple[int, str, list[tuple[int, str]]]  # (group, creator, [(element offset, VR)])
 
 
 @dataclass(frozen=True)
@@ -235,7 +195,7 @@ def write_sample(root: str | os.PathLike[str], *, patients: int = 20, files: int
 
     top = os.path.abspath(os.fspath(root))
     os.makedirs(top, exist_ok=True)
-    plans: dict[tuple[tuple[int, str], ...], list[_PrivateBlock]] = {}
+    plans: dict[tuple[tuple[int, str], ...], list[PrivateBlock]] = {}
     pixels: dict[tuple[int, int, int], bytes] = {}
     done = others = 0
     for st in studies:
@@ -247,11 +207,11 @@ def write_sample(root: str | os.PathLike[str], *, patients: int = 20, files: int
             os.makedirs(series_dir, exist_ok=True)
             pairs = se.scanner[4]
             if pairs not in plans:
-                plans[pairs] = _private_plan(pairs, private_tags)
+                plans[pairs] = private_plan(pairs, private_tags)
             elements = _series_elements(rng, se, rows, columns, plans[pairs], run_key)
             key = (_bits(modality), rows, columns)
             if key not in pixels:
-                pixels[key] = _pixel_pattern(*key)
+                pixels[key] = pixel_pattern(*key)
             done = _write_series(se, elements, series_dir, pixels[key], key[1:], done, files, progress)
         others += _write_other_files(rng, study_dir, st)
     if progress is not None:
@@ -305,7 +265,7 @@ def _plan(rng: random.Random, patients: int, run_key: str) -> list[_Series]:
             for n, description in enumerate(protocol[3][: rng.randint(1, min(4, len(protocol[3])))]):
                 if (institution[1], modality) not in scanners:  # one scanner per modality and hospital
                     scanners[institution[1], modality] = rng.choice(
-                        [s for s in _SCANNERS if s[0] == modality])
+                        [s for s in SCANNERS if s[0] == modality])
                 r = rng.random()
                 syntax = "raw" if r < 0.03 else "implicit" if r < 0.13 else "explicit"
                 weight = (0.03 if description == "SCOUT" else 3.0 if "1MM" in description else 1.0) * \
@@ -341,7 +301,7 @@ def _allocate(rng: random.Random, series: list[_Series], files: int) -> None:
 
 
 def _series_elements(rng: random.Random, se: _Series, rows: int, columns: int,
-                     private: list[_PrivateBlock], run_key: str) -> list[_Element]:
+                     private: list[PrivateBlock], run_key: str) -> list[Element]:
     """The elements every file of the series shares, as (tag, VR, value); VRs from pydicom's dictionary."""
     st, pa = se.study, se.study.patient
     modality, study_description, body_part, _ = st.protocol
@@ -389,17 +349,17 @@ def _series_elements(rng: random.Random, se: _Series, rows: int, columns: int,
         ("RescaleSlope", "1" if modality == "CT" else None),
     ]
     # None, [] and "" mean "not in this series"; 0 is a value (PixelRepresentation)
-    elements = [(*_standard(key), value) for key, value in values if value not in (None, [], "")]
+    elements = [(*standard_tag(key), value) for key, value in values if value not in (None, [], "")]
     for block, (group, creator, items) in enumerate(private):
         # each (group, creator) takes the next free block of its group, as pydicom's private_block does
         slot = 0x10 + sum(1 for g, _c, _i in private[:block] if g == group)
         elements.append(((group << 16) | slot, "LO", creator))
         elements.extend(
-            ((group << 16) | (slot << 8) | offset, vr, _private_value(rng, vr)) for offset, vr in items)
+            ((group << 16) | (slot << 8) | offset, vr, private_value(rng, vr)) for offset, vr in items)
     return elements
 
 
-def _write_series(se: _Series, elements: list[_Element], series_dir: str, pattern: bytes,
+def _write_series(se: _Series, elements: list[Element], series_dir: str, pattern: bytes,
                   size: tuple[int, int], done: int, total: int,
                   progress: Callable[[int, int], None] | None) -> int:
     """Write the series' files; returns the running file count."""
@@ -412,17 +372,17 @@ def _write_series(se: _Series, elements: list[_Element], series_dir: str, patter
         varying += [(0x00200032, "DS"), (0x00201041, "DS")]
     varying.append((0x7FE00010, "OW" if bits == 16 else "OB"))
     charset = next((str(value) for tag, _vr, value in elements if tag == 0x00080005), None)
-    runs = _encode_runs(elements, [tag for tag, _vr in varying], charset, implicit)
+    runs = encode_runs(elements, [tag for tag, _vr in varying], charset, implicit)
     sop_class = next(str(value) for tag, _vr, value in elements if tag == 0x00080016)
     series_uid = next(str(value) for tag, _vr, value in elements if tag == 0x0020000E)
     meta_head = meta_tail = b""
     if se.syntax != "raw":
         syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
-        meta_head = _element(0x00020001, "OB", b"\x00\x01", False) + \
-            _element(0x00020002, "UI", sop_class.encode(), False)
-        meta_tail = _element(0x00020010, "UI", syntax.encode(), False) + \
-            _element(0x00020012, "UI", PYDICOM_IMPLEMENTATION_UID.encode(), False) + \
-            _element(0x00020013, "SH", b"PACSINDEX_SAMPLE", False)
+        meta_head = encode_element(0x00020001, "OB", b"\x00\x01", False) + \
+            encode_element(0x00020002, "UI", sop_class.encode(), False)
+        meta_tail = encode_element(0x00020010, "UI", syntax.encode(), False) + \
+            encode_element(0x00020012, "UI", PYDICOM_IMPLEMENTATION_UID.encode(), False) + \
+            encode_element(0x00020013, "SH", b"PACSINDEX_SAMPLE", False)
     frame = rows * columns * bits // 8
     thickness = float(_thickness(se.description))
     corner = f"{-columns * 0.35:.3f}\\{-rows * 0.35:.3f}\\"
@@ -437,11 +397,11 @@ def _write_series(se: _Series, elements: list[_Element], series_dir: str, patter
         values.append(pattern[offset: offset + frame])
         parts = [runs[0]]
         for (tag, vr), value, run in zip(varying, values, runs[1:], strict=True):
-            parts += (_element(tag, vr, value, implicit), run)
+            parts += (encode_element(tag, vr, value, implicit), run)
         if meta_tail:
-            uid_elem = _element(0x00020003, "UI", uid, False)
+            uid_elem = encode_element(0x00020003, "UI", uid, False)
             meta_len = len(meta_head) + len(uid_elem) + len(meta_tail)
-            parts[:0] = (b"\x00" * 128, b"DICM", _element(0x00020000, "UL", _U32.pack(meta_len), False),
+            parts[:0] = (b"\x00" * 128, b"DICM", encode_element(0x00020000, "UL", U32.pack(meta_len), False),
                          meta_head, uid_elem, meta_tail)
         with open(os.path.join(series_dir, name.format(i)), "wb") as fp:
             fp.write(b"".join(parts))
@@ -451,115 +411,12 @@ def _write_series(se: _Series, elements: list[_Element], series_dir: str, patter
     return done
 
 
-def _encode_runs(elements: list[_Element], varying: list[int], charset: str | None,
-                 implicit: bool) -> list[bytes]:
-    """The series' fixed elements encoded once, as the runs before, between and after the varying tags."""
-    runs: list[list[bytes]] = [[] for _ in range(len(varying) + 1)]
-    for tag, vr, value in sorted(elements, key=lambda e: e[0]):
-        if vr in _PACK:
-            data = _PACK[vr].pack(value)
-        elif isinstance(value, bytes):
-            data = value
-        else:
-            text = "\\".join(value) if isinstance(value, (list, tuple)) else str(value)
-            if not text.isascii():
-                # pydicom encodes text in the declared character set (PN component groups, ISO 2022 ...)
-                fp = DicomBytesIO()
-                fp.is_little_endian, fp.is_implicit_VR = True, implicit
-                write_data_element(fp, DataElement(tag, vr, value), charset or default_encoding)
-                runs[bisect_left(varying, tag)].append(fp.getvalue())
-                continue
-            data = text.encode("ascii")
-        runs[bisect_left(varying, tag)].append(_element(tag, vr, data, implicit))
-    return [b"".join(run) for run in runs]
-
-
-def _element(tag: int, vr: str, value: bytes, implicit: bool) -> bytes:
-    """One data element, little endian, padded to even length the way pydicom pads each VR."""
-    if len(value) % 2:
-        value += b"\x00" if vr in ("UI", "OB", "OW", "UN") else b" "
-    head = _TAG.pack(tag >> 16, tag & 0xFFFF)
-    if implicit:
-        return head + _U32.pack(len(value)) + value
-    if vr in _LONG_VRS:
-        return head + vr.encode() + b"\x00\x00" + _U32.pack(len(value)) + value
-    return head + vr.encode() + _U16.pack(len(value)) + value
-
-
-@functools.cache
-def _standard(keyword: str) -> tuple[int, str]:
-    tag = tag_for_keyword(keyword)
-    if tag is None:
-        raise KeyError(keyword)
-    return tag, dictionary_VR(tag)
-
-
 def _bits(modality: str) -> int:
     return 8 if modality == "US" else 16
 
 
 def _thickness(description: str) -> str:
     return "5.0" if "5MM" in description else "1.0" if "1MM" in description else "3.0"
-
-
-def _private_plan(pairs: tuple[tuple[int, str], ...], count: int) -> list[_PrivateBlock]:
-    """Spread `count` private elements over the scanner's (group, creator) pairs: dictionary entries first."""
-    plan = []
-    for j, (group, creator) in enumerate(pairs):
-        want = count // len(pairs) + (1 if j < count % len(pairs) else 0)
-        if not want:
-            continue
-        known = {}
-        for key, (vr, *_rest) in private_dictionaries.get(creator, {}).items():
-            # keys look like "0019xx0A"; other shapes (fixed element numbers, "xx" groups) are skipped
-            match = _DICT_KEY.fullmatch(key)
-            if match and int(match[1], 16) == group and vr in _VALUE_VRS:
-                known[int(match[2], 16)] = vr
-        items = sorted(known.items())[:want]
-        free = (off for off in range(256) if off not in known)
-        items += [(next(free), _GENERIC_VRS[k % 4]) for k in range(want - len(items))]
-        plan.append((group, creator, sorted(items)))
-    return plan
-
-
-def _private_value(rng: random.Random, vr: str) -> object:
-    if vr in ("LO", "SH"):
-        return f"{rng.choice(_PRIVATE_WORDS)} {rng.randint(1, 99)}"
-    if vr in ("LT", "ST"):
-        return f"{rng.choice(_PRIVATE_WORDS)} {rng.choice(_PRIVATE_WORDS)} v{rng.randint(1, 9)}"
-    if vr == "CS":
-        return rng.choice(("YES", "NO", "ON", "OFF", "HELICAL", "NORMAL"))
-    if vr == "DS":
-        return f"{rng.uniform(-500, 500):.4f}"
-    if vr == "IS":
-        return str(rng.randrange(100000))
-    if vr in ("FL", "FD"):
-        return float(rng.randrange(-100000, 100000)) / 8
-    if vr in ("OB", "OW", "UN"):
-        return rng.randbytes(rng.choice((8, 16, 32, 64)))
-    low, high = {"SL": (-(2**31), 2**31 - 1), "SS": (-(2**15), 2**15 - 1), "UL": (0, 2**32 - 1),
-                 "US": (0, 2**16 - 1)}[vr]
-    return rng.randint(low, high)
-
-
-def _pixel_pattern(bits: int, rows: int, columns: int) -> bytes:
-    """A round phantom with speckle, twice over so a frame can start at any row (slices differ by a shift)."""
-    top = (1 << bits) - 1 if bits == 8 else 4095
-    values = array("B" if bits == 8 else "H")
-    for r in range(rows):
-        dy = (2 * r + 1 - rows) / rows
-        for c in range(columns):
-            dx = (2 * c + 1 - columns) / columns
-            d2 = dx * dx + dy * dy
-            noise = ((r * 2654435761 + c * 40503) >> 7) & 31
-            if bits == 8:
-                values.append(min(top, int(180 * (1 - d2)) + 2 * noise) if d2 < 1 else 0)
-            else:
-                values.append(min(top, 900 + int(300 * (1 - d2)) + noise) if d2 < 0.85 else 24 + noise // 4)
-    if sys.byteorder == "big" and bits == 16:
-        values.byteswap()
-    data = values.tobytes()
-    return data + data
 
 
 def _write_other_files(rng: random.Random, study_dir: str, st: _Study) -> int:
