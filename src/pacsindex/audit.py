@@ -41,6 +41,9 @@ USER_UPDATE = "user_update"
 SHARE_CREATE = "share_create"
 SHARE_REVOKE = "share_revoke"
 SHARE_ACCESS = "share_access"  # a recipient's use of a share link, allowed or not (no user: not signed in)
+ORTHANC_SETTINGS = "orthanc_settings"  # an admin changed the Orthanc address, user or password
+ORTHANC_TEST = "orthanc_test"  # an admin tested the connection to Orthanc
+ORTHANC_SEND = "orthanc_send"  # a series sent to Orthanc: one entry when it starts, one when it ends
 ACTIONS = (
     SIGNIN,
     SIGNIN_FAILED,
@@ -54,6 +57,9 @@ ACTIONS = (
     SHARE_CREATE,
     SHARE_REVOKE,
     SHARE_ACCESS,
+    ORTHANC_SETTINGS,
+    ORTHANC_TEST,
+    ORTHANC_SEND,
 )
 
 MAX_PAGE = 500

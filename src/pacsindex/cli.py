@@ -514,6 +514,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- send to Orthanc (the logic is in pacsindex.orthanc) ------------------------------------------------
+
+
+def _add_orthanc_command(sub: Any) -> None:
+    from pacsindex.orthanc import add_cli_parser
+
+    add_cli_parser(sub, _common)
+
+
+_EXTENSIONS.append(_add_orthanc_command)
+
+
+def cmd_send_to_orthanc(args: argparse.Namespace) -> int:
+    from pacsindex.orthanc import run_cli
+
+    return run_cli(args, settings_from(args), who="cli:" + _os_user())
+
+
 COMMANDS: dict[str, Any] = {
     "index": cmd_index,
     "series": cmd_series,
@@ -522,6 +540,7 @@ COMMANDS: dict[str, Any] = {
     "problems": cmd_problems,
     "serve": cmd_serve,
     "user": cmd_user,
+    "send-to-orthanc": cmd_send_to_orthanc,
 }
 
 

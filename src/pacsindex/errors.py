@@ -19,6 +19,10 @@
     │   └── TooManyAttempts      sign-in locked for a while after repeated failures (carries retry_after)
     ├── Forbidden                signed in, but not allowed (staff asking for an admin page)
     │   └── CsrfRejected         a state-changing request without the session's CSRF token
+    ├── OrthancError             the practice's PACS (Orthanc) cannot be used: not an Orthanc, odd answers
+    │   ├── OrthancUnreachable   Orthanc down, a wrong address or port, timed out
+    │   ├── OrthancAuthFailed    Orthanc refused the user name or password
+    │   └── OrthancRejected      Orthanc refused one file (carries path + reason)
     └── ShareError               a share link cannot be used
         ├── ShareLinkNotFound    no such share link (a wrong, truncated or made-up token; an unknown id)
         ├── ShareExpired
@@ -162,3 +166,22 @@ class ShareBusy(ShareError):
     def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = max(1, int(retry_after))
+
+
+class OrthancError(PacsIndexError):
+    exit_code = 10
+
+
+class OrthancUnreachable(OrthancError):
+    pass
+
+
+class OrthancAuthFailed(OrthancError):
+    pass
+
+
+class OrthancRejected(OrthancError):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

@@ -25,6 +25,9 @@ from pacsindex.errors import (
     IndexNotFound,
     InvalidQuery,
     NotFound,
+    OrthancAuthFailed,
+    OrthancError,
+    OrthancUnreachable,
     PacsIndexError,
     PasscodeRequired,
     ShareBusy,
@@ -68,6 +71,9 @@ STATUS: dict[type[PacsIndexError], int] = {
     BadPasscode: 403,
     ShareBusy: 429,
     FileChanged: 503,
+    OrthancError: 502,  # the PACS answered oddly or refused: never 401, which would sign the page out
+    OrthancAuthFailed: 502,
+    OrthancUnreachable: 503,
 }
 
 
