@@ -41,6 +41,8 @@ USER_UPDATE = "user_update"
 SHARE_CREATE = "share_create"
 SHARE_REVOKE = "share_revoke"
 SHARE_ACCESS = "share_access"  # a recipient's use of a share link, allowed or not (no user: not signed in)
+NAS_SETTINGS = "nas_settings"  # an admin saved or removed the NAS connection (never the password itself)
+NAS_TEST = "nas_test"  # an admin tested a NAS connection, with the outcome
 ORTHANC_SETTINGS = "orthanc_settings"  # an admin changed the Orthanc address, user or password
 ORTHANC_TEST = "orthanc_test"  # an admin tested the connection to Orthanc
 ORTHANC_SEND = "orthanc_send"  # a series sent to Orthanc: one entry when it starts, one when it ends
@@ -57,6 +59,8 @@ ACTIONS = (
     SHARE_CREATE,
     SHARE_REVOKE,
     SHARE_ACCESS,
+    NAS_SETTINGS,
+    NAS_TEST,
     ORTHANC_SETTINGS,
     ORTHANC_TEST,
     ORTHANC_SEND,

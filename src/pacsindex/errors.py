@@ -7,6 +7,7 @@
     ├── StoreError               the index database cannot be opened or written
     ├── SourceError              a root or a file list cannot be reached or read
     │   ├── SourceUnreachable    host down, connection refused, timed out
+    │   │   └── NasUnreachable   the NAS a connection test named did not answer (502 from the web API)
     │   ├── AuthenticationFailed wrong user name or password
     │   ├── ShareNotFound        the SMB share does not exist
     │   ├── PermissionDenied     the account may not read there
@@ -69,6 +70,10 @@ class SourceError(PacsIndexError):
 
 class SourceUnreachable(SourceError):
     pass
+
+
+class NasUnreachable(SourceUnreachable):
+    """An admin's connection test could not reach the NAS: the server is fine, the NAS is not (502)."""
 
 
 class AuthenticationFailed(SourceError):

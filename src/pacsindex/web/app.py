@@ -28,7 +28,7 @@ from pacsindex.config import Settings
 from pacsindex.jobs import IndexJobs, SourceFactory
 from pacsindex.scan import ScanOptions
 from pacsindex.sources import source_for as default_source_for
-from pacsindex.web import admin, errors, indexing, searching, sharing, signin
+from pacsindex.web import admin, errors, indexing, nas, searching, sharing, signin
 from pacsindex.web import orthanc as orthanc_web
 from pacsindex.web.security import WebState, signed_in
 
@@ -108,6 +108,7 @@ def create_app(
     api.include_router(indexing.router)
     api.include_router(searching.router)
     api.include_router(admin.router)
+    api.include_router(nas.router)  # /api/settings/nas
     app.include_router(signin.public)
     app.include_router(api)
 

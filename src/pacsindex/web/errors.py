@@ -24,6 +24,7 @@ from pacsindex.errors import (
     Forbidden,
     IndexNotFound,
     InvalidQuery,
+    NasUnreachable,
     NotFound,
     OrthancAuthFailed,
     OrthancError,
@@ -53,6 +54,7 @@ STATUS: dict[type[PacsIndexError], int] = {
     InvalidQuery: 400,
     SourceError: 400,  # a root that is not there or not readable: the request names it
     SourceUnreachable: 503,  # the NAS is down: try again later
+    NasUnreachable: 502,  # an admin's connection test: the NAS did not answer, the server is fine
     DicomReadError: 422,
     AuthError: 401,
     TooManyAttempts: 429,

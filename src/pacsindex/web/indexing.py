@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
 
-from pacsindex import audit, store
+from pacsindex import audit, nas, store
 from pacsindex.errors import Forbidden, IndexNotFound, StoreError
 from pacsindex.jobs import has_index
 from pacsindex.web.models import IndexStart, IndexStatus, Problem, Problematic, ProblemPage
@@ -65,7 +65,7 @@ def index_start(
     """Start indexing the configured roots (or, for an admin, the roots given) in the background.
     409 while a run is going."""
     st = state(request)
-    configured = list(st.settings.roots)
+    configured = nas.indexing_roots(st.settings)  # the settings' roots, then the saved NAS's
     roots = list(body.roots) if body is not None and body.roots else configured
     if not session.user.is_admin and not set(roots) <= set(configured):
         raise Forbidden("only an admin may index folders other than the configured roots")

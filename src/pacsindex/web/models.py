@@ -130,6 +130,8 @@ class SeriesDetail(SeriesSummary):
     SeriesDate: str | None = None
     Manufacturer: str | None = None
     StationName: str | None = None
+    InsurancePlanIdentification: str | None = None
+    InstitutionAddress: str | None = None
     total_size: int
     files: list[SeriesFile]
 
@@ -193,3 +195,49 @@ class SettingsOut(BaseModel):
     signin_failures_per_user: int
     signin_failures_per_address: int
     signin_lockout_minutes: int
+
+
+class Facet(BaseModel):
+    name: str
+    group: str | None = Field(default=None, description="a hospital's group")
+    count: int = Field(description="patients (medical aids) or studies (hospitals, groups) in the index")
+
+
+class SearchFacets(BaseModel):
+    medical_aids: list[Facet]
+    hospitals: list[Facet]
+    hospital_groups: list[Facet]
+
+
+NasText = Annotated[str, Field(max_length=1024), AfterValidator(_no_surrogates)]
+
+
+class NasSettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: NasText = Field(description="the NAS's host name or IPv4 address")
+    share: NasText = Field(description="the share's name, e.g. Image Archiving")
+    path: NasText = Field(default="", description="folders inside the share to index, e.g. 2019/03")
+    user: NasText = Field(description="the NAS account; DOMAIN\\user works too")
+    password: NasText | None = Field(
+        default=None, description="write-only; leave out to keep the saved one (same host and port)"
+    )
+    clear_password: bool = Field(default=False, description="remove the saved password")
+    domain: NasText = ""
+    port: int = Field(default=445, description="1 to 65535; SMB uses 445")
+
+
+class NasSettingsOut(BaseModel):
+    configured: bool = Field(description="false until an admin saves NAS settings")
+    host: str
+    share: str
+    path: str
+    user: str
+    domain: str
+    port: int
+    password_set: bool = Field(description="the password itself is never returned")
+    url: str | None = Field(description="the indexing root these settings add: smb://host[:port]/share/path")
+
+
+class NasTestResult(BaseModel):
+    url: str
+    entries: list[str] = Field(description="the first entries of the share or path; folders end in '/'")
