@@ -1,14 +1,18 @@
-"""Scale: first-index throughput at 10k / 100k / 1M files, peak memory, unchanged re-scan, search latency,
-index size per file — each against a baseline measured in the same run — with PNG plots.
+"""Scale: first-index throughput at 10k / 100k / 1M files, peak memory, unchanged re-scan, search latency
+in-process and through the API, index size per file — each against a baseline measured in the same run —
+with PNG plots (docs/img/).
 
-    python -m bench.bench_scale [--sizes 10000,100000,1000000] [--workdir DIR] [--api]
+    python -m bench.bench_scale [--sizes 10000,100000,1000000] [--workdir DIR] [--rounds 40] [--api-rounds 40]
 
-Trees are generated once with `pacsindex.sample.write_sample` (16×16 pixels, 20 private elements,
-about 10 files per series) and cached outside the repo under ~/.cache/pacsindex-bench/. Baselines:
+Trees are generated once with `pacsindex.sample.write_sample` (16×16 pixels, 20 private elements, one
+patient per 36 files: about 10 files and 3.6 series a patient, so ~100k series at 1M files) and cached
+outside the repo under ~/.cache/pacsindex-bench/scale-FILES-pPATIENTS. Baselines:
 - throughput: a raw pass over the same files (open, read 16 KiB, close: the I/O floor of any header reader),
   run right before each index;
 - re-scan: the first index of the same tree;
-- search: the same queries with no index run going (latency is absolute: target p95 < 100 ms).
+- API search: the same queries in-process (`pacsindex.search.search` on a read-only connection), right
+  before; the API figures are `GET /api/search` over a real socket to `python -m pacsindex serve` on the
+  index, signed in, so they include HTTP, the session check and the audit log write (target p95 < 100 ms).
 """
 
 from __future__ import annotations
@@ -25,34 +29,42 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
+from bench.bench_status import PASSWORD, free_port, start_server, wait_until_up
+from bench.plots import scale_plots
 from pacsindex import store
+from pacsindex.auth import Accounts
 from pacsindex.search import search
 
 OUT = Path(__file__).resolve().parent / "out"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "img"
 CACHE = Path.home() / ".cache" / "pacsindex-bench"
+# write_sample plans ~3.6 series a patient: 36 files a patient give ~100k series at 1M files (~10 a series).
+FILES_PER_PATIENT = 36
 QUERIES = {
     "name part": "müller",
+    "common name": "dlamini",
     "patient ID": "PID-000123",
     "description word": "chest",
     "date range": "",
     "no match": "zzzyxw",
 }
+DATE_RANGE = {"date_from": "2019-01-01", "date_to": "2019-03-31"}
+TARGET_MS = 100.0
 
 
 def ensure_tree(files: int) -> Path:
     from pacsindex.sample import write_sample
 
-    root = CACHE / f"scale-{files}"
-    marker = CACHE / f"scale-{files}.json"
+    patients = max(1, files // FILES_PER_PATIENT)
+    root = CACHE / f"scale-{files}-p{patients}"
+    marker = CACHE / f"scale-{files}-p{patients}.json"
     if not marker.exists():
         print(f"generating {files} files under {root} (once; cached)", flush=True)
         t = time.perf_counter()
-        s = write_sample(
-            root, patients=max(1, files // 50), files=files, rows=16, columns=16, private_tags=20
-        )
+        s = write_sample(root, patients=patients, files=files, rows=16, columns=16, private_tags=20)
         info = {"files": s.files, "series": s.series, "patients": s.patients, "other": s.other_files}
         marker.write_text(json.dumps({**info, "seconds": time.perf_counter() - t}))
     return root
@@ -131,11 +143,54 @@ def search_latencies(db: Path, rounds: int = 40) -> dict[str, list[float]]:
             for label, q in QUERIES.items():
                 kw: dict[str, Any] = {"limit": 100}
                 if label == "date range":
-                    kw.update(date_from="2019-01-01", date_to="2019-03-31")
+                    kw.update(DATE_RANGE)
                 t = time.perf_counter()
                 search(conn, q, **kw)
                 lat[label].append((time.perf_counter() - t) * 1000)
     return lat
+
+
+def api_latencies(db: Path, root: Path, rounds: int) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """The same queries through `GET /api/search` of a real server in its own process, signed in; returns
+    the latencies (ms) and the number of series each query returned (at most 100, the page size)."""
+    Accounts(db).add_user("bench", PASSWORD)
+    lat: dict[str, list[float]] = {k: [] for k in QUERIES}
+    hits: dict[str, int] = {}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="pacsindex-scale-api-") as tmp:
+        proc = start_server(db, root, port, Path(tmp))
+        try:
+            wait_until_up(url, proc)
+            with httpx.Client(base_url=url, timeout=60) as client:
+                client.post("/auth/signin", json={"name": "bench", "password": PASSWORD}).raise_for_status()
+                for warm in (True,) * 3 + (False,) * rounds:
+                    for label, q in QUERIES.items():
+                        params: dict[str, Any] = {"q": q, "limit": 100}
+                        if label == "date range":
+                            params.update(DATE_RANGE)
+                        t = time.perf_counter()
+                        r = client.get("/api/search", params=params)
+                        ms = (time.perf_counter() - t) * 1000
+                        r.raise_for_status()
+                        hits[label] = len(r.json())
+                        if not warm:
+                            lat[label].append(ms)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return lat, hits
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(statistics.median(values), 2),
+        "p95": round(p95(values), 2),
+        "max": round(max(values), 2),
+    }
 
 
 def p95(values: list[float]) -> float:
@@ -146,100 +201,78 @@ def db_size(db: Path) -> int:
     return sum(p.stat().st_size for p in db.parent.glob(db.name + "*") if p.suffix != ".lock")
 
 
-def plot(results: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    DOCS.mkdir(parents=True, exist_ok=True)
-    sizes = [r["files"] for r in results["sizes"]]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(sizes, [r["first"]["files_per_s"] for r in results["sizes"]], "o-", label="first index")
-    ax.plot(sizes, [r["raw"]["files_per_s"] for r in results["sizes"]], "s--", label="raw open+read 16 KiB")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("files in tree")
-    ax.set_ylabel("files/s")
-    ax.set_title("Throughput against tree size")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(DOCS / "throughput.png", dpi=100)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in results["sizes"]:
-        mem = r["first"]["memory"]
-        ax.plot([t for t, _ in mem], [m for _, m in mem], label=f"{r['files']:,} files")
-    ax.axhline(500, color="red", linestyle=":", label="500 MB target")
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("RSS of pacsindex + workers (MB)")
-    ax.set_title("Memory while indexing")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(DOCS / "memory.png", dpi=100)
-    plt.close(fig)
-
-    biggest = results["sizes"][-1]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    labels = list(biggest["search_ms"])
-    ax.boxplot([biggest["search_ms"][k] for k in labels], showfliers=True)
-    ax.set_xticks(range(1, len(labels) + 1), labels)
-    ax.axhline(100, color="red", linestyle=":", label="100 ms target (p95)")
-    ax.set_ylabel("ms")
-    ax.set_title(f"Search latency at {biggest['files']:,} files / {biggest['first']['series']:,} series")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(DOCS / "search_latency.png", dpi=100)
-    plt.close(fig)
+def measure(n: int, work: Path, rounds: int, api_rounds: int) -> dict[str, Any]:
+    root = ensure_tree(n)
+    db = work / f"scale-{n}.db"
+    for p in work.glob(db.name + "*"):
+        p.unlink()
+    raw_n, raw_s = raw_pass(root)
+    first = run_index(root, db)
+    again = run_index(root, db)
+    size = db_size(db)  # before the API run adds audit rows
+    lat = search_latencies(db, rounds)
+    row: dict[str, Any] = {
+        "files": n,
+        "raw": {"files": raw_n, "seconds": raw_s, "files_per_s": raw_n / raw_s},
+        "first": first,
+        "index_to_raw": first["files_per_s"] / (raw_n / raw_s),
+        "rescan": again,
+        "rescan_speedup": first["seconds"] / again["seconds"],
+        "search_ms": lat,
+        "search_summary_ms": {k: summary(v) for k, v in lat.items()},
+        "db_bytes": size,
+        "db_bytes_per_file": size / max(1, first["files"]),
+    }
+    if api_rounds:
+        api, hits = api_latencies(db, root, api_rounds)
+        row["api_ms"] = api
+        row["api_summary_ms"] = {k: summary(v) for k, v in api.items()}
+        row["api_hits"] = hits
+    print(
+        f"{n:>9,} files, {first['series']:,} series: first {first['seconds']:7.1f} s "
+        f"({first['files_per_s']:6.0f} files/s, raw {raw_n / raw_s:6.0f}/s), "
+        f"peak {first['peak_rss_mb']:5.0f} MB, re-scan {again['seconds']:6.1f} s "
+        f"({row['rescan_speedup']:.1f}x), index {row['db_bytes_per_file']:.0f} B/file",
+        flush=True,
+    )
+    for label in QUERIES:
+        s, a = row["search_summary_ms"][label], row.get("api_summary_ms", {}).get(label)
+        api_text = f"API p50 {a['p50']:6.1f} p95 {a['p95']:6.1f} max {a['max']:6.1f} ms" if a else ""
+        print(f"    {label:<17} in-process p50 {s['p50']:6.1f} p95 {s['p95']:6.1f} ms {api_text}", flush=True)
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_scale", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--rounds", type=int, default=40, help="in-process runs of each query")
+    parser.add_argument("--api-rounds", type=int, default=40, help="API requests per query (0: skip)")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plots from bench/out only")
     args = parser.parse_args(argv)
+    if args.plot_only:
+        scale_plots(json.loads((OUT / "bench_scale.json").read_text()), DOCS)
+        return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pacsindex-scale-"))
-    results: dict[str, Any] = {"benchmark": "bench_scale", "sizes": []}
-    for n in sizes:
-        root = ensure_tree(n)
-        db = work / f"scale-{n}.db"
-        for p in work.glob(db.name + "*"):
-            p.unlink()
-        raw_n, raw_s = raw_pass(root)
-        first = run_index(root, db)
-        again = run_index(root, db)
-        lat = search_latencies(db)
-        size = db_size(db)
-        row = {
-            "files": n,
-            "raw": {"files": raw_n, "seconds": raw_s, "files_per_s": raw_n / raw_s},
-            "first": first,
-            "rescan": again,
-            "rescan_speedup": first["seconds"] / again["seconds"],
-            "search_ms": lat,
-            "search_p95_ms": {k: p95(v) for k, v in lat.items()},
-            "db_bytes": size,
-            "db_bytes_per_file": size / max(1, first["files"]),
-        }
-        results["sizes"].append(row)
-        print(
-            f"{n:>9,} files: first {first['seconds']:7.1f} s ({first['files_per_s']:6.0f} files/s, raw "
-            f"{raw_n / raw_s:6.0f}/s), peak {first['peak_rss_mb']:5.0f} MB, "
-            f"re-scan {again['seconds']:6.1f} s "
-            f"({row['rescan_speedup']:.1f}x), search p95 max "
-            f"{max(row['search_p95_ms'].values()):5.1f} ms, index {row['db_bytes_per_file']:.0f} B/file",
-            flush=True,
-        )
+    results: dict[str, Any] = {
+        "benchmark": "bench_scale",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "load_start": psutil.getloadavg(),
+        },
+        "target_search_p95_ms": TARGET_MS,
+        "sizes": [measure(n, work, args.rounds, args.api_rounds) for n in sizes],
+    }
+    results["machine"]["load_end"] = psutil.getloadavg()
     OUT.mkdir(exist_ok=True)
     slim = json.loads(json.dumps(results))
     for r in slim["sizes"]:
         for k in ("first", "rescan"):
-            r[k]["memory"] = r[k]["memory"][:: max(1, len(r[k]["memory"]) // 200)]
+            r[k]["memory"] = r[k]["memory"][:: max(1, len(r[k]["memory"]) // 300)]
     (OUT / "bench_scale.json").write_text(json.dumps(slim, indent=1))
-    plot(results)
+    scale_plots(slim, DOCS)
     print(f"figures: {OUT / 'bench_scale.json'}, plots in {DOCS}")
     return 0
 

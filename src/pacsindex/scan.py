@@ -224,21 +224,32 @@ class Run:
         c = self.counters
         readers = {id(s): s.reader() for s in self.sources}
         inflight: dict[Future[list[FileResult]], _Job] = {}
-        last_commit = time.monotonic()
+        last_commit = last_count = time.monotonic()
         limit_hit = False
 
+        def commit() -> None:
+            nonlocal last_commit, last_count
+            writer.commit()
+            last_commit = now = time.monotonic()
+            if now - last_count >= opts.commit_seconds:  # count(*) is not free at 100k series
+                self._series_count = store.series_count(writer.conn)
+                last_count = now
+
         def collect(block: bool) -> None:
-            nonlocal last_commit
-            if not inflight:
-                return
-            done, _ = wait(list(inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            done: set[Future[list[FileResult]]] = set()
+            if inflight:
+                done, _ = wait(list(inflight), timeout=0, return_when=FIRST_COMPLETED)
+                if block and not done:
+                    # The web service writes to this database too (sign-in, sessions, the audit log): never
+                    # keep the write lock while waiting for a worker. Results still arrive in batches.
+                    commit()
+                    done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for fut in done:
                 job = inflight.pop(fut)
                 self._write_results(writer, job, fut.result())
+            # Also when nothing is in flight (an unchanged re-scan): a listing holds the lock too.
             if writer.pending >= opts.commit_files or time.monotonic() - last_commit >= opts.commit_seconds:
-                writer.commit()
-                self._series_count = store.series_count(writer.conn)
-                last_commit = time.monotonic()
+                commit()
             self._emit()
 
         for source in self.sources:
