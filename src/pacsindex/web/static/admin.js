@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { fields, focusHeading, h, notice, replace } from "./dom.js";
 import { count, dateTime, dicomDate, personName } from "./format.js";
+import { orthancSettingsCard } from "./orthanc.js";
 
 const ACTION_LABEL = {
   signin: "Signed in",
@@ -18,6 +19,9 @@ const ACTION_LABEL = {
   share_create: "Made share link",
   share_revoke: "Revoked share link",
   share_access: "Share link used",
+  orthanc_settings: "Changed Orthanc settings",
+  orthanc_test: "Tested Orthanc connection",
+  orthanc_send: "Sent series to Orthanc",
 };
 const PAGE = 100;
 
@@ -135,6 +139,7 @@ export function renderUsers(container, ctx) {
     h("section", { class: "card" }, form, message, tableBox),
     h("section", { class: "card" }, h("h3", {}, "Settings in force"), h("p", { class: "muted" }, "Set in the settings file or PACSINDEX_* environment variables on the server."), settingsBox),
   );
+  container.append(orthancSettingsCard());
   focusHeading(container);
   load();
   loadSettings();

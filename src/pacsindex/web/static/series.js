@@ -2,6 +2,7 @@
 
 import { api } from "./api.js";
 import { fields, focusHeading, h, notice, replace } from "./dom.js";
+import { mountOrthancCard } from "./orthanc.js";
 import { bytes, count, dicomDate, dicomTime, personName, sex, transferSyntax } from "./format.js";
 
 const SHOWN_FILES = 500;
@@ -82,6 +83,7 @@ export async function renderSeries(container, key) {
     h("section", { class: "card" }, h("h3", {}, `Files (${count(s.files.length)})`), filesBox),
   );
   focusHeading(container);
+  mountOrthancCard(container, s.SeriesKey);
 }
 
 function backLink() {
