@@ -46,6 +46,10 @@ NAS_TEST = "nas_test"  # an admin tested a NAS connection, with the outcome
 ORTHANC_SETTINGS = "orthanc_settings"  # an admin changed the Orthanc address, user or password
 ORTHANC_TEST = "orthanc_test"  # an admin tested the connection to Orthanc
 ORTHANC_SEND = "orthanc_send"  # a series sent to Orthanc: one entry when it starts, one when it ends
+TOKEN_CREATE = "token_create"  # an admin made an API token (for DICOMweb clients)
+TOKEN_REVOKE = "token_revoke"
+DICOMWEB_QUERY = "dicomweb_query"  # a QIDO-RS search (user "token:NAME" for an API token)
+DICOMWEB_RETRIEVE = "dicomweb_retrieve"  # a WADO-RS retrieval of a study, series, instance or metadata
 ACTIONS = (
     SIGNIN,
     SIGNIN_FAILED,
@@ -64,6 +68,10 @@ ACTIONS = (
     ORTHANC_SETTINGS,
     ORTHANC_TEST,
     ORTHANC_SEND,
+    TOKEN_CREATE,
+    TOKEN_REVOKE,
+    DICOMWEB_QUERY,
+    DICOMWEB_RETRIEVE,
 )
 
 MAX_PAGE = 500

@@ -3,6 +3,7 @@
     PacsIndexError
     ├── ConfigError              bad settings, bad command-line values
     ├── InvalidQuery             a search or API value that makes no sense (bad date, huge limit)
+    │   └── NotAcceptable        a DICOMweb client asked for a media type pacsindex cannot send
     ├── IndexNotFound            no index database yet: run `pacsindex index` first
     ├── StoreError               the index database cannot be opened or written
     ├── SourceError              a root or a file list cannot be reached or read
@@ -17,7 +18,8 @@
     ├── Conflict                 e.g. an indexing run is already going
     ├── AuthError                no valid session: not signed in, or signed out for being idle
     │   ├── SignInFailed         wrong user name or password, or the account is disabled
-    │   └── TooManyAttempts      sign-in locked for a while after repeated failures (carries retry_after)
+    │   ├── TooManyAttempts      sign-in locked for a while after repeated failures (carries retry_after)
+    │   └── TokenRejected        DICOMweb: no, a wrong or a revoked API token (carries the challenge)
     ├── Forbidden                signed in, but not allowed (staff asking for an admin page)
     │   └── CsrfRejected         a state-changing request without the session's CSRF token
     ├── OrthancError             the practice's PACS (Orthanc) cannot be used: not an Orthanc, odd answers
@@ -54,6 +56,10 @@ class ConfigError(PacsIndexError):
 
 class InvalidQuery(PacsIndexError):
     exit_code = 2
+
+
+class NotAcceptable(InvalidQuery):
+    pass
 
 
 class IndexNotFound(PacsIndexError):
@@ -119,6 +125,11 @@ class TooManyAttempts(AuthError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(1, int(retry_after))
+
+
+class TokenRejected(AuthError):
+    # The WWW-Authenticate value a 401 answer carries, so a machine client knows how to sign in.
+    challenge = 'Bearer realm="pacsindex DICOMweb", Basic realm="pacsindex DICOMweb", charset="UTF-8"'
 
 
 class Forbidden(PacsIndexError):

@@ -198,6 +198,20 @@ MIGRATIONS: list[str] = [
     END;
     INSERT INTO series_fts (series_fts) VALUES ('rebuild');
     """,
+    # 5: API tokens for machine clients of DICOMweb (pacsindex.apitokens owns the table); only a token's
+    # SHA-256 is kept. Names are unique among tokens that are not revoked.
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_used_at TEXT,
+        revoked_at TEXT
+    );
+    CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens(name COLLATE NOCASE) WHERE revoked_at IS NULL;
+    """,
 ]
 
 SERIES_COLUMNS = (

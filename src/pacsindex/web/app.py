@@ -29,6 +29,7 @@ from pacsindex.jobs import IndexJobs, SourceFactory
 from pacsindex.scan import ScanOptions
 from pacsindex.sources import source_for as default_source_for
 from pacsindex.web import admin, errors, indexing, nas, searching, sharing, signin
+from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web
 from pacsindex.web.security import WebState, signed_in
 
@@ -114,6 +115,7 @@ def create_app(
 
     sharing.install(app, settings, clock=now, hasher=hasher)  # /api/shares, /share/*
     orthanc_web.install(app, settings)  # /api/settings/orthanc, /api/orthanc/sends
+    dicomweb_web.install(app, settings, clock=now)  # /dicom-web/*, /api/tokens
     _page_routes(app)
     app.add_middleware(_Headers, secure=settings.secure_cookies)
     return app

@@ -25,6 +25,7 @@ from pacsindex.errors import (
     IndexNotFound,
     InvalidQuery,
     NasUnreachable,
+    NotAcceptable,
     NotFound,
     OrthancAuthFailed,
     OrthancError,
@@ -52,6 +53,7 @@ STATUS: dict[type[PacsIndexError], int] = {
     PacsIndexError: 500,
     ConfigError: 400,
     InvalidQuery: 400,
+    NotAcceptable: 406,
     SourceError: 400,  # a root that is not there or not readable: the request names it
     SourceUnreachable: 503,  # the NAS is down: try again later
     NasUnreachable: 502,  # an admin's connection test: the NAS did not answer, the server is fine
@@ -89,8 +91,11 @@ def status_for(exc: PacsIndexError) -> int:
 def error_response(exc: PacsIndexError) -> JSONResponse:
     status = status_for(exc)
     retry_after = getattr(exc, "retry_after", None)  # TooManyAttempts, ShareLocked, ShareBusy
-    headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    challenge = getattr(exc, "challenge", None)  # TokenRejected: how a DICOMweb client signs in
+    if challenge and status == 401:
+        headers["WWW-Authenticate"] = challenge
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers or None)
 
 
 async def _pacsindex_error(request: Request, exc: Exception) -> JSONResponse:

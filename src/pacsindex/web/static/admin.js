@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { fields, focusHeading, h, notice, replace } from "./dom.js";
 import { count, dateTime, dicomDate, personName } from "./format.js";
 import { orthancSettingsCard } from "./orthanc.js";
+import { tokensCard } from "./tokens.js";
 
 const ACTION_LABEL = {
   signin: "Signed in",
@@ -19,6 +20,10 @@ const ACTION_LABEL = {
   share_create: "Made share link",
   share_revoke: "Revoked share link",
   share_access: "Share link used",
+  token_create: "Made API token",
+  token_revoke: "Revoked API token",
+  dicomweb_query: "DICOMweb search",
+  dicomweb_retrieve: "DICOMweb retrieval",
   orthanc_settings: "Changed Orthanc settings",
   orthanc_test: "Tested Orthanc connection",
   orthanc_send: "Sent series to Orthanc",
@@ -140,6 +145,7 @@ export function renderUsers(container, ctx) {
     h("section", { class: "card" }, h("h3", {}, "Settings in force"), h("p", { class: "muted" }, "Set in the settings file or PACSINDEX_* environment variables on the server."), settingsBox),
   );
   container.append(orthancSettingsCard());
+  container.append(tokensCard(ctx));
   focusHeading(container);
   load();
   loadSettings();

@@ -1,0 +1,176 @@
+"""API tokens: made by an admin, shown once, kept only as a SHA-256 hash, revoked for good; schema
+migration 5 on an existing index; and the admin's token card in real headless Chromium."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+
+from pacsindex import store
+from pacsindex.apitokens import ApiTokens
+from pacsindex.config import Settings
+from pacsindex.errors import Conflict, InvalidQuery, NotFound, TokenRejected
+from pacsindex.web import create_app
+from pacsindex.web.server import ThreadedServer
+
+PASSWORD = "correct horse battery"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_750_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def tokens(tmp_path: Path) -> ApiTokens:
+    return ApiTokens(tmp_path / "i.db", clock=Clock())
+
+
+def test_a_token_is_shown_once_and_stored_only_as_its_hash(tokens: ApiTokens, tmp_path: Path) -> None:
+    token, secret = tokens.create("Orthanc main", "boss")
+    assert len(secret) == 43 and re.fullmatch(r"[A-Za-z0-9_-]+", secret)  # 32 random bytes
+    assert token.name == "Orthanc main" and token.created_by == "boss" and token.active
+    assert "token" not in token.public() and secret not in str(token.public())
+    conn = sqlite3.connect(tmp_path / "i.db")
+    [(stored,)] = conn.execute("SELECT token_hash FROM api_tokens").fetchall()
+    assert stored == hashlib.sha256(secret.encode()).hexdigest()
+    conn.close()
+    for name in ("i.db", "i.db-wal"):
+        if (tmp_path / name).exists():
+            assert secret.encode() not in (tmp_path / name).read_bytes()
+    assert tokens.authenticate(secret).id == token.id
+    _, other = tokens.create("Weasis", "boss")
+    assert other != secret
+
+
+def test_wrong_missing_and_revoked_tokens_are_refused(tokens: ApiTokens) -> None:
+    token, secret = tokens.create("script", "boss")
+    for bad in (None, "", secret[:-1], secret + "x", "x" * 1000):
+        with pytest.raises(TokenRejected):
+            tokens.authenticate(bad)
+    revoked = tokens.revoke(token.id)
+    assert not revoked.active and revoked.revoked_at
+    with pytest.raises(TokenRejected, match="revoked"):
+        tokens.authenticate(secret)
+    assert tokens.revoke(token.id).revoked_at == revoked.revoked_at  # revoking twice changes nothing
+    with pytest.raises(NotFound):
+        tokens.revoke(12345)
+
+
+def test_names(tokens: ApiTokens) -> None:
+    first, _ = tokens.create("Orthanc main", "boss")
+    with pytest.raises(Conflict):
+        tokens.create("ORTHANC MAIN", "boss")  # unique among tokens in force, any case
+    tokens.revoke(first.id)
+    second, _ = tokens.create("Orthanc main", "boss")  # free again once revoked
+    for bad in ("", " ", "-lead", "a" * 65, "semi;colon", "new\nline"):
+        with pytest.raises(InvalidQuery):
+            tokens.create(bad, "boss")
+    listed = tokens.list_tokens()
+    assert [t.id for t in listed] == [second.id, first.id]  # in force first
+
+
+def test_last_used_is_written_at_most_once_a_minute(tmp_path: Path) -> None:
+    clock = Clock()
+    tokens = ApiTokens(tmp_path / "i.db", clock=clock)
+    token, secret = tokens.create("viewer", "boss")
+    assert token.last_used_at is None
+    tokens.authenticate(secret)
+    used = tokens.get(token.id).last_used_at
+    assert used is not None
+    clock.now += 30
+    tokens.authenticate(secret)
+    assert tokens.get(token.id).last_used_at == used
+    clock.now += 31
+    tokens.authenticate(secret)
+    assert tokens.get(token.id).last_used_at > used  # type: ignore[operator]
+
+
+def test_migration_5_on_an_index_made_before_it(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    for number, script in enumerate(store.MIGRATIONS[:4], start=1):
+        for statement in store._statements(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+    conn.execute(
+        "INSERT INTO users (name, password_hash, created_at, password_changed_at) VALUES ('a','x','t','t')"
+    )
+    conn.close()
+    migrated = store.connect(db)
+    assert migrated.execute("PRAGMA user_version").fetchone()[0] >= 5
+    assert migrated.execute("SELECT count(*) FROM users").fetchone()[0] == 1  # nothing lost
+    migrated.close()
+    token, secret = ApiTokens(db).create("after upgrade", "a")
+    assert ApiTokens(db).authenticate(secret).id == token.id
+
+
+# -- the admin's card, in Chromium ------------------------------------------------------------------------
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/system-packages.sh` (make test does)")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.mark.browser
+def test_an_admin_makes_and_revokes_a_token_in_the_page(browser: object, tmp_path: Path) -> None:
+    expect = playwright_api.expect
+    settings = Settings(db=tmp_path / "pacsindex.db", workers=1)
+    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    app.state.pacsindex.accounts.add_user("boss", PASSWORD, admin=True)
+    with ThreadedServer(app, settings) as server:
+        page = browser.new_page()  # type: ignore[attr-defined]
+        try:
+            page.goto(server.url + "/#/users")
+            page.fill("#signin-name", "boss")
+            page.fill("#signin-password", PASSWORD)
+            page.click("#signin-submit")
+            card = page.locator("#tokens")
+            expect(card).to_contain_text("No API tokens yet")
+            page.fill("#new-token-name", "Orthanc main")
+            page.click("#new-token button[type=submit]")
+            secret = page.locator("#new-token-value")
+            expect(secret).to_have_text(re.compile(r"^[A-Za-z0-9_-]{43}$"))
+            token = secret.inner_text()
+            row = card.locator("tr", has_text="Orthanc main")
+            expect(row).to_contain_text("In force")
+            expect(row).to_contain_text("never")  # not used yet
+
+            # The token works for a machine client at once...
+            auth = {"Authorization": f"Bearer {token}"}
+            assert httpx.get(server.url + "/dicom-web/studies", headers=auth).status_code in (200, 404)
+            page.reload()
+            expect(page.locator("#tokens tr", has_text="Orthanc main")).to_be_visible()
+            assert token not in page.content()  # shown once only
+
+            # ... and not after it is revoked.
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.locator("#tokens tr", has_text="Orthanc main").get_by_role("button", name="Revoke").click()
+            expect(page.locator("#tokens tr", has_text="Orthanc main")).to_contain_text("Revoked")
+            assert httpx.get(server.url + "/dicom-web/studies", headers=auth).status_code == 401
+
+            page.goto(server.url + "/#/audit")
+            expect(page.locator(".audit-table")).to_contain_text("Made API token")
+            expect(page.locator(".audit-table")).to_contain_text("Revoked API token")
+        finally:
+            page.close()
