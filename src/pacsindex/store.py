@@ -751,6 +751,28 @@ def images_without_header(conn: sqlite3.Connection, limit: int = 1000) -> list[d
     return [row_dict(r) for r in conn.execute(sql, (IMAGE_WITHOUT_HEADER + "%", limit))]
 
 
+def facets(conn: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
+    """The medical aids (with how many patients), hospitals and hospital groups (with how many studies) found
+    in the index, most frequent first: the choices a search filter offers."""
+    aids = conn.execute(
+        "SELECT medical_aid AS name, count(*) AS count FROM patients WHERE medical_aid IS NOT NULL "
+        "GROUP BY medical_aid ORDER BY count DESC, name"
+    )
+    hospitals = conn.execute(
+        "SELECT hospital AS name, hospital_group AS 'group', count(*) AS count FROM studies "
+        "WHERE hospital IS NOT NULL GROUP BY hospital, hospital_group ORDER BY count DESC, name"
+    )
+    groups = conn.execute(
+        "SELECT hospital_group AS name, count(*) AS count FROM studies WHERE hospital_group IS NOT NULL "
+        "GROUP BY hospital_group ORDER BY count DESC, name"
+    )
+    return {
+        "medical_aids": [row_dict(r) for r in aids],
+        "hospitals": [row_dict(r) for r in hospitals],
+        "hospital_groups": [row_dict(r) for r in groups],
+    }
+
+
 @contextmanager
 def reading(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
     """A read-only connection for searches; IndexNotFound when no index exists yet."""

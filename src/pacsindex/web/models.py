@@ -107,6 +107,16 @@ class SeriesSummary(BaseModel):
     SeriesDescription: str | None = None
     Modality: str | None = None
     file_count: int
+    sa_id: str | None = Field(
+        default=None, description="a valid South African ID number in PatientID or OtherPatientIDs"
+    )
+    sa_id_issues: str | None = Field(
+        default=None,
+        description="where the header disagrees with the SA ID number ('; '-separated sentences), or null",
+    )
+    medical_aid: str | None = Field(default=None, description="the medical scheme, e.g. Discovery Health")
+    hospital: str | None = Field(default=None, description="the hospital, e.g. Netcare Milpark Hospital")
+    hospital_group: str | None = Field(default=None, description="e.g. Netcare, Life Healthcare, Public")
 
 
 class SeriesFile(BaseModel):

@@ -1,5 +1,7 @@
-"""`/api/search` and `/api/series/{SeriesKey}`: the same matching as `pacsindex search`, and one series in
-full. Both are written to the audit log (who looked for whom, who opened what)."""
+"""`/api/search` and `/api/series/{SeriesKey}`: the same matching as `pacsindex search` (South African
+filters included: medical aid, hospital, hospital group), and one series in full. Both are written to the
+audit log (who looked for whom, who opened what). `/api/search/facets` lists the medical aids, hospitals
+and groups found in the index, for the filters' choices."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pacsindex import audit, store
 from pacsindex.errors import NotFound
 from pacsindex.search import MAX_LIMIT, search
 from pacsindex.web.indexing import index_reader
-from pacsindex.web.models import Problem, SeriesDetail, SeriesSummary
+from pacsindex.web.models import Problem, SearchFacets, SeriesDetail, SeriesSummary
 from pacsindex.web.security import SignedIn, client_address, state
 
 router = APIRouter(tags=["search"])
@@ -31,21 +33,62 @@ def search_series(
     modality: Annotated[str | None, Query(max_length=16, description="CT, MR, CR, US ...")] = None,
     date_from: Annotated[str | None, Query(max_length=10, description="study date, YYYY-MM-DD")] = None,
     date_to: Annotated[str | None, Query(max_length=10, description="study date, YYYY-MM-DD")] = None,
+    medical_aid: Annotated[
+        str | None,
+        Query(max_length=200, description="a medical scheme, e.g. Discovery Health (see /api/search/facets)"),
+    ] = None,
+    hospital: Annotated[
+        str | None, Query(max_length=200, description="a hospital, e.g. Netcare Milpark Hospital")
+    ] = None,
+    hospital_group: Annotated[
+        str | None, Query(max_length=200, description="a hospital group, e.g. Netcare, Life Healthcare")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """Series whose patient name, ID, accession or descriptions hold every word of `q` (any case, accents
-    optional), newest study first. No match: `[]`."""
+    optional), newest study first, narrowed by the filters given (medical aid, hospital and group match
+    their names in any letter case). No match: `[]`."""
     st = state(request)
     with index_reader(st.settings.db) as conn:
         rows = search(
-            conn, q, modality=modality, date_from=date_from, date_to=date_to, limit=limit, offset=offset
+            conn,
+            q,
+            modality=modality,
+            date_from=date_from,
+            date_to=date_to,
+            medical_aid=medical_aid,
+            hospital=hospital,
+            hospital_group=hospital_group,
+            limit=limit,
+            offset=offset,
         )
-    asked = {"q": q, "modality": modality, "date_from": date_from, "date_to": date_to, "offset": offset}
+    asked = {
+        "q": q,
+        "modality": modality,
+        "date_from": date_from,
+        "date_to": date_to,
+        "medical_aid": medical_aid,
+        "hospital": hospital,
+        "hospital_group": hospital_group,
+        "offset": offset,
+    }
     st.audit.record(
         audit.SEARCH, session.user.name, client_address(request), **{k: v for k, v in asked.items() if v}
     )
     return rows
+
+
+@router.get(
+    "/search/facets",
+    response_model=SearchFacets,
+    responses={404: {"model": Problem, "description": "no index yet"}},
+)
+def search_facets(request: Request) -> dict[str, Any]:
+    """The medical aids (with their number of patients), hospitals and hospital groups (with their number
+    of studies) in the index, most frequent first: the values the filters of /api/search take."""
+    with index_reader(state(request).settings.db) as conn:
+        return store.facets(conn)
 
 
 @router.get(

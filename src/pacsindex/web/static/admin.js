@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { fields, focusHeading, h, notice, replace } from "./dom.js";
 import { count, dateTime, dicomDate, personName } from "./format.js";
+import { nasSettingsCard } from "./nas.js";
 import { orthancSettingsCard } from "./orthanc.js";
 import { tokensCard } from "./tokens.js";
 
@@ -20,6 +21,8 @@ const ACTION_LABEL = {
   share_create: "Made share link",
   share_revoke: "Revoked share link",
   share_access: "Share link used",
+  nas_settings: "Changed NAS settings",
+  nas_test: "Tested NAS connection",
   token_create: "Made API token",
   token_revoke: "Revoked API token",
   dicomweb_query: "DICOMweb search",
@@ -146,6 +149,7 @@ export function renderUsers(container, ctx) {
   );
   container.append(orthancSettingsCard());
   container.append(tokensCard(ctx));
+  container.append(nasSettingsCard());
   focusHeading(container);
   load();
   loadSettings();
@@ -231,6 +235,7 @@ function describe(e) {
       const parts = [d.q ? `“${d.q}”` : "everything"];
       if (d.modality) parts.push(d.modality);
       if (d.date_from || d.date_to) parts.push(`${d.date_from || "…"} to ${d.date_to || "…"}`);
+      for (const k of ["medical_aid", "hospital", "hospital_group"]) if (d[k]) parts.push(d[k]);
       if (d.offset) parts.push(`from result ${d.offset + 1}`);
       return parts.join(", ");
     }

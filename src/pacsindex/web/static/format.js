@@ -1,5 +1,8 @@
 // How DICOM values and times read on screen: names as "FAMILY, Given", dates as YYYY-MM-DD, times in the
-// practice's time zone (Africa/Johannesburg unless the settings say otherwise).
+// practice's time zone (Africa/Johannesburg unless the settings say otherwise); South African ID numbers as
+// printed on the ID ("800101 5009 087"), their data-quality flags as sentences, hospitals with their group.
+
+import { h } from "./dom.js";
 
 const TRANSFER_SYNTAXES = {
   "1.2.840.10008.1.2": "Implicit VR Little Endian",
@@ -106,4 +109,43 @@ export function dateTime(iso, timeZone) {
 
 export function plural(n, one, many = `${one}s`) {
   return `${count(n)} ${n === 1 ? one : many}`;
+}
+
+// -- South African fields --------------------------------------------------------------------------------
+
+// "8001015009087" → "800101 5009 087": date of birth, sequence, the last three digits.
+export function saId(number) {
+  const digits = String(number || "").replace(/\D/g, "");
+  return digits.length === 13 ? `${digits.slice(0, 6)} ${digits.slice(6, 10)} ${digits.slice(10)}` : number || "";
+}
+
+// The index's flags ("birth date 19810203 in the header, 19800101 from the SA ID number; sex F in the header,
+// M from the SA ID number") as sentences: "SA ID says born 1980-01-01, header says 1981-02-03".
+export function saIdIssues(text) {
+  if (!text) return [];
+  return text
+    .split(";")
+    .map((issue) => issue.trim())
+    .filter(Boolean)
+    .map((issue) => {
+      let m = /^birth date (\d{8}) in the header, (\d{8}) from the SA ID number$/.exec(issue);
+      if (m) return `SA ID says born ${dicomDate(m[2])}, header says ${dicomDate(m[1])}`;
+      m = /^sex (\w+) in the header, (\w+) from the SA ID number$/.exec(issue);
+      if (m) return `SA ID says ${sex(m[2]).toLowerCase()}, header says ${sex(m[1]).toLowerCase()}`;
+      return issue;
+    });
+}
+
+// A warning badge when the header disagrees with the SA ID number; its tooltip says where.
+export function qualityBadge(issuesText, attrs = {}) {
+  const issues = saIdIssues(issuesText);
+  if (!issues.length) return null;
+  const text = issues.join("; ");
+  return h("span", { class: "badge dq", title: text, "aria-label": `Check the ID: ${text}`, ...attrs }, "⚠ SA ID mismatch");
+}
+
+// "Netcare Milpark Hospital · Netcare"; just the name when it has no group (or is its own group).
+export function hospitalName(name, group) {
+  if (!name) return group || "";
+  return group && group !== name ? `${name} · ${group}` : name;
 }

@@ -1,21 +1,32 @@
-// Search: a query with modality and study-date filters; results grouped patient → study → series.
+// Search: a query with modality, study-date, medical aid, hospital and hospital group filters; results
+// grouped patient → study → series, with the SA ID number (and a badge when the header disagrees with it),
+// the medical aid and the hospital.
 // The query lives in memory, not in the address bar, so patient names stay out of the browser history.
 // While indexing runs, the results are fetched again whenever the number of series has grown.
 
 import { api, ApiError } from "./api.js";
 import { h, notice, replace } from "./dom.js";
-import { count, dicomDate, personName, plural, sex } from "./format.js";
+import { count, dicomDate, hospitalName, personName, plural, qualityBadge, saId, sex } from "./format.js";
 
 const MODALITIES = ["CT", "MR", "CR", "DX", "US", "MG", "NM", "PT", "XA", "RF", "OT"];
 const PAGE = 100;
+const EMPTY = { q: "", modality: "", date_from: "", date_to: "", medical_aid: "", hospital: "", hospital_group: "" };
+// The South African filters: the search parameter, the select's id, its label, and the facets' list.
+const SA_FILTERS = [
+  ["medical_aid", "medical-aid", "Any medical aid", "medical_aids"],
+  ["hospital", "hospital", "Any hospital", "hospitals"],
+  ["hospital_group", "hospital-group", "Any hospital group", "hospital_groups"],
+];
 
 export function createSearchView(ctx) {
-  const asked = { q: "", modality: "", date_from: "", date_to: "" };
+  const asked = { ...EMPTY };
   let rows = null;
   let more = false;
   let seenSeries = null;
   let resultsBox = null;
   let busy = false;
+  let saSelects = {};
+  let facetsSeen;
 
   function render(container) {
     const q = h("input", {
@@ -36,6 +47,11 @@ export function createSearchView(ctx) {
     );
     const from = h("input", { id: "date-from", type: "date", value: asked.date_from, "aria-label": "Study date from" });
     const to = h("input", { id: "date-to", type: "date", value: asked.date_to, "aria-label": "Study date to" });
+    saSelects = Object.fromEntries(
+      SA_FILTERS.map(([key, id, any]) => [key, h("select", { id, "aria-label": any.replace("Any ", "") }, h("option", { value: "" }, any))]),
+    );
+    facetsSeen = undefined;
+    loadFacets(ctx.status ? ctx.status.series_count : null);
     const form = h(
       "form",
       { class: "search-form", role: "search" },
@@ -51,10 +67,12 @@ export function createSearchView(ctx) {
         to,
         h("button", { type: "button", class: "quiet", id: "search-clear", onclick: () => clearForm() }, "Clear"),
       ),
+      h("div", { class: "filters sa-filters" }, Object.values(saSelects)),
     );
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       Object.assign(asked, { q: q.value.trim(), modality: modality.value, date_from: from.value, date_to: to.value });
+      for (const [key, select] of Object.entries(saSelects)) asked[key] = select.value;
       run(false);
     });
     function clearForm() {
@@ -62,7 +80,8 @@ export function createSearchView(ctx) {
       modality.value = "";
       from.value = "";
       to.value = "";
-      Object.assign(asked, { q: "", modality: "", date_from: "", date_to: "" });
+      for (const select of Object.values(saSelects)) select.value = "";
+      Object.assign(asked, EMPTY);
       rows = null;
       showResults();
       q.focus();
@@ -95,8 +114,31 @@ export function createSearchView(ctx) {
     }
   }
 
+  // The filters' choices: what the index holds, with how many patients or studies each.
+  async function loadFacets(seriesCount) {
+    facetsSeen = seriesCount;
+    let facets;
+    try {
+      facets = await api("/api/search/facets", { background: true });
+    } catch {
+      return; // no index yet: the filters offer "any" until there is one
+    }
+    for (const [key, , any, list] of SA_FILTERS) {
+      const select = saSelects[key];
+      const unit = key === "medical_aid" ? "patient" : "study";
+      const choices = facets[list].map((f) =>
+        h("option", { value: f.name, selected: f.name === asked[key] }, `${key === "hospital" ? hospitalName(f.name, f.group) : f.name} (${plural(f.count, unit, unit === "study" ? "studies" : "patients")})`),
+      );
+      if (asked[key] && !facets[list].some((f) => f.name === asked[key])) choices.push(h("option", { value: asked[key], selected: true }, asked[key]));
+      replace(select, h("option", { value: "" }, any), choices);
+      select.value = asked[key];
+    }
+  }
+
   // Called after each status poll: fetch again if indexing has added series since the last search.
   function refresh(status) {
+    const filters = Object.values(saSelects)[0];
+    if (filters && filters.isConnected && status.series_count !== facetsSeen) loadFacets(status.series_count);
     if (!rows || !resultsBox || !resultsBox.isConnected) return;
     if (status.series_count !== seenSeries) run(true);
   }
@@ -162,6 +204,9 @@ function patientBlock(p) {
         h("span", {}, h("span", { class: "label" }, "ID "), r.PatientID || "–"),
         h("span", {}, h("span", { class: "label" }, "Born "), dicomDate(r.PatientBirthDate) || "–"),
         h("span", {}, sex(r.PatientSex) || "–"),
+        r.sa_id ? h("span", { class: "sa-id" }, h("span", { class: "label" }, "SA ID "), saId(r.sa_id)) : null,
+        qualityBadge(r.sa_id_issues),
+        r.medical_aid ? h("span", { class: "chip aid", title: "Medical aid" }, r.medical_aid) : null,
       ),
     ),
     [...p.studies.values()].map(studyBlock),
@@ -179,6 +224,7 @@ function studyBlock(s) {
       h("span", { class: "date" }, dicomDate(r.StudyDate) || "no date"),
       h("span", { class: "desc" }, r.StudyDescription || "(no description)"),
       h("span", { class: "acc" }, h("span", { class: "label" }, "Accession "), r.AccessionNumber || "–"),
+      r.hospital || r.hospital_group ? h("span", { class: "chip hospital", title: "Hospital" }, hospitalName(r.hospital, r.hospital_group)) : null,
     ),
     h(
       "table",

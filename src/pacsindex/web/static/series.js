@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { fields, focusHeading, h, notice, replace } from "./dom.js";
 import { mountOrthancCard } from "./orthanc.js";
-import { bytes, count, dicomDate, dicomTime, personName, sex, transferSyntax } from "./format.js";
+import { bytes, count, dicomDate, dicomTime, hospitalName, personName, qualityBadge, saId, saIdIssues, sex, transferSyntax } from "./format.js";
 
 const SHOWN_FILES = 500;
 
@@ -47,6 +47,9 @@ export async function renderSeries(container, key) {
           ["Other IDs", s.OtherPatientIDs],
           ["Birth date", dicomDate(s.PatientBirthDate)],
           ["Sex", sex(s.PatientSex)],
+          ["SA ID", s.sa_id ? h("span", { id: "series-sa-id" }, saId(s.sa_id), " ", qualityBadge(s.sa_id_issues, { id: "series-dq" })) : ""],
+          ...(s.sa_id_issues ? [["Check", h("ul", { class: "dq-list", id: "series-dq-text" }, saIdIssues(s.sa_id_issues).map((t) => h("li", {}, t)))]] : []),
+          ["Medical aid", s.medical_aid ? h("span", { class: "chip aid" }, s.medical_aid) : ""],
         ]),
       ),
       h(
@@ -60,6 +63,7 @@ export async function renderSeries(container, key) {
           ["Study ID", s.StudyID],
           ["Referring", s.ReferringPhysicianName ? personName(s.ReferringPhysicianName) : ""],
           ["Institution", s.InstitutionName],
+          ["Hospital", hospitalName(s.hospital, s.hospital_group)],
           ["Study UID", h("span", { class: "uid" }, s.StudyInstanceUID || "–")],
         ]),
       ),

@@ -1,0 +1,104 @@
+"""South African fields in real headless Chromium: a patient whose SA ID number disagrees with the header
+gets a badge that says where, the medical aid and hospital show on each result, the filters offer what the
+index holds, and filtering by medical aid leaves only that scheme's patient. The series view shows the ID
+as printed on an ID card, the mismatch in words, the medical aid and the hospital with its group."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from pacsindex.config import Settings
+from pacsindex.scan import ScanOptions, run_index
+from pacsindex.sources import LocalTree
+from pacsindex.web import create_app
+from pacsindex.web.server import ThreadedServer
+from test_ui_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD
+from test_web_sa import DISCOVERY, write_sa_tree
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/system-packages.sh` (make test does)")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def test_badge_chips_and_medical_aid_filter(browser: object, tmp_path: Path) -> None:
+    settings = Settings(db=tmp_path / "pacsindex.db", workers=1)
+    run_index(settings.db, [LocalTree(str(write_sa_tree(tmp_path / "archive")))], ScanOptions(workers=1))
+    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    app.state.pacsindex.accounts.add_user("reception", PASSWORD)
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    with ThreadedServer(app, settings) as server:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-ZA")  # type: ignore[attr-defined]
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url + "/")
+        page.fill("#signin-name", "reception")
+        page.fill("#signin-password", PASSWORD)
+        page.keyboard.press("Enter")
+        page.click("#search-button")  # everything, newest study first
+        patients = page.locator(".patient h3")
+        expect(patients).to_have_text(["NAIDOO, PRIYA", "VAN DER MERWE, ANNA", "MOKOENA, SIPHO"])
+
+        # The badge: only on the patient whose SA ID disagrees with the header, saying how.
+        badges = page.locator(".patient .badge.dq")
+        expect(badges).to_have_count(1)
+        mokoena = page.locator(".patient", has=page.locator("h3", has_text="MOKOENA"))
+        badge = mokoena.locator(".badge.dq")
+        expect(badge).to_have_text("⚠ SA ID mismatch")
+        expect(badge).to_have_attribute(
+            "title", "SA ID says born 1980-01-01, header says 1981-02-03; SA ID says male, header says female"
+        )
+        expect(mokoena.locator(".sa-id")).to_have_text("SA ID 800101 5009 087")
+        expect(mokoena.locator(".chip.aid")).to_have_text("Government Employees Medical Scheme")
+        merwe = page.locator(".patient", has=page.locator("h3", has_text="VAN DER MERWE"))
+        expect(merwe.locator(".chip.aid")).to_have_text(DISCOVERY)
+        expect(merwe.locator(".chip.hospital")).to_have_text("Netcare Milpark Hospital · Netcare")
+        page.screenshot(path=str(ARTIFACTS / "ui-sa-search.png"), full_page=True)
+
+        # Filter by medical aid: the choices come from the index; only Discovery's patient is left.
+        expect(page.locator("#medical-aid option")).to_have_count(3)
+        page.select_option("#medical-aid", DISCOVERY)
+        page.click("#search-button")
+        expect(patients).to_have_text(["VAN DER MERWE, ANNA"])
+        expect(page.locator("#result-summary")).to_have_text("1 series in 1 patient")
+        expect(page.locator("#medical-aid option:checked")).to_have_text(f"{DISCOVERY} (1 patient)")
+
+        # Another filter: the hospital group; then clear them all.
+        page.select_option("#medical-aid", "")
+        page.select_option("#hospital-group", "Life Healthcare")
+        page.click("#search-button")
+        expect(patients).to_have_text(["NAIDOO, PRIYA"])
+        page.click("#search-clear")
+        expect(page.locator("#hospital-group")).to_have_value("")
+
+        # The series view: the ID as printed, the mismatch in words, medical aid and hospital.
+        page.fill("#q", "mokoena")
+        page.keyboard.press("Enter")
+        page.locator(".series-link").first.click()
+        expect(page.locator("#series-title")).to_have_text("MOKOENA, SIPHO")
+        expect(page.locator("#series-sa-id")).to_contain_text("800101 5009 087")
+        expect(page.locator("#series-dq")).to_be_visible()
+        expect(page.locator("#series-dq-text li")).to_have_text(
+            ["SA ID says born 1980-01-01, header says 1981-02-03", "SA ID says male, header says female"]
+        )
+        grid = page.locator(".detail-grid")
+        expect(grid).to_contain_text("Government Employees Medical Scheme")
+        expect(grid).to_contain_text("Groote Schuur Hospital · Public (Western Cape Health)")
+        page.screenshot(path=str(ARTIFACTS / "ui-sa-series.png"))
+        context.close()
+    assert errors == []
