@@ -21,6 +21,7 @@ from conftest import write_dicom
 from pacsindex import smb
 from pacsindex.config import Settings
 from pacsindex.scan import ScanOptions
+from pacsindex.sources import reader_for
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 from samba_server import (
@@ -44,6 +45,7 @@ class Live:
     admin_csrf: dict[str, str]
     staff_csrf: dict[str, str]
     samba: SambaServer
+    settings: Settings
 
     def nas(self, **changes: Any) -> dict[str, Any]:
         """Good settings for the test share, with `changes`."""
@@ -87,7 +89,7 @@ def live(samba: SambaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         admin, admin_csrf = sign_in(server.url, "admin")
         staff, staff_csrf = sign_in(server.url, "staff")
         try:
-            yield Live(server.url, base / "data", admin, staff, admin_csrf, staff_csrf, samba)
+            yield Live(server.url, base / "data", admin, staff, admin_csrf, staff_csrf, samba, settings)
         finally:
             admin.close()
             staff.close()
@@ -222,6 +224,16 @@ def test_saved_nas_is_indexed_by_a_start_without_roots(live: Live) -> None:
     series = live.staff.get(f"/api/series/{found[0]['SeriesKey']}").json()
     assert all(f["path"].startswith(url + "/NKOSI/") for f in series["files"])
     assert live.samba.password not in live.admin.get("/api/index/status").text
+
+
+def test_the_saved_account_opens_nas_files_for_share_links_and_the_cli(live: Live) -> None:
+    assert live.put(live.nas()).status_code == 200
+    url = f"smb://127.0.0.1:{live.samba.port}/archive/{FOLDER}/NKOSI/IM0.dcm"
+    assert live.settings.smb_user == ""  # nothing in the environment: the saved settings log in
+    with reader_for(url, live.settings).open(url) as fh:
+        assert fh.read(132)[128:] == b"DICM"
+    other = smb.SmbTree.from_url(f"smb://nas.elsewhere/{FOLDER}", live.settings)
+    assert other.creds == smb.SmbCredentials()  # another NAS never gets this password
 
 
 def test_forgetting_the_nas_removes_the_root_and_the_password(live: Live) -> None:
