@@ -13,8 +13,10 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
+from conftest import run_cli
 from pacsindex import store
 from pacsindex.apitokens import ApiTokens
+from pacsindex.audit import AuditLog
 from pacsindex.config import Settings
 from pacsindex.errors import Conflict, InvalidQuery, NotFound, TokenRejected
 from pacsindex.web import create_app
@@ -113,6 +115,23 @@ def test_migration_5_on_an_index_made_before_it(tmp_path: Path) -> None:
     migrated.close()
     token, secret = ApiTokens(db).create("after upgrade", "a")
     assert ApiTokens(db).authenticate(secret).id == token.id
+
+
+def test_the_command_line_makes_lists_and_revokes_tokens(tmp_path: Path) -> None:
+    db = str(tmp_path / "i.db")
+    made = run_cli("token", "add", "Weasis reading room", "--db", db)
+    secret = made.stdout.strip()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", secret) and "shown this once" in made.stderr
+    token = ApiTokens(db).authenticate(secret)
+    listed = run_cli("token", "list", "--db", db).stdout
+    assert "Weasis reading room" in listed and "in force" in listed and secret not in listed
+    run_cli("token", "revoke", str(token.id), "--db", db)
+    with pytest.raises(TokenRejected):
+        ApiTokens(db).authenticate(secret)
+    assert run_cli("token", "revoke", "99", "--db", db, check=False).returncode == NotFound.exit_code
+    actions = [(e["action"], e["user"]) for e in AuditLog(db).entries()]
+    assert {a for a, _ in actions} == {"token_create", "token_revoke"}
+    assert all(user.startswith("cli:") for _, user in actions)
 
 
 # -- the admin's card, in Chromium ------------------------------------------------------------------------

@@ -190,3 +190,50 @@ def _token_from(row: sqlite3.Row) -> ApiToken:
         last_used_at=row["last_used_at"],
         revoked_at=row["revoked_at"],
     )
+
+
+# -- `pacsindex token ...` (cli.py registers these) --------------------------------------------------------
+
+
+def add_cli_parser(sub: Any, common: Callable[[Any], None]) -> None:
+    p = sub.add_parser("token", help="API tokens for DICOMweb clients (Orthanc, OHIF, Weasis)")
+    actions = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    a = actions.add_parser("add", help="make a token and print it once")
+    a.add_argument("name", metavar="NAME", help="which PACS or viewer will use it")
+    common(a)
+    a = actions.add_parser("list", help="list the tokens (never their values)")
+    a.add_argument("--json", action="store_true")
+    common(a)
+    a = actions.add_parser("revoke", help="end a token for good")
+    a.add_argument("id", metavar="ID", type=int)
+    common(a)
+
+
+def run_cli(args: Any, db: str | os.PathLike[str], *, who: str) -> int:
+    """`pacsindex token add|list|revoke`: the token itself goes to stdout, everything else to stderr."""
+    import json
+    import sys
+
+    from pacsindex import audit
+
+    tokens = ApiTokens(db)
+    if args.token_command == "list":
+        listed = [t.public() for t in tokens.list_tokens()]
+        if args.json:
+            print(json.dumps(listed, indent=2))
+            return 0
+        for t in listed:
+            state = "in force" if t["active"] else f"revoked {t['revoked_at']}"
+            print(f"{t['id']}\t{t['name']}\t{state}\tlast used: {t['last_used_at'] or 'never'}")
+        return 0
+    log_entry = audit.AuditLog(db)
+    if args.token_command == "add":
+        token, secret = tokens.create(args.name, who)
+        log_entry.record(audit.TOKEN_CREATE, who, "cli", id=token.id, name=token.name)
+        print(f"token {token.id} for {token.name}, shown this once: give it to the client", file=sys.stderr)
+        print(secret)
+        return 0
+    token = tokens.revoke(args.id)
+    log_entry.record(audit.TOKEN_REVOKE, who, "cli", id=token.id, name=token.name)
+    print(f"token {token.id} for {token.name} revoked", file=sys.stderr)
+    return 0

@@ -532,6 +532,24 @@ def cmd_send_to_orthanc(args: argparse.Namespace) -> int:
     return run_cli(args, settings_from(args), who="cli:" + _os_user())
 
 
+# -- API tokens for DICOMweb (the logic is in pacsindex.apitokens) ----------------------------------------
+
+
+def _add_token_command(sub: Any) -> None:
+    from pacsindex.apitokens import add_cli_parser
+
+    add_cli_parser(sub, _common)
+
+
+_EXTENSIONS.append(_add_token_command)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from pacsindex.apitokens import run_cli
+
+    return run_cli(args, settings_from(args).db, who="cli:" + _os_user())
+
+
 COMMANDS: dict[str, Any] = {
     "index": cmd_index,
     "series": cmd_series,
@@ -541,6 +559,7 @@ COMMANDS: dict[str, Any] = {
     "serve": cmd_serve,
     "user": cmd_user,
     "send-to-orthanc": cmd_send_to_orthanc,
+    "token": cmd_token,
 }
 
 
