@@ -87,9 +87,10 @@ function showSend(box, s) {
 
 export function orthancSettingsCard() {
   const message = h("div", { id: "orthanc-message", "aria-live": "polite" });
-  const url = h("input", { id: "orthanc-url", type: "url", maxlength: "2048", placeholder: "http://pacs-server:8042", autocomplete: "off", spellcheck: "false", size: "34" });
-  const user = h("input", { id: "orthanc-user", maxlength: "256", autocomplete: "off", spellcheck: "false", size: "16" });
-  const password = h("input", { id: "orthanc-password", type: "password", maxlength: "1024", autocomplete: "new-password", size: "16" });
+  // Disabled until the saved values arrive, so they never overwrite what the admin has started typing.
+  const url = h("input", { id: "orthanc-url", disabled: true, type: "url", maxlength: "2048", placeholder: "http://pacs-server:8042", autocomplete: "off", spellcheck: "false", size: "34" });
+  const user = h("input", { id: "orthanc-user", disabled: true, maxlength: "256", autocomplete: "off", spellcheck: "false", size: "16" });
+  const password = h("input", { id: "orthanc-password", disabled: true, type: "password", maxlength: "1024", autocomplete: "new-password", size: "16" });
   const save = h("button", { type: "submit", class: "primary", id: "orthanc-save" }, "Save");
   const test = h("button", { type: "button", id: "orthanc-test" }, "Test connection");
   const form = h(
@@ -110,6 +111,7 @@ export function orthancSettingsCard() {
     user.value = s.user;
     password.value = "";
     password.placeholder = s.password_set ? "saved (type to change)" : "none";
+    for (const input of [url, user, password]) input.disabled = false;
   }
 
   form.addEventListener("submit", async (event) => {
