@@ -197,6 +197,23 @@ def test_dicomweb_client_retrieves_the_files(live: Live) -> None:
     assert sorted(parse_multipart(r.content, r.headers["content-type"])) == sorted(files.values())
 
 
+def test_one_instance_as_a_bare_file_and_by_wado_uri(live: Live) -> None:
+    h = {"Authorization": f"Bearer {live.token}"}
+    sop, data = next(iter(live.files("naidoo-mr").items()))
+    url = f"{live.dicomweb}/studies/1.7.2/series/1.7.2.1/instances/{sop}"
+    bare = httpx.get(url, headers={**h, "Accept": "application/dicom"})
+    assert bare.status_code == 200 and bare.headers["content-type"] == "application/dicom"
+    assert bare.content == data
+    params = {"requestType": "WADO", "studyUID": "1.7.2", "seriesUID": "1.7.2.1", "objectUID": sop}
+    wado = httpx.get(f"{live.dicomweb}/wado", params=params, headers=h)
+    assert wado.status_code == 200 and wado.content == data
+    unknown = {**params, "objectUID": "9.9"}
+    assert httpx.get(f"{live.dicomweb}/wado", params=unknown, headers=h).status_code == 404
+    assert httpx.get(f"{live.dicomweb}/wado", params=params).status_code == 401
+    jpeg = {**params, "contentType": "image/jpeg"}
+    assert httpx.get(f"{live.dicomweb}/wado", params=jpeg, headers=h).status_code == 400
+
+
 def test_http_basic_with_the_token_as_password(live: Live) -> None:
     session = requests.Session()
     session.auth = ("Orthanc main", live.token)
