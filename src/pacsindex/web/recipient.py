@@ -216,8 +216,10 @@ class ShareStream(StreamingResponse):
             async for chunk in self.body_iterator:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 sent += len(chunk)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            # Every byte is with the client now. A client that has read Content-Length bytes may hang up
+            # before the closing frame: that download is still whole.
             complete = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         except PacsIndexError as exc:  # names the file inside the zip only, never an archive path
             log.warning("a share download stopped after %d bytes: %s", sent, exc)
         finally:
