@@ -43,9 +43,21 @@ lint: install
 test: install system lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# Every benchmark, figures as ratios against a baseline in the same run (docs/benchmarks.md); JSON in
+# bench/out/, plots in docs/img/. Trees are cached in ~/.cache/pacsindex-bench/. The 1M-file scale run takes
+# about half an hour on 2 cores; a quick run: make bench BENCH_SIZES=10000,100000 BENCH_SMB_FILES=2000
+BENCH_SIZES ?= 10000,100000,1000000
+BENCH_INDEX_FILES ?= 4000
+BENCH_STATUS_FILES ?= 20000
+BENCH_SHARE_FILES ?= 300
+BENCH_SMB_FILES ?= 10000
+
 bench: install system
-	$(BIN)/python -m pytest -q -m slow -p no:cacheprovider
-	$(BIN)/python -m bench.bench_index --files 4000 --rounds 3
+	$(BIN)/python -m bench.bench_index --files $(BENCH_INDEX_FILES) --rounds 3
+	$(BIN)/python -m bench.bench_scale --sizes $(BENCH_SIZES)
+	$(BIN)/python -m bench.bench_status --files $(BENCH_STATUS_FILES)
+	$(BIN)/python -m bench.bench_share --files $(BENCH_SHARE_FILES)
+	$(BIN)/python -m bench.bench_smb --files $(BENCH_SMB_FILES)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
