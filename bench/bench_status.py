@@ -15,9 +15,13 @@ the numbers to bench/out/bench_status.json.
 
     python -m bench.bench_status [--files 20000] [--baseline-requests 300] [--src DIR]
 
-`--src DIR` runs the server from another source tree, to compare engines in the same session, e.g.
-`mkdir /tmp/before && git archive COMMIT src | tar -x -C /tmp/before`, then `--src /tmp/before/src`.
-Plot: docs/img/status_latency.png.
+`--src DIR` runs the server from another source tree, to compare engines in the same session:
+
+    mkdir /tmp/before && git archive COMMIT src | tar -x -C /tmp/before
+    python -m bench.bench_status --src /tmp/before/src --no-plot --out bench/out/bench_status_before.json
+    python -m bench.bench_status --before-json bench/out/bench_status_before.json
+
+Plot: docs/img/status_latency.png (with `--before-json`, the older engine's sign-ins too).
 """
 
 from __future__ import annotations
@@ -136,7 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signin-pause", type=float, default=0.3, help="seconds between sign-ins")
     parser.add_argument("--src", type=Path, default=None, help="run the server from this source tree")
     parser.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "bench_status.json", help="where the JSON goes")
+    parser.add_argument(
+        "--before-json", type=Path, default=None, help="a `--src` run's JSON: its sign-ins go in the plot too"
+    )
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --out only")
     args = parser.parse_args(argv)
+    before = json.loads(args.before_json.read_text(encoding="utf-8")) if args.before_json else None
+    if args.plot_only:
+        status_plot(json.loads(args.out.read_text(encoding="utf-8")), DOCS_IMG, before)
+        return 0
 
     root = archive(args.files)
     with tempfile.TemporaryDirectory(prefix="pacsindex-bench-status-") as tmp:
@@ -227,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             "system": platform.platform(),
         },
     }
-    OUT_DIR.mkdir(exist_ok=True)
-    (OUT_DIR / "bench_status.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
     print(
         f"GET /api/index/status over a real socket; {result['files']} files indexed in "
@@ -252,9 +265,13 @@ def main(argv: list[str] | None = None) -> int:
         f"POST /auth/signin p95 while indexing / idle: {result['signin_p95_ratio_loaded_to_idle']}x "
         f"({len(failed_signins)} refused)"
     )
+    if before is not None:
+        old = before["signin_while_indexing"]["p95_ms"]
+        now = signin_load["p95_ms"]
+        print(f"sign-in p95 while indexing: {old:.0f} ms with {before['server_src']}, {now:.0f} ms now")
     if args.plot:
-        status_plot(result, DOCS_IMG)
-    print(f"written to {OUT_DIR / 'bench_status.json'}")
+        status_plot(result, DOCS_IMG, before)
+    print(f"written to {args.out}")
     return 0
 
 

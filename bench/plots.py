@@ -86,16 +86,21 @@ def scale_plots(results: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
-def status_plot(result: dict[str, Any], out: Path) -> None:
-    """status_latency.png: GET /api/index/status and POST /auth/signin, idle and while indexing."""
+def status_plot(result: dict[str, Any], out: Path, before: dict[str, Any] | None = None) -> None:
+    """status_latency.png: GET /api/index/status and POST /auth/signin, idle and while indexing; with
+    `before` (a run of an older engine), its sign-ins while indexing too."""
     plt = _pyplot()
     out.mkdir(parents=True, exist_ok=True)
-    samples = result["samples_ms"]
-    labels = [k for k in ("status idle", "status while indexing", "sign-in idle", "sign-in while indexing")
-              if samples.get(k)]
+    samples = dict(result["samples_ms"])
+    if before is not None:
+        samples["sign-in while indexing, engine before"] = before["samples_ms"]["sign-in while indexing"]
+    order = ("status idle", "status while indexing", "sign-in idle", "sign-in while indexing",
+             "sign-in while indexing, engine before")
+    labels = [k for k in order if samples.get(k)]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.boxplot([samples[k] for k in labels], showfliers=True)
-    ax.set_xticks(range(1, len(labels) + 1), [k.replace(" while", "\nwhile") for k in labels], fontsize=8)
+    ticks = [k.replace(" while", "\nwhile").replace(", ", ",\n") for k in labels]
+    ax.set_xticks(range(1, len(labels) + 1), ticks, fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("ms")
     ax.set_title(f"Web requests while indexing {result['files']:,} files (same server)", fontsize=10)
