@@ -1,8 +1,8 @@
 """Sending a series to the practice's PACS, Orthanc, over its REST API: the connection settings (saved
 section "orthanc": url, user, password), a small client (`GET /system` to test, `POST /tools/find` to see
 which instances Orthanc already holds, `POST /instances` to store one file), `send_series` with progress
-and per-file failures, `SendJobs` running sends in background threads for the web page, and the
-`pacsindex send-to-orthanc KEY` command.
+and per-file failures. The web page runs sends in background threads (web/orthanc.py); the
+`pacsindex send-to-orthanc KEY` command is in cli/staff.py.
 
 Instances Orthanc already has (same SOPInstanceUID in the same series) are skipped without reading the
 file; Orthanc answering "AlreadyStored" counts as skipped too, so a second send adds nothing. A file that
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
@@ -336,89 +335,3 @@ def send_series(
         p.SeriesKey, p.sent, p.skipped, p.failed, p.total,
     )
     return p
-
-
-# -- the command -------------------------------------------------------------------------------------
-
-
-def add_cli_parser(sub: Any, common: Callable[[Any], None]) -> None:
-    p = sub.add_parser(
-        "send-to-orthanc", help="upload one series to the practice's Orthanc (skips what it already has)"
-    )
-    p.add_argument("key", metavar="KEY", help="a SeriesKey from `pacsindex search`")
-    p.add_argument("--url", help="Orthanc's REST address, e.g. http://pacs:8042 (default: the saved one)")
-    p.add_argument("--user", help=f"Orthanc user (default: the saved one); the password from {PASSWORD_ENV}")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    common(p)
-
-
-def run_cli(args: Any, settings: Any, *, who: str) -> int:
-    """`pacsindex send-to-orthanc KEY`: 0 when every file is in Orthanc, 1 when some failed."""
-    import json
-    import sys
-
-    from pacsindex import audit
-
-    conn = connection_for(settings.data_path, url=args.url, user=args.user)
-    key = str(args.key).strip().lower()
-    series_files(settings.db, key)  # NotFound before anything is sent or logged
-    send_id = "cli-" + secrets.token_hex(4)
-    entries = audit.AuditLog(settings.db)
-    entries.record(audit.ORTHANC_SEND, who, "cli", SeriesKey=key, send=send_id, orthanc=conn.url)
-    bar = _Bar(enabled=not args.no_progress and sys.stderr.isatty())
-    try:
-        with OrthancClient(conn) as client:
-            result = send_series(settings.db, key, client, on_progress=bar.update, settings=settings)
-    except PacsIndexError as exc:
-        entries.record(audit.ORTHANC_SEND, who, "cli", SeriesKey=key, send=send_id, state="failed",
-                       error=type(exc).__name__)
-        raise
-    finally:
-        bar.stop()
-    counts = {"total": result.total, "sent": result.sent, "skipped": result.skipped, "failed": result.failed}
-    entries.record(audit.ORTHANC_SEND, who, "cli", SeriesKey=key, send=send_id, state="completed", **counts)
-    if args.json:
-        json.dump(result.as_dict(), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
-    for failure in result.failures:
-        print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
-    print(
-        f"sent to Orthanc at {conn.url}: {result.sent} sent, {result.skipped} already there, "
-        f"{result.failed} failed, of {result.total} files",
-        file=sys.stderr,
-    )
-    return 1 if result.failed else 0
-
-
-class _Bar:
-    """The terminal progress bar (rich), like `pacsindex index` shows."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.progress: Any = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]sending"),
-            BarColumn(),
-            TaskProgressColumn(),
-            MofNCompleteColumn(),
-            TextColumn("sent {task.fields[sent]} · already there {task.fields[skipped]}"),
-            TextColumn("failed {task.fields[failed]}"),
-            console=Console(stderr=True),
-        )
-        self.task = self.progress.add_task("sending", total=None, sent=0, skipped=0, failed=0)
-        self.progress.start()
-
-    def update(self, p: SendProgress) -> None:
-        if self.progress is not None:
-            self.progress.update(
-                self.task, completed=p.done, total=p.total, sent=p.sent, skipped=p.skipped, failed=p.failed
-            )
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
