@@ -213,6 +213,9 @@ def test_saved_nas_is_indexed_by_a_start_without_roots(live: Live) -> None:
     assert r.status_code == 202, r.text
     url = f"smb://127.0.0.1:{live.samba.port}/archive/{FOLDER}"
     assert r.json()["roots"] == [url]
+    # The page's indexing panel offers what /api/me lists: the saved NAS is among them.
+    assert live.admin.get("/api/me").json()["roots"] == [url]
+    assert live.admin.get("/api/settings").json()["roots"] == [url]
     deadline = time.monotonic() + 120
     while (status := live.admin.get("/api/index/status").json())["running"]:
         assert time.monotonic() < deadline, status

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from pacsindex import audit
+from pacsindex import audit, nas
 from pacsindex.auth import generate_password
 from pacsindex.errors import Conflict
 from pacsindex.web.models import (
@@ -89,7 +89,7 @@ def settings_in_force(request: Request) -> SettingsOut:
     s = state(request).settings
     return SettingsOut(
         db=str(s.db),
-        roots=list(s.roots),
+        roots=nas.indexing_roots(s),
         timezone=s.timezone,
         workers=s.workers,
         session_idle_minutes=s.session_idle_minutes,

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from pacsindex import audit
+from pacsindex import audit, nas
 from pacsindex.auth import Session
 from pacsindex.errors import AuthError, SignInFailed
 from pacsindex.web.errors import error_response
@@ -37,7 +37,7 @@ def me_for(st: WebState, session: Session) -> Me:
         csrf_token=session.csrf_token,
         idle_minutes=st.settings.session_idle_minutes,
         timezone=st.settings.timezone,
-        roots=list(st.settings.roots),
+        roots=nas.indexing_roots(st.settings),  # the settings' roots, then the saved NAS's
     )
 
 
