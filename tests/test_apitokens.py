@@ -14,7 +14,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from conftest import run_cli
-from pacsindex import store
+from pacsindex import schema, store
 from pacsindex.apitokens import ApiTokens
 from pacsindex.audit import AuditLog
 from pacsindex.config import Settings
@@ -101,8 +101,8 @@ def test_last_used_is_written_at_most_once_a_minute(tmp_path: Path) -> None:
 def test_migration_5_on_an_index_made_before_it(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db, isolation_level=None)
-    for number, script in enumerate(store.MIGRATIONS[:4], start=1):
-        for statement in store._statements(script):
+    for number, script in enumerate(schema.MIGRATIONS[:4], start=1):
+        for statement in schema.statements(script):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {number}")
     conn.execute(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_dicom
-from pacsindex import store
+from pacsindex import schema, store
 from pacsindex.errors import IndexNotFound, StoreError
 from pacsindex.scan import ScanOptions, run_index
 from pacsindex.sources import LocalTree
@@ -16,13 +16,13 @@ from pacsindex.sources import LocalTree
 
 def test_new_index_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
     conn = store.connect(tmp_path / "i.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(store.MIGRATIONS)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"patients", "studies", "series", "files", "dirs", "errors", "runs"} <= tables
     conn.close()
     again = store.connect(tmp_path / "i.db")  # re-opening runs no migration twice
-    assert again.execute("PRAGMA user_version").fetchone()[0] == len(store.MIGRATIONS)
+    assert again.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
 
 
 def test_readers_never_create_or_write(tmp_path: Path) -> None:
