@@ -11,6 +11,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from conftest import make_dataset
 from pacsindex import store
+from pacsindex.dicomdir import release
 from pacsindex.scan import ScanOptions, run_index
 from pacsindex.sources import LocalTree
 
@@ -24,6 +25,7 @@ def cd_export(root: Path, images: int = 3) -> Path:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         fs.add(ds)
     fs.write(root)
+    release(fs)
     return root
 
 

@@ -40,13 +40,16 @@ class DicomdirIndex:
             log.debug("DICOMDIR %s: %s", path, exc)
             return 0
         count = 0
-        for instance in fileset:
-            try:
-                file_path = os.path.normpath(instance.path)
-            except Exception:  # a record whose file ID makes no path
-                continue
-            self._records[file_path] = (_record(instance), mtime_ns)
-            count += 1
+        try:
+            for instance in fileset:
+                try:
+                    file_path = os.path.normpath(instance.path)
+                except Exception:  # a record whose file ID makes no path
+                    continue
+                self._records[file_path] = (_record(instance), mtime_ns)
+                count += 1
+        finally:
+            release(fileset)
         return count
 
     def lookup(self, path: str, mtime_ns: int) -> HeaderRecord | None:
@@ -56,6 +59,14 @@ class DicomdirIndex:
             return None
         record, dicomdir_mtime = found
         return record if mtime_ns <= dicomdir_mtime else None
+
+
+def release(fileset: Any) -> None:
+    """Remove the staging folder pydicom's FileSet makes (in the local temp folder) for writing, which we
+    never do, now rather than when the garbage collector gets to it."""
+    staging = getattr(fileset, "_stage", {}).get("t")
+    if staging is not None:
+        staging.cleanup()
 
 
 def _record(instance: Any) -> HeaderRecord:
