@@ -44,8 +44,8 @@ test: install system lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Every benchmark, figures as ratios against a baseline in the same run (docs/benchmarks.md); JSON in
-# bench/out/, plots in docs/img/. Trees are cached in ~/.cache/pacsindex-bench/. The 1M-file scale run takes
-# about half an hour on 2 cores; a quick run: make bench BENCH_SIZES=10000,100000 BENCH_SMB_FILES=2000
+# bench/out/, plots in docs/img/. Trees are cached in ~/.cache/pacsindex-bench/. All of it takes 15-25 min on
+# 2 cores (the 1M tree most); a quick run: make bench BENCH_SIZES=10000,100000 BENCH_SMB_FILES=2000
 BENCH_SIZES ?= 10000,100000,1000000
 BENCH_INDEX_FILES ?= 4000
 BENCH_STATUS_FILES ?= 100000
