@@ -136,6 +136,18 @@ def test_a_closed_port_says_orthanc_cannot_be_reached() -> None:
             client.test_connection()
 
 
+def test_a_server_that_never_answers_gives_up_with_a_clear_message() -> None:
+    # Accepts the connection (the listen backlog does), never reads or answers: a hung Orthanc.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        conn = Connection(f"http://127.0.0.1:{port}", "u", "p")
+        with OrthancClient(conn, answer_timeout_s=1) as client:
+            with pytest.raises(OrthancUnreachable, match="did not answer in time"):
+                client.test_connection()
+
+
 def test_an_address_that_is_not_orthanc_says_so(orthanc: OrthancServer) -> None:
     with OrthancClient(connection(orthanc, url=orthanc.url + "/app")) as client:
         with pytest.raises(OrthancError, match="not an Orthanc REST API"):

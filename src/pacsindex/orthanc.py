@@ -45,6 +45,7 @@ SECTION = "orthanc"
 SECRETS = ("password",)
 PASSWORD_ENV = "PACSINDEX_ORTHANC_PASSWORD"
 CONNECT_TIMEOUT_S = 10.0
+ANSWER_TIMEOUT_S = 30.0  # a question (test connection, which instances are there) gives up after this
 UPLOAD_TIMEOUT_S = 300.0  # one large instance over a slow link
 
 
@@ -127,13 +128,20 @@ def connection_for(
 class OrthancClient:
     """Orthanc's REST API, with its failures turned into OrthancError subclasses that say what to do."""
 
-    def __init__(self, conn: Connection, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        answer_timeout_s: float = ANSWER_TIMEOUT_S,
+    ) -> None:
         self.conn = replace(conn, url=check_url(conn.url))
         auth = (conn.user, conn.password) if conn.user or conn.password else None
+        self._upload_timeout = httpx.Timeout(UPLOAD_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
         self._http = httpx.Client(
             base_url=self.conn.url,
             auth=auth,
-            timeout=httpx.Timeout(UPLOAD_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            timeout=httpx.Timeout(answer_timeout_s, connect=min(CONNECT_TIMEOUT_S, answer_timeout_s)),
             transport=transport,
             follow_redirects=False,
         )
@@ -204,7 +212,11 @@ class OrthancClient:
     def store(self, data: bytes, path: str = "") -> str:
         """`POST /instances`: "Success" or "AlreadyStored"; OrthancRejected when Orthanc refuses the file."""
         response = self._call(
-            "POST", "/instances", content=data, headers={"Content-Type": "application/dicom"}
+            "POST",
+            "/instances",
+            content=data,
+            headers={"Content-Type": "application/dicom"},
+            timeout=self._upload_timeout,  # storing a large instance may take Orthanc a while
         )
         if response.status_code == 200:
             try:
