@@ -180,6 +180,7 @@ class ShareStream(StreamingResponse):
     ) -> None:
         self._chunks = chunks
         self._on_close = on_close
+        self._size = int(headers["Content-Length"]) if "Content-Length" in headers else None
         self._batch = batch
         self._ahead: asyncio.Future[list[bytes]] | None = None
         super().__init__(self._pull(), headers=headers, media_type=media_type)
@@ -216,10 +217,8 @@ class ShareStream(StreamingResponse):
             async for chunk in self.body_iterator:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 sent += len(chunk)
-            # Every byte is with the client now. A client that has read Content-Length bytes may hang up
-            # before the closing frame: that download is still whole.
-            complete = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            complete = True
         except PacsIndexError as exc:  # names the file inside the zip only, never an archive path
             log.warning("a share download stopped after %d bytes: %s", sent, exc)
         finally:
@@ -230,7 +229,10 @@ class ShareStream(StreamingResponse):
                 close = getattr(self._chunks, "close", None)
                 if close is not None:
                     await anyio.to_thread.run_sync(close)
-                await anyio.to_thread.run_sync(self._on_close, sent, complete)
+                # A client that has read all Content-Length bytes may hang up before the stream has
+                # noticed it ended (the server then cancels it): that download is whole all the same.
+                whole = complete or (self._size is not None and sent >= self._size)
+                await anyio.to_thread.run_sync(self._on_close, sent, whole)
 
 
 def stream(
