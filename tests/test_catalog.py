@@ -15,15 +15,14 @@ from firebird_server import (
     FirebirdServer,
     firebird_fixture,  # noqa: F401  (the "firebird" fixture)
 )
-from pacsindex.catalog import (
+from pacsindex.catalog import CatalogRow, read_catalog
+from pacsindex.catalogmap import (
     CatalogMapping,
-    CatalogRow,
     CatalogUrl,
     catalog_password,
     load_mapping,
     parse_catalog_url,
     parse_mapping,
-    read_catalog,
     resolve_path,
 )
 from pacsindex.errors import (
