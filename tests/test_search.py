@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import write_dicom
 from pacsindex import store
 from pacsindex.errors import InvalidQuery
+from pacsindex.sample import write_sample
 from pacsindex.scan import ScanOptions, run_index
-from pacsindex.search import search
+from pacsindex.search import Plan, _choose_plan, search
 from pacsindex.sources import LocalTree
 from pacsindex.textfold import fold, search_text
 
@@ -223,3 +226,99 @@ def test_filter_by_scheme_and_hospital(sa_db: Path) -> None:
     assert len(names(sa_db, "", medical_aid=aid)) == 1
     assert names(sa_db, "", hospital_group="netcare") == ["NKOSI^SIPHO"]
     assert names(sa_db, "", medical_aid="No Such Scheme") == []
+
+
+@pytest.fixture(scope="module")
+def plans_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated archive (240 series; "pid" is in nearly every one, "chest" in a twelfth) plus series that
+    tie on the page order: one study with two series numbered alike, one with no series number, two studies
+    on one day, and a study with no date."""
+    root = tmp_path_factory.mktemp("plans") / "archive"
+    write_sample(root / "sample", patients=60, files=900)
+    ties = [
+        # study, series, SeriesNumber, StudyDate
+        ("3.1", "3.1.1", 1, "20990101"),
+        ("3.1", "3.1.2", 1, "20990101"),
+        ("3.1", "3.1.3", None, "20990101"),
+        ("3.2", "3.2.1", 1, "20990101"),
+        ("3.3", "3.3.1", 2, ""),
+        ("3.3", "3.3.2", 1, ""),
+    ]
+    for i, (study, series, number, day) in enumerate(ties):
+        write_dicom(
+            root / "ties" / f"IM{i}.dcm",
+            PatientName="TIE^CHEST",
+            PatientID="PID-TIE",
+            StudyInstanceUID=study,
+            SeriesInstanceUID=series,
+            SeriesNumber=number,
+            StudyDate=day,
+        )
+    path = root.parent / "i.db"
+    run_index(path, [LocalTree(str(root))], ScanOptions(workers=1))
+    return path
+
+
+def keys(conn: sqlite3.Connection, q: str, plan: Plan, **kw: Any) -> list[str]:
+    return [r["SeriesKey"] for r in search(conn, q, plan=plan, **kw)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "pid",  # nearly every series: the walk stops after a page
+        "chest",  # common
+        "dlamini",  # rare
+        "zzzz",  # nothing
+        "pid chest",  # a very common and a common word
+        "pa chest",  # with a word too short for the trigram index
+        "pid ct",
+        "tie chest",  # the series that tie on the date
+        "",
+    ],
+)
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"limit": 7},
+        {"limit": 7, "offset": 7},
+        {"limit": 5, "offset": 231},  # the last page of "pid"
+        {"limit": 3, "offset": 1000},  # past the end
+        {"modality": "CT"},
+        {"modality": "US", "limit": 4, "offset": 2},
+        {"date_from": "2018-01-01", "date_to": "2020-12-31", "limit": 9},
+        {"date_from": "2021-06-01"},
+        {"hospital_group": "netcare", "limit": 6},
+        {"hospital": "Netcare Milpark Hospital", "limit": 6},
+        {"medical_aid": "Government Employees Medical Scheme"},
+    ],
+)
+def test_walk_and_auto_plans_find_what_sorting_finds(plans_db: Path, query: str, kw: dict[str, Any]) -> None:
+    with store.reading(plans_db) as conn:
+        sorted_keys = keys(conn, query, "sorted", **kw)
+        assert keys(conn, query, "walk", **kw) == sorted_keys
+        assert keys(conn, query, "auto", **kw) == sorted_keys
+
+
+def test_pages_of_a_common_word_join_up_in_order(plans_db: Path) -> None:
+    with store.reading(plans_db) as conn:
+        every = search(conn, "pid", plan="sorted", limit=1000)
+        pages = [keys(conn, "pid", "auto", limit=25, offset=o) for o in range(0, len(every) + 25, 25)]
+        walked = [keys(conn, "pid", "walk", limit=25, offset=o) for o in range(0, len(every) + 25, 25)]
+    assert len(every) > 200
+    assert sum(pages, []) == sum(walked, []) == [r["SeriesKey"] for r in every]
+    dates = [r["StudyDate"] or "" for r in every]
+    assert dates == sorted(dates, reverse=True)
+    ties = [(r["StudyInstanceUID"], r["SeriesNumber"]) for r in every if r["PatientID"] == "PID-TIE"]
+    assert ties[-2:] == [("3.3", 1), ("3.3", 2)]  # no study date: last, then by series number
+
+
+def test_common_words_walk_and_rare_words_sort(plans_db: Path) -> None:
+    """The plan a search takes on its own: common words walk, rare ones sort the matches the probe found."""
+    with store.reading(plans_db) as conn:
+        assert _choose_plan(conn, '"pid"', [], 100) == ("walk", None)
+        plan, hits = _choose_plan(conn, '"dlamini"', [], 100)
+        assert plan == "sorted" and hits is not None and 0 < len(hits) < 5
+        assert _choose_plan(conn, '"pid"', [("s.Modality = ?", "NM", False)], 100) == ("sorted", None)
+        assert _choose_plan(conn, '"pid"', [("s.Modality = ?", "CT", False)], 100) == ("walk", None)
