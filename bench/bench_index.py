@@ -9,7 +9,12 @@ One untimed read of every file first puts the tree in the page cache for both.
 The figures are a measurement, never a pass/fail: the script exits 0 whether or not pacsindex reaches the
 target (at least 8x the seed's files/s), prints a table and writes the numbers to bench/out/bench_index.json.
 
-    python -m bench.bench_index [--files 4000] [--rounds 3] [--workdir DIR]
+    python -m bench.bench_index [--files 4000] [--rounds 3] [--workdir DIR] [--src DIR] [--out FILE]
+
+`--src DIR` runs pacsindex from another source tree, to compare engines in the same session:
+
+    mkdir /tmp/before && git archive COMMIT src | tar -x -C /tmp/before
+    python -m bench.bench_index --src /tmp/before/src --out bench/out/bench_index_before.json
 """
 
 from __future__ import annotations
@@ -52,10 +57,11 @@ class Run:
     note: str = ""
 
 
-def _subprocess_env() -> dict[str, str]:
-    # The repo root makes `bench` importable; src/ makes an uninstalled pacsindex importable too.
+def _subprocess_env(src: Path | None = None) -> dict[str, str]:
+    # The repo root makes `bench` importable; src/ makes an uninstalled pacsindex importable too (and
+    # PYTHONPATH comes before the editable install, so `--src` really picks the other tree).
     env = dict(os.environ)
-    paths = [str(REPO / "src"), str(REPO)]
+    paths = [str(src or REPO / "src"), str(REPO)]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -190,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--series", type=int, default=None, help="default: files / 100")
     parser.add_argument("--private-tags", type=int, default=100)
+    parser.add_argument("--src", type=Path, default=None, help="run pacsindex from this source tree")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "bench_index.json", help="where the JSON goes")
     args = parser.parse_args(argv)
     files = args.files
     series = args.series or max(1, files // SERIES_PER_FILES)
@@ -209,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    env = _subprocess_env()
+    env = _subprocess_env(args.src)
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="pacsindex-bench-") as tmp:
         workdir = Path(tmp)
@@ -268,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "tree": {**tree, "series": series, "private_tags": args.private_tags},
         "rounds": args.rounds,
+        "pacsindex_src": str(args.src or REPO / "src"),
         "pacsindex_problem": problem,
         "runs": [asdict(r) for r in runs],
         "seed_files_per_s_median": seed_rate,
@@ -278,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         "series_expected": series,
         "series_match": series_match,
     }
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    out = OUT_DIR / "bench_index.json"
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"figures written to {out}")
     return 0

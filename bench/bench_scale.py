@@ -3,6 +3,11 @@ in-process and through the API, index size per file — each against a baseline 
 with PNG plots (docs/img/).
 
     python -m bench.bench_scale [--sizes 10000,100000,1000000] [--workdir DIR] [--rounds 40] [--api-rounds 40]
+                                [--src DIR] [--out FILE] [--no-plot]
+
+`--src DIR` runs `pacsindex index` (and the API server) from another source tree, to compare engines in the
+same session: `git archive COMMIT src | tar -x -C /tmp/before`, then `--src /tmp/before/src --out FILE
+--no-plot`.
 
 Trees are generated once with `pacsindex.sample.write_sample` (16×16 pixels, 20 private elements, one
 patient per 36 files: about 10 files and 3.6 series a patient, so ~100k series at 1M files) and cached
@@ -113,10 +118,13 @@ class TreeMemory:
         return self.samples
 
 
-def run_index(root: Path, db: Path) -> dict[str, Any]:
+def run_index(root: Path, db: Path, src: Path | None = None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "pacsindex", "index", str(root), "--db", str(db), "--json", "--no-progress"]
+    env = dict(os.environ)
+    if src is not None:  # PYTHONPATH comes before the editable install
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     mem = TreeMemory(proc.pid)
     out, err = proc.communicate()
     seconds = time.perf_counter() - t
@@ -150,7 +158,9 @@ def search_latencies(db: Path, rounds: int = 40) -> dict[str, list[float]]:
     return lat
 
 
-def api_latencies(db: Path, root: Path, rounds: int) -> tuple[dict[str, list[float]], dict[str, int]]:
+def api_latencies(
+    db: Path, root: Path, rounds: int, src: Path | None = None
+) -> tuple[dict[str, list[float]], dict[str, int]]:
     """The same queries through `GET /api/search` of a real server in its own process, signed in; returns
     the latencies (ms) and the number of series each query returned (at most 100, the page size)."""
     Accounts(db).add_user("bench", PASSWORD)
@@ -159,7 +169,7 @@ def api_latencies(db: Path, root: Path, rounds: int) -> tuple[dict[str, list[flo
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="pacsindex-scale-api-") as tmp:
-        proc = start_server(db, root, port, Path(tmp))
+        proc = start_server(db, root, port, Path(tmp), src)
         try:
             wait_until_up(url, proc)
             with httpx.Client(base_url=url, timeout=60) as client:
@@ -201,14 +211,14 @@ def db_size(db: Path) -> int:
     return sum(p.stat().st_size for p in db.parent.glob(db.name + "*") if p.suffix != ".lock")
 
 
-def measure(n: int, work: Path, rounds: int, api_rounds: int) -> dict[str, Any]:
+def measure(n: int, work: Path, rounds: int, api_rounds: int, src: Path | None = None) -> dict[str, Any]:
     root = ensure_tree(n)
     db = work / f"scale-{n}.db"
     for p in work.glob(db.name + "*"):
         p.unlink()
     raw_n, raw_s = raw_pass(root)
-    first = run_index(root, db)
-    again = run_index(root, db)
+    first = run_index(root, db, src)
+    again = run_index(root, db, src)
     size = db_size(db)  # before the API run adds audit rows
     lat = search_latencies(db, rounds)
     row: dict[str, Any] = {
@@ -224,7 +234,7 @@ def measure(n: int, work: Path, rounds: int, api_rounds: int) -> dict[str, Any]:
         "db_bytes_per_file": size / max(1, first["files"]),
     }
     if api_rounds:
-        api, hits = api_latencies(db, root, api_rounds)
+        api, hits = api_latencies(db, root, api_rounds, src)
         row["api_ms"] = api
         row["api_summary_ms"] = {k: summary(v) for k, v in api.items()}
         row["api_hits"] = hits
@@ -249,9 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=40, help="in-process runs of each query")
     parser.add_argument("--api-rounds", type=int, default=40, help="API requests per query (0: skip)")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plots from bench/out only")
+    parser.add_argument("--src", type=Path, default=None, help="run pacsindex from this source tree")
+    parser.add_argument("--out", type=Path, default=OUT / "bench_scale.json", help="where the JSON goes")
+    parser.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True, help="redraw docs/img")
     args = parser.parse_args(argv)
     if args.plot_only:
-        scale_plots(json.loads((OUT / "bench_scale.json").read_text()), DOCS)
+        scale_plots(json.loads(args.out.read_text()), DOCS)
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pacsindex-scale-"))
@@ -262,18 +275,20 @@ def main(argv: list[str] | None = None) -> int:
             "python": sys.version.split()[0],
             "load_start": psutil.getloadavg(),
         },
+        "pacsindex_src": str(args.src or Path(__file__).resolve().parent.parent / "src"),
         "target_search_p95_ms": TARGET_MS,
-        "sizes": [measure(n, work, args.rounds, args.api_rounds) for n in sizes],
+        "sizes": [measure(n, work, args.rounds, args.api_rounds, args.src) for n in sizes],
     }
     results["machine"]["load_end"] = psutil.getloadavg()
-    OUT.mkdir(exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     slim = json.loads(json.dumps(results))
     for r in slim["sizes"]:
         for k in ("first", "rescan"):
             r[k]["memory"] = r[k]["memory"][:: max(1, len(r[k]["memory"]) // 300)]
-    (OUT / "bench_scale.json").write_text(json.dumps(slim, indent=1))
-    scale_plots(slim, DOCS)
-    print(f"figures: {OUT / 'bench_scale.json'}, plots in {DOCS}")
+    args.out.write_text(json.dumps(slim, indent=1))
+    if args.plot:
+        scale_plots(slim, DOCS)
+    print(f"figures: {args.out}" + (f", plots in {DOCS}" if args.plot else ""))
     return 0
 
 

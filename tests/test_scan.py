@@ -191,6 +191,73 @@ def test_cancel_stops_cleanly_and_next_run_resumes(tmp_path: Path) -> None:
     consistency(db)
 
 
+def index_rows(db: Path) -> list[tuple]:
+    """What the index holds, without ids: every file with its folder, status and series."""
+    with store.reading(db) as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT d.path, f.name, f.size, f.mtime_ns, f.status, s.SeriesInstanceUID, s.file_count"
+                " FROM files f JOIN dirs d ON d.id = f.dir_id LEFT JOIN series s ON s.id = f.series_id"
+                " ORDER BY d.path, f.name"
+            )
+        ]
+
+
+class RecordingReader(LocalReader):
+    """A local reader with the `prefetch` hook an SMB reader has; remembers each batch it was asked for."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def prefetch(self, paths: list[str]):
+        self.batches.append(list(paths))
+        return self.open
+
+
+class RecordingTree(LocalTree):
+    def __init__(self, root: str, reader: RecordingReader) -> None:
+        super().__init__(root)
+        self._reader = reader
+
+    def reader(self) -> RecordingReader:
+        return self._reader
+
+
+def test_many_small_folders_share_jobs_and_a_cancelled_run_resumes_to_the_same_index(tmp_path: Path) -> None:
+    """Series folders of a few files each: several folders go to a worker in one job (one prefetch for
+    all of them), every series is counted right, and a run cancelled half-way resumes to the same index."""
+    root = big_tree(tmp_path / "small", series=160, per_series=5)  # 800 files in 160 folders
+    reference = tmp_path / "ref.db"
+    reader = RecordingReader()
+    p = run_index(reference, [RecordingTree(str(root), reader)], ScanOptions(workers=1))
+    assert (p.state, p.files_processed, p.files_read, p.series_count) == ("completed", 800, 800, 160)
+    assert file_counts(reference) == {f"1.2.{s}": 5 for s in range(160)}
+    consistency(reference)
+    assert sum(len(b) for b in reader.batches) == 800
+    assert max(len(b) for b in reader.batches) <= ScanOptions().job_size
+    folders_per_job = [len({Path(path).parent for path in batch}) for batch in reader.batches]
+    assert max(folders_per_job) > 1 and len(reader.batches) < 160, "small folders share a job"
+
+    db = tmp_path / "i.db"
+    cancel = threading.Event()
+
+    def on_progress(progress: Progress) -> None:
+        if progress.files_processed >= 150:
+            cancel.set()
+
+    p = run_index(db, [LocalTree(str(root))], ScanOptions(workers=2, commit_files=100), on_progress, cancel)
+    assert p.state == "cancelled"
+    consistency(db)
+    done = sum(file_counts(db).values())
+    assert 0 < done < 800
+    p2 = index(root, db, workers=2)
+    assert p2.state == "completed" and p2.series_count == 160
+    assert (p2.files_unchanged, p2.files_read) == (done, 800 - done), "finished files are not read again"
+    consistency(db)
+    assert index_rows(db) == index_rows(reference)
+
+
 def test_progress_events_and_eta(dicom_tree: Path, tmp_path: Path) -> None:
     events: list[Progress] = []
     run_index(

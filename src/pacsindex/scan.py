@@ -4,7 +4,9 @@ worker processes → write in batched transactions → report progress.
 Why this shape: header parsing is CPU-bound Python, so it runs in processes (threads would fight over the
 GIL); listing folders and stat'ing files wait on the disk or the network, so they run in threads inside the
 sources. The main thread is the index's one writer. Each transaction holds whole files, so a run killed at
-any moment resumes without reading finished files again or counting anything twice.
+any moment resumes without reading finished files again or counting anything twice. A job sent to a worker
+holds the files of several folders (a series folder often has ~10 files): every submit costs the main
+process a pickle and a pipe write, and at one job per folder those were a sixth of a first index.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def default_workers() -> int:
 class ScanOptions:
     workers: int = 0  # 0: one process per CPU; 1: read in this process
     limit: int | None = None  # stop after this many files (a sample run)
-    job_size: int = 48  # files per job sent to a worker process
+    job_size: int = 48  # files per job sent to a worker process (small folders share a job)
+    job_seconds: float = 0.1  # a job not yet full is sent once its first files waited this long
     commit_files: int = 1000
     commit_seconds: float = 0.5
     progress_files: int = 50
@@ -56,19 +59,34 @@ def _init_worker() -> None:
     logging.getLogger("pydicom").setLevel(logging.ERROR)
 
 
-def read_batch(reader: Reader, folder: str, sep: str, entries: Sequence[Entry]) -> list[FileResult]:
-    """Run in a worker process: read the headers of some files of one folder. A reader that has
-    `prefetch(paths) -> opener` (SMB: one round trip a file, many in flight) fetches the batch at once."""
-    paths = [folder + sep + e.name for e in entries]
+JobPart = tuple[str, str, Sequence[Entry]]  # (folder, sep, some of its files)
+
+
+def read_job(reader: Reader, parts: Sequence[JobPart]) -> list[list[FileResult]]:
+    """Run in a worker process: read the headers of a job's files, some files of each of one or more
+    folders; one result list per part. A reader that has `prefetch(paths) -> opener` (SMB: one round trip a
+    file, many in flight) fetches the whole job at once."""
+    paths = [[folder + sep + e.name for e in entries] for folder, sep, entries in parts]
     prefetch = getattr(reader, "prefetch", None)
-    opener = prefetch(paths) if prefetch is not None else reader.open
-    return [read_header(path, opener, e.size, e.name) for path, e in zip(paths, entries, strict=True)]
+    opener = prefetch([p for part in paths for p in part]) if prefetch is not None else reader.open
+    return [
+        [read_header(path, opener, e.size, e.name) for path, e in zip(part, entries, strict=True)]
+        for part, (_, _, entries) in zip(paths, parts, strict=True)
+    ]
+
+
+def read_batch(reader: Reader, folder: str, sep: str, entries: Sequence[Entry]) -> list[FileResult]:
+    """`read_job` for some files of one folder."""
+    return read_job(reader, [(folder, sep, entries)])[0]
 
 
 @dataclass
 class _Job:
+    """Some files of one folder, as a part of a worker job (or written straight from a record)."""
+
     dir_id: int
     folder: str
+    sep: str
     entries: Sequence[Entry]
     known: dict[str, store.KnownFile]
 
@@ -223,7 +241,16 @@ class Run:
         opts = self.options
         c = self.counters
         readers = {id(s): s.reader() for s in self.sources}
-        inflight: dict[Future[list[FileResult]], _Job] = {}
+        # A job is a list of parts (some files of one folder each), sent once it holds `job_size` files, or
+        # its first part waited `job_seconds`, or the source's walk ended: never the whole listing. A run
+        # asked to commit at once (commit_seconds=0) sends every folder at once too: results wait no longer
+        # to be read than to be committed.
+        job_seconds = min(opts.job_seconds, opts.commit_seconds)
+        job_size = max(1, opts.job_size)
+        inflight: dict[Future[list[list[FileResult]]], list[_Job]] = {}
+        pack: list[_Job] = []
+        pack_files = 0
+        pack_since = 0.0
         last_commit = time.monotonic()
         last_count = float("-inf")
         limit_hit = False
@@ -238,21 +265,49 @@ class Run:
                 last_count = now
 
         def collect(block: bool) -> None:
-            done: set[Future[list[FileResult]]] = set()
-            if inflight:
-                done, _ = wait(list(inflight), timeout=0, return_when=FIRST_COMPLETED)
-                if block and not done:
-                    # The web service writes to this database too (sign-in, sessions, the audit log): never
-                    # keep the write lock while waiting for a worker. Results still arrive in batches.
-                    commit()
-                    done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            done = [fut for fut in inflight if fut.done()]  # once per folder: cheaper than wait(timeout=0)
+            if block and inflight and not done:
+                # The web service writes to this database too (sign-in, sessions, the audit log): never
+                # keep the write lock while waiting for a worker. Results still arrive in batches.
+                commit()
+                done = list(wait(list(inflight), return_when=FIRST_COMPLETED)[0])
             for fut in done:
-                job = inflight.pop(fut)
-                self._write_results(writer, job, fut.result())
+                parts = inflight.pop(fut)
+                for job, results in zip(parts, fut.result(), strict=True):
+                    self._write_results(writer, job, results)
             # Also when nothing is in flight (an unchanged re-scan): a listing holds the lock too.
             if writer.pending >= opts.commit_files or time.monotonic() - last_commit >= opts.commit_seconds:
                 commit()
             self._emit()
+
+        def send(reader: Reader) -> None:
+            nonlocal pack, pack_files
+            if not pack:
+                return
+            while len(inflight) >= max_inflight:
+                collect(block=True)
+            fut = executor.submit(read_job, reader, [(j.folder, j.sep, j.entries) for j in pack])
+            inflight[fut] = pack
+            pack, pack_files = [], 0
+
+        def add(
+            reader: Reader,
+            item: DirListing,
+            dir_id: int,
+            known: dict[str, store.KnownFile],
+            fresh: list[Entry],
+        ) -> None:
+            nonlocal pack_files, pack_since
+            start = 0
+            while start < len(fresh):
+                chunk = fresh[start : start + job_size - pack_files]
+                if not pack:
+                    pack_since = time.monotonic()
+                pack.append(_Job(dir_id, item.path, item.sep, chunk, known))
+                pack_files += len(chunk)
+                start += len(chunk)
+                if pack_files >= job_size:
+                    send(reader)
 
         for source in self.sources:
             reader = readers[id(source)]
@@ -289,12 +344,9 @@ class Run:
                         gone = [k.id for name, k in known.items() if name not in changed]
                         c["files_removed"] += writer.remove_files(gone)
                     fresh = self._from_records(source, writer, item, dir_id, known, fresh)
-                    for start in range(0, len(fresh), opts.job_size):
-                        chunk = fresh[start : start + opts.job_size]
-                        while len(inflight) >= max_inflight:
-                            collect(block=True)
-                        fut = executor.submit(read_batch, reader, item.path, item.sep, chunk)
-                        inflight[fut] = _Job(dir_id, item.path, chunk, known)
+                    add(reader, item, dir_id, known, fresh)
+                    if pack and time.monotonic() - pack_since >= job_seconds:
+                        send(reader)
                     collect(block=False)
                     self._emit()
                     if limit_hit:
@@ -303,7 +355,11 @@ class Run:
                 close = getattr(walker, "close", None)
                 if close:
                     close()
-            if limit_hit or self.cancel.is_set():
+            if self.cancel.is_set():
+                pack, pack_files = [], 0  # like a job not started yet: the next run reads these files
+                break
+            send(reader)  # a job holds one source's files: it is read with that source's reader
+            if limit_hit:
                 break
         self._enumeration_done = not self.cancel.is_set()
         while inflight:
@@ -352,7 +408,7 @@ class Run:
                 direct.append(entry)
                 results.append(FileResult(path, "dicom", record))
         if direct:
-            self._write_results(writer, _Job(dir_id, item.path, direct, known), results, read=False)
+            self._write_results(writer, _Job(dir_id, item.path, item.sep, direct, known), results, read=False)
             self.counters["files_from_records"] += len(direct)
         return to_read
 
