@@ -68,42 +68,10 @@ _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _DICOM_NAME_SUFFIXES = (".dcm", ".dicom", ".ima", ".dic")
 # Groups a raw (preamble-less) dataset plausibly starts with: meta, identifying, patient, acquisition.
 _RAW_START_GROUPS = {0x0002, 0x0008, 0x0010, 0x0018, 0x0020}
-_EXPLICIT_VRS = {
-    b"AE",
-    b"AS",
-    b"AT",
-    b"CS",
-    b"DA",
-    b"DS",
-    b"DT",
-    b"FD",
-    b"FL",
-    b"IS",
-    b"LO",
-    b"LT",
-    b"OB",
-    b"OD",
-    b"OF",
-    b"OL",
-    b"OV",
-    b"OW",
-    b"PN",
-    b"SH",
-    b"SL",
-    b"SQ",
-    b"SS",
-    b"ST",
-    b"SV",
-    b"TM",
-    b"UC",
-    b"UI",
-    b"UL",
-    b"UN",
-    b"UR",
-    b"US",
-    b"UT",
-    b"UV",
-}
+_EXPLICIT_VRS = frozenset(
+    b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW "
+    b"PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split()
+)
 
 
 @dataclass(frozen=True, slots=True)
