@@ -12,6 +12,7 @@ from pacsindex import schema, store
 from pacsindex.errors import IndexNotFound, StoreError
 from pacsindex.scan import ScanOptions, run_index
 from pacsindex.sources import LocalTree
+from pacsindex.writer import subtree_range
 
 
 def test_new_index_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
@@ -68,8 +69,8 @@ def test_patients_studies_series_hierarchy(tmp_path: Path) -> None:
 
 
 def test_subtree_range_selects_only_below_the_folder() -> None:
-    lo, hi = store._subtree_range("/nas/a", "/")
+    lo, hi = subtree_range("/nas/a", "/")
     inside, sibling = "/nas/a/b", "/nas/ab"
     assert lo <= inside < hi and not (lo <= sibling < hi)
-    lo, hi = store._subtree_range("Z:\\Image Archiving", "\\")
+    lo, hi = subtree_range("Z:\\Image Archiving", "\\")
     assert lo <= "Z:\\Image Archiving\\2019" < hi and not (lo <= "Z:\\Image Archiving2" < hi)

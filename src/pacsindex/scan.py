@@ -31,6 +31,7 @@ from pacsindex.headers import FileResult, read_header
 from pacsindex.locking import WriterLock
 from pacsindex.progress import Progress, RateMeter
 from pacsindex.sources import DirListing, Entry, LocalTree, Reader, Source, WalkError, join_sep, split_path
+from pacsindex.writer import KnownFile, Writer
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class _Job:
     folder: str
     sep: str
     entries: Sequence[Entry]
-    known: dict[str, store.KnownFile]
+    known: dict[str, KnownFile]
 
 
 class _InProcess(Executor):
@@ -184,7 +185,7 @@ class Run:
         run_id = store.begin_run(conn, roots, started)
         self._progress = Progress(run_id=run_id, roots=roots, state="running", started_at=started)
         self._series_count = store.series_count(conn)
-        writer = store.Writer(conn, run_id)
+        writer = Writer(conn, run_id)
         workers = self.options.workers or default_workers()
         executor: Executor
         if workers <= 1:
@@ -236,7 +237,7 @@ class Run:
                 self.on_progress(self.snapshot(state, message))
         return self.snapshot(state, message)
 
-    def _pipeline(self, writer: store.Writer, executor: Executor, max_inflight: int) -> bool:
+    def _pipeline(self, writer: Writer, executor: Executor, max_inflight: int) -> bool:
         """Returns True when every source was walked to the end (so files not seen are gone)."""
         opts = self.options
         c = self.counters
@@ -294,7 +295,7 @@ class Run:
             reader: Reader,
             item: DirListing,
             dir_id: int,
-            known: dict[str, store.KnownFile],
+            known: dict[str, KnownFile],
             fresh: list[Entry],
         ) -> None:
             nonlocal pack_files, pack_since
@@ -376,10 +377,10 @@ class Run:
     def _from_records(
         self,
         source: Source,
-        writer: store.Writer,
+        writer: Writer,
         item: DirListing,
         dir_id: int,
-        known: dict[str, store.KnownFile],
+        known: dict[str, KnownFile],
         fresh: list[Entry],
     ) -> list[Entry]:
         """Index files whose fields are already known without opening them: new files a DICOMDIR in a local
@@ -413,7 +414,7 @@ class Run:
         return to_read
 
     def _write_results(
-        self, writer: store.Writer, job: _Job, results: list[FileResult], read: bool = True
+        self, writer: Writer, job: _Job, results: list[FileResult], read: bool = True
     ) -> None:
         c = self.counters
         for entry, result in zip(job.entries, results, strict=True):
@@ -434,7 +435,7 @@ class Run:
             elif result.status == "non_dicom":
                 c["non_dicom"] += 1
 
-    def _record_walk_error(self, writer: store.Writer, item: WalkError) -> None:
+    def _record_walk_error(self, writer: Writer, item: WalkError) -> None:
         self.counters["errors"] += 1
         writer.add_error(item.path, item.reason)
         if item.is_dir:
