@@ -14,7 +14,7 @@ import pytest
 
 from pacsindex import store
 from pacsindex.errors import Conflict, InvalidQuery, SourceError
-from pacsindex.jobs import IndexJobs, has_index
+from pacsindex.jobs import IndexJobs
 from pacsindex.sample import write_sample
 from pacsindex.scan import ScanOptions, run_index
 from pacsindex.search import search
@@ -95,7 +95,7 @@ def test_a_background_run_completes_and_reports_like_the_status_file(archive: Pa
     on_disk = json.loads((tmp_path / "index_status.json").read_text(encoding="utf-8"))
     assert on_disk["state"] == "completed" and on_disk["files_processed"] == 304
     with store.reading(tmp_path / "i.db") as conn:
-        assert has_index(conn)
+        assert store.has_index(conn)
         assert search(conn, "müller")[0]["PatientName"] == "MÜLLER^HANS"
 
 

@@ -253,12 +253,6 @@ def check_root(root: Any) -> str:
     return root.strip()
 
 
-def has_index(conn: sqlite3.Connection) -> bool:
-    """Whether any indexing run has begun on this index (a fresh database holds only staff accounts).
-    Belongs with the other reads in store.py; kept here while store.py is being changed elsewhere."""
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM runs)").fetchone()[0] == 1
-
-
 def _show(text: str | None, tz: ZoneInfo | None) -> str | None:
     if not text:
         return None

@@ -142,6 +142,11 @@ def finish_run(
 # -- reads ---------------------------------------------------------------------------------------------
 
 
+def has_index(conn: sqlite3.Connection) -> bool:
+    """Whether any indexing run has begun on this index (a fresh database holds only staff accounts)."""
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM runs)").fetchone()[0] == 1
+
+
 def series_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM series").fetchone()[0])
 

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Body, Query, Request
 
 from pacsindex import audit, nas, store
 from pacsindex.errors import Forbidden, IndexNotFound, StoreError
-from pacsindex.jobs import has_index
 from pacsindex.web.models import IndexStart, IndexStatus, Problem, Problematic, ProblemPage
 from pacsindex.web.security import SignedIn, client_address, state
 
@@ -31,7 +30,7 @@ def index_reader(db: Any) -> Iterator[sqlite3.Connection]:
     except IndexNotFound:
         raise IndexNotFound(NO_INDEX) from None
     try:
-        if not has_index(conn):
+        if not store.has_index(conn):
             raise IndexNotFound(NO_INDEX)
         yield conn
     except sqlite3.Error as exc:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import anyio
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.types import Send
+from starlette.types import Message, Receive, Scope, Send
 
 from pacsindex import audit, store
 from pacsindex.config import Settings
@@ -181,6 +181,7 @@ class ShareStream(StreamingResponse):
         self._chunks = chunks
         self._on_close = on_close
         self._size = int(headers["Content-Length"]) if "Content-Length" in headers else None
+        self._gone = False  # the client hung up: what is still "sent" goes nowhere
         self._batch = batch
         self._ahead: asyncio.Future[list[bytes]] | None = None
         super().__init__(self._pull(), headers=headers, media_type=media_type)
@@ -208,6 +209,18 @@ class ShareStream(StreamingResponse):
             for piece in pieces:
                 yield piece
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The server drops what is sent after the client hung up, without a word; Starlette cancels the
+        # stream only when its listener next runs. Note the hang-up at once, so the stream stops reading
+        # the NAS and the access log counts only what went out before it.
+        async def watched() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self._gone = True
+            return message
+
+        await super().__call__(scope, watched, send)
+
     async def stream_response(self, send: Send) -> None:
         sent, complete = 0, False
         try:
@@ -215,10 +228,13 @@ class ShareStream(StreamingResponse):
                 {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
             )
             async for chunk in self.body_iterator:
+                if self._gone:
+                    break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 sent += len(chunk)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            complete = True
+            else:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                complete = True
         except PacsIndexError as exc:  # names the file inside the zip only, never an archive path
             log.warning("a share download stopped after %d bytes: %s", sent, exc)
         finally:
