@@ -262,6 +262,7 @@ def cmd_token(args: argparse.Namespace) -> int:
         for t in listed:
             state = "in force" if t["active"] else f"revoked {t['revoked_at']}"
             print(f"{t['id']}\t{t['name']}\t{state}\tlast used: {t['last_used_at'] or 'never'}")
+        print(f"{len(listed)} tokens", file=sys.stderr)
         return 0
     log_entry = audit.AuditLog(db)
     if args.token_command == "add":
