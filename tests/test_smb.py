@@ -91,8 +91,9 @@ def test_smb_index_equals_local_index_of_the_same_tree(samba: SambaServer, tmp_p
     write_dicom(traps / "big" / "B.dcm", private_blob=3 << 20, SeriesInstanceUID="7.1")  # past the prefix
     write_dicom(traps / "raw" / "OLD0001", preamble=False, SeriesInstanceUID="7.2")
     write_dicom(traps / "impl" / "I.dcm", implicit=True, SeriesInstanceUID="7.3")
+    # Its own study: a study UID shared by two patients goes to whichever is written first (see README).
     write_dicom(traps / "Müller Hans" / "IM1.dcm", PatientName="MÜLLER^HANS", charset="ISO_IR 100",
-                SeriesInstanceUID="7.4")
+                StudyInstanceUID="7.4.0", SeriesInstanceUID="7.4")
     (traps / "zero.dcm").write_bytes(b"")
     (traps / "cut.dcm").write_bytes((traps / "impl" / "I.dcm").read_bytes()[:300])
     (traps / "notes.txt").write_text("not DICOM\n")
