@@ -201,7 +201,9 @@ class ShareStream(StreamingResponse):
         loop = asyncio.get_running_loop()
         self._ahead = loop.run_in_executor(None, self._take)
         while True:
-            pieces = await self._ahead
+            # Shielded: a cancelled stream must not mark the read as done while its thread still runs
+            # the generator, or closing the source below would race it.
+            pieces = await asyncio.shield(self._ahead)
             if not pieces:
                 self._ahead = None
                 return
@@ -239,16 +241,20 @@ class ShareStream(StreamingResponse):
             log.warning("a share download stopped after %d bytes: %s", sent, exc)
         finally:
             with anyio.CancelScope(shield=True):
-                if self._ahead is not None:  # let the read in flight finish before closing the source
-                    with contextlib.suppress(BaseException):
-                        await self._ahead
-                close = getattr(self._chunks, "close", None)
-                if close is not None:
-                    await anyio.to_thread.run_sync(close)
-                # A client that has read all Content-Length bytes may hang up before the stream has
-                # noticed it ended (the server then cancels it): that download is whole all the same.
-                whole = complete or (self._size is not None and sent >= self._size)
-                await anyio.to_thread.run_sync(self._on_close, sent, whole)
+                try:
+                    if self._ahead is not None:  # let the read in flight finish before closing the source
+                        with contextlib.suppress(BaseException):
+                            await self._ahead
+                    close = getattr(self._chunks, "close", None)
+                    if close is not None:
+                        await anyio.to_thread.run_sync(close)
+                except Exception:  # closing the files must never keep the slot and the log from below
+                    log.warning("a share download's files could not be closed cleanly", exc_info=True)
+                finally:
+                    # A client that has read all Content-Length bytes may hang up before the stream has
+                    # noticed it ended (the server then cancels it): that download is whole all the same.
+                    whole = complete or (self._size is not None and sent >= self._size)
+                    await anyio.to_thread.run_sync(self._on_close, sent, whole)
 
 
 def stream(
