@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +200,14 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def migrate(
+    conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS, what: str = "index"
+) -> None:
+    """Run the migrations `conn` has not had yet (its `PRAGMA user_version` counts them), each in its own
+    transaction. Also serves the share store (sharedb.py), whose migrations are its own list."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        log.info("migrating index schema to version %d", number)
+    for number, script in enumerate(migrations[version:], start=version + 1):
+        log.info("migrating %s schema to version %d", what, number)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in statements(script):

@@ -8,7 +8,6 @@ any time, while who was sent which link, and who used it, must outlive that.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -17,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pacsindex.errors import StoreError
-
-log = logging.getLogger(__name__)
+from pacsindex.schema import migrate
 
 MIGRATIONS: list[str] = [
     # 1: share links and who used them
@@ -119,26 +117,10 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        _migrate(conn)
+        migrate(conn, MIGRATIONS, "share store")
     except (OSError, sqlite3.DatabaseError) as exc:
         raise StoreError(f"cannot open the share store {db}: {exc}") from exc
     return conn
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        log.info("migrating share store schema to version %d", number)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
 
 def share_from(row: sqlite3.Row) -> Share:
