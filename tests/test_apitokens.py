@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
 
+from chromium import browser_fixture  # noqa: F401  (the "browser" fixture)
 from conftest import run_cli
 from pacsindex import schema, store
 from pacsindex.apitokens import ApiTokens
@@ -137,18 +137,7 @@ def test_the_command_line_makes_lists_and_revokes_tokens(tmp_path: Path) -> None
 # -- the admin's card, in Chromium ------------------------------------------------------------------------
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/system-packages.sh` (make test does)")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.mark.browser

@@ -4,12 +4,12 @@ saves, and finds the password field empty with "unchanged" after a reload."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 
+from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
 from conftest import write_dicom
 from pacsindex import smb
 from pacsindex.config import Settings
@@ -19,7 +19,7 @@ from samba_server import (
     SambaServer,
     samba_fixture,  # noqa: F401  (the "samba" fixture)
 )
-from test_ui_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD
+from test_ui_browser import PASSWORD
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -28,15 +28,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.samba]
 
 FOLDER = "uinas"
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/system-packages.sh` (make test does)")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_admin_tests_and_saves_the_nas_connection(

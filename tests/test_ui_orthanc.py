@@ -5,18 +5,18 @@ Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 
+from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
 from orthanc_server import OrthancServer, orthanc_fixture  # noqa: F401 - the `orthanc` fixture
 from pacsindex.config import Settings
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 from test_orthanc import index, make_series, series_key
-from test_ui_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD
+from test_ui_browser import PASSWORD
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -25,15 +25,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.orthanc]
 
 SERIES_UID = "1.2.826.99.8.1"
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/system-packages.sh` (make test does)")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_admin_sets_up_orthanc_and_sends_a_series(

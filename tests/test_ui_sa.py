@@ -5,18 +5,18 @@ as printed on an ID card, the mismatch in words, the medical aid and the hospita
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 
+from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
 from pacsindex.config import Settings
 from pacsindex.scan import ScanOptions, run_index
 from pacsindex.sources import LocalTree
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
-from test_ui_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD
+from test_ui_browser import PASSWORD
 from test_web_sa import DISCOVERY, write_sa_tree
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -24,15 +24,6 @@ expect = playwright_api.expect
 
 pytestmark = pytest.mark.browser
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/system-packages.sh` (make test does)")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_badge_chips_and_medical_aid_filter(browser: object, tmp_path: Path) -> None:
