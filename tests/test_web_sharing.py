@@ -410,6 +410,17 @@ def test_stream_limit_answers_429_while_the_service_keeps_answering(live: Live, 
     assert outcomes.count("busy") == 2 and outcomes.count("ok") == live.settings.share_max_streams + 1
 
 
+def wait_for_incomplete(live: Live, share_id: int) -> list[dict]:
+    """The share's access log once its last download is logged incomplete and its stream slot is free."""
+    deadline = time.monotonic() + 10
+    while True:
+        log = live.staff.get(f"/api/shares/{share_id}/log").json()
+        if log and log[0]["outcome"] == "incomplete" and not live.app.state.sharing.limiter.active:
+            return log
+        assert time.monotonic() < deadline, log
+        time.sleep(0.02)
+
+
 def test_a_cut_download_is_logged_as_incomplete_and_frees_its_place(live: Live) -> None:
     sharing = live.app.state.sharing
     made = live.share()
@@ -424,13 +435,7 @@ def test_a_cut_download_is_logged_as_incomplete_and_frees_its_place(live: Live) 
     finally:
         gated.gate.set()
         sharing.reader_for, sharing.chunk = None, CHUNK
-    deadline = time.monotonic() + 10
-    while True:
-        log = live.staff.get(f"/api/shares/{made['id']}/log").json()
-        if log and log[0]["outcome"] == "incomplete" and not sharing.limiter.active:
-            break
-        assert time.monotonic() < deadline, log
-        time.sleep(0.02)
+    log = wait_for_incomplete(live, made["id"])
     assert 0 < log[0]["bytes_sent"] < int(r.headers["content-length"])
 
 
@@ -474,13 +479,7 @@ def test_a_file_changing_mid_download_breaks_the_download_rather_than_the_zip(li
             anon.get(f"/share/{made['token']}/download")
     finally:
         sharing.reader_for = None
-    deadline = time.monotonic() + 10
-    while True:
-        log = live.staff.get(f"/api/shares/{made['id']}/log").json()
-        if log and log[0]["outcome"] == "incomplete" and not sharing.limiter.active:
-            break
-        assert time.monotonic() < deadline, log
-        time.sleep(0.02)
+    wait_for_incomplete(live, made["id"])
 
 
 def test_a_passcode_form_posted_from_another_site_is_refused(live: Live) -> None:
