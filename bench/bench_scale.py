@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.bench_status import PASSWORD, free_port, start_server, wait_until_up
+from bench.bench_status import PASSWORD, free_port, start_server, stop_server, wait_until_up
 from bench.plots import scale_plots
 from pacsindex import store
 from pacsindex.auth import Accounts
@@ -187,11 +187,7 @@ def api_latencies(
                         if not warm:
                             lat[label].append(ms)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     return lat, hits
 
 

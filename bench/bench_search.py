@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from bench.bench_scale import DATE_RANGE, OUT, QUERIES, TARGET_MS, summary
-from bench.bench_status import PASSWORD, free_port, start_server, wait_until_up
+from bench.bench_status import PASSWORD, free_port, start_server, stop_server, wait_until_up
 from pacsindex import store
 from pacsindex.auth import Accounts
 from pacsindex.errors import Conflict
@@ -97,11 +97,7 @@ def through_api(
             for client in clients.values():
                 client.close()
             for proc in procs:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_server(proc)
     return lat
 
 

@@ -48,7 +48,7 @@ import httpx
 from fastapi import Request
 from fastapi.responses import Response
 
-from bench.bench_status import free_port, wait_until_up
+from bench.bench_status import free_port, stop_server, wait_until_up
 from pacsindex import store
 from pacsindex.auth import Accounts
 from pacsindex.scan import ScanOptions, run_index
@@ -277,11 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                     times[name].append(time.perf_counter() - t0)
                     assert got == series_bytes, (name, got, series_bytes)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
 
     def rate(name: str) -> dict[str, Any]:
         best, median = min(times[name]), statistics.median(times[name])

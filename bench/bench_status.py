@@ -98,6 +98,15 @@ def start_server(
     return subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Ask the server to stop; kill it if it has not within 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -202,11 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                     signer.join()
                 run_seconds = run_end - t0
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
 
     during = [seconds for end, seconds in loaded_signins if end <= run_end]
     if last.get("state") != "completed" or not loaded or not during:
