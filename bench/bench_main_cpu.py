@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import pacsindex
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import LocalTree
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sources.files import LocalTree
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,13 +9,13 @@ with PNG plots (docs/img/).
 same session: `git archive COMMIT src | tar -x -C /tmp/before`, then `--src /tmp/before/src --out FILE
 --no-plot`.
 
-Trees are generated once with `pacsindex.sample.write_sample` (16×16 pixels, 20 private elements, one
+Trees are generated once with `pacsindex.sample.archive.write_sample` (16×16 pixels, 20 private elements, one
 patient per 36 files: about 10 files and 3.6 series a patient, so ~100k series at 1M files) and cached
 outside the repo under ~/.cache/pacsindex-bench/scale-FILES-pPATIENTS. Baselines:
 - throughput: a raw pass over the same files (open, read 16 KiB, close: the I/O floor of any header reader),
   run right before each index;
 - re-scan: the first index of the same tree;
-- API search: the same queries in-process (`pacsindex.search.search` on a read-only connection), right
+- API search: the same queries in-process (`pacsindex.index.search.search` on a read-only connection), right
   before; the API figures are `GET /api/search` over a real socket to `python -m pacsindex serve` on the
   index, signed in, so they include HTTP, the session check and the audit log write (target p95 < 100 ms).
 """
@@ -39,9 +39,9 @@ import psutil
 
 from bench.bench_status import PASSWORD, free_port, start_server, stop_server, wait_until_up
 from bench.plots import scale_plots
-from pacsindex import store
-from pacsindex.auth import Accounts
-from pacsindex.search import search
+from pacsindex.accounts.auth import Accounts
+from pacsindex.index import store
+from pacsindex.index.search import search
 
 OUT = Path(__file__).resolve().parent / "out"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "img"
@@ -61,7 +61,7 @@ TARGET_MS = 100.0
 
 
 def ensure_tree(files: int) -> Path:
-    from pacsindex.sample import write_sample
+    from pacsindex.sample.archive import write_sample
 
     patients = max(1, files // FILES_PER_PATIENT)
     root = CACHE / f"scale-{files}-p{patients}"

@@ -27,10 +27,10 @@ import httpx
 
 from bench.bench_scale import DATE_RANGE, OUT, QUERIES, TARGET_MS, summary
 from bench.bench_status import PASSWORD, free_port, start_server, stop_server, wait_until_up
-from pacsindex import store
-from pacsindex.auth import Accounts
+from pacsindex.accounts.auth import Accounts
 from pacsindex.errors import Conflict
-from pacsindex.search import Plan, search
+from pacsindex.index import store
+from pacsindex.index.search import Plan, search
 
 REPO = Path(__file__).resolve().parent.parent
 PLANS: dict[str, Plan] = {"before": "sorted", "after": "auto"}

@@ -49,10 +49,10 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from bench.bench_status import free_port, stop_server, wait_until_up
-from pacsindex import store
-from pacsindex.auth import Accounts
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import LocalReader, LocalTree
+from pacsindex.accounts.auth import Accounts
+from pacsindex.index import store
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sources.files import LocalReader, LocalTree
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"
@@ -145,8 +145,8 @@ def serve(db: str, port: int, chunk: int) -> None:
     files back to back (no zip) through the same path as a zip download."""
     import uvicorn
 
-    from pacsindex.config import Settings
-    from pacsindex.sharezip import exact_chunks
+    from pacsindex.config.settings import Settings
+    from pacsindex.share.download import exact_chunks
     from pacsindex.web import create_app
     from pacsindex.web.recipient import series_of, sharing, stream, take_slot, use
     from pacsindex.web.server import uvicorn_config

@@ -3,7 +3,8 @@ the same tree on local disk as the baseline — all in this one process tree.
 
     python -m bench.bench_smb [--files 10000] [--rounds 1] [--workers 0,1,4] [--proxy PATH]
 
-The tree is `pacsindex.sample.write_sample(patients=100, files=N)`, cached under ~/.cache/pacsindex-bench/.
+The tree is `pacsindex.sample.archive.write_sample(patients=100, files=N)`, cached under
+~/.cache/pacsindex-bench/.
 smbd (started as the tests start it: tests/samba_server.py) serves it on 127.0.0.1; the 2 ms round trip is
 ../shared/tools/latency_proxy.py --delay-ms 1 in front of it. Each index run is `pacsindex index ROOT --db
 fresh.db --json` as a subprocess (interpreter start-up included), credentials from PACSINDEX_SMB_*. Also
@@ -42,7 +43,7 @@ from samba_server import PASSWORD, USER, free_port, samba_problem, start_samba, 
 
 
 def ensure_tree(files: int) -> Path:
-    from pacsindex.sample import write_sample
+    from pacsindex.sample.archive import write_sample
 
     root = CACHE / f"sample-p100-f{files}"
     if not root.exists():
@@ -80,7 +81,7 @@ def index_run(label: str, root: str, workers: int, workdir: Path, env: dict[str,
 
 
 def enumeration_only(url: str) -> dict[str, Any]:
-    from pacsindex import smb
+    from pacsindex.sources.smb import reader as smb
 
     smb.close_connections()
     tree = smb.SmbTree.from_url(url, smb.SmbCredentials(USER, PASSWORD))
@@ -98,7 +99,7 @@ def per_file_cost(url: str, paths: list[str], batch: int = 48) -> dict[str, Any]
     many in flight (what a worker process does with a batch)."""
     import smbclient
 
-    from pacsindex import smb
+    from pacsindex.sources.smb import reader as smb
 
     loc = smb.SmbLocation.parse(url)
     smb.close_connections()

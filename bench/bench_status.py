@@ -43,8 +43,8 @@ from typing import Any
 import httpx
 
 from bench.plots import status_plot
-from pacsindex.auth import Accounts
-from pacsindex.sample import write_sample
+from pacsindex.accounts.auth import Accounts
+from pacsindex.sample.archive import write_sample
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

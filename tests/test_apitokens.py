@@ -14,11 +14,11 @@ from argon2 import PasswordHasher
 
 from chromium import browser_fixture  # noqa: F401  (the "browser" fixture)
 from conftest import run_cli
-from pacsindex import schema, store
-from pacsindex.apitokens import ApiTokens
-from pacsindex.audit import AuditLog
-from pacsindex.config import Settings
+from pacsindex.accounts.apitokens import ApiTokens
+from pacsindex.accounts.audit import AuditLog
+from pacsindex.config.settings import Settings
 from pacsindex.errors import Conflict, InvalidQuery, NotFound, TokenRejected
+from pacsindex.index import schema, store
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pacsindex import audit, store
-from pacsindex.audit import AuditLog
+from pacsindex.accounts import audit
+from pacsindex.accounts.audit import AuditLog
 from pacsindex.errors import InvalidQuery
+from pacsindex.index import store
 
 
 class Clock:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from pacsindex.auth import MAX_SESSION_S, Accounts, Throttle
+from pacsindex.accounts.auth import MAX_SESSION_S, Accounts, Throttle
 from pacsindex.errors import (
     AuthError,
     Conflict,

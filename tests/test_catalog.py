@@ -15,8 +15,14 @@ from firebird_server import (
     FirebirdServer,
     firebird_fixture,  # noqa: F401  (the "firebird" fixture)
 )
-from pacsindex.catalog import CatalogRow, read_catalog
-from pacsindex.catalogmap import (
+from pacsindex.dicom.headers import HeaderRecord
+from pacsindex.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    PermissionDenied,
+    SourceUnreachable,
+)
+from pacsindex.sources.catalog.mapping import (
     CatalogMapping,
     CatalogUrl,
     catalog_password,
@@ -25,13 +31,7 @@ from pacsindex.catalogmap import (
     parse_mapping,
     resolve_path,
 )
-from pacsindex.errors import (
-    AuthenticationFailed,
-    ConfigError,
-    PermissionDenied,
-    SourceUnreachable,
-)
-from pacsindex.headers import HeaderRecord
+from pacsindex.sources.catalog.reader import CatalogRow, read_catalog
 
 SCHEMA = [
     """CREATE TABLE PATIENTS (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pacsindex import config
+from pacsindex.config import settings as config
 from pacsindex.errors import ConfigError
 
 

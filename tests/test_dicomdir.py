@@ -10,10 +10,10 @@ from pydicom.fileset import FileSet
 from pydicom.uid import ExplicitVRLittleEndian
 
 from conftest import make_dataset
-from pacsindex import store
-from pacsindex.dicomdir import release
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import LocalTree
+from pacsindex.index import store
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sources.dicomdir import release
+from pacsindex.sources.files import LocalTree
 
 
 def cd_export(root: Path, images: int = 3) -> Path:

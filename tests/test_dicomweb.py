@@ -14,8 +14,8 @@ import pydicom
 import pytest
 
 from conftest import write_dicom
-from pacsindex import dicomweb, store
-from pacsindex.dicomweb_retrieve import (
+from pacsindex.dicomweb import query as dicomweb
+from pacsindex.dicomweb.retrieve import (
     Multipart,
     check_json_accept,
     find,
@@ -24,9 +24,10 @@ from pacsindex.dicomweb_retrieve import (
     retrieve_type,
 )
 from pacsindex.errors import InvalidQuery, NotAcceptable, NotFound
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sharezip import Readers
-from pacsindex.sources import LocalTree
+from pacsindex.index import store
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.share.download import Readers
+from pacsindex.sources.files import LocalTree
 
 BASE = "https://pacs.example.co.za/dicom-web"
 PATIENT_NAME, PATIENT_ID, STUDY_DATE = "00100010", "00100020", "00080020"

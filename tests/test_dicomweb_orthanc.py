@@ -20,10 +20,10 @@ from argon2 import PasswordHasher
 
 from conftest import write_dicom
 from orthanc_server import OrthancServer, orthanc_problem, start_orthanc
-from pacsindex.audit import AuditLog
-from pacsindex.config import Settings
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import LocalTree
+from pacsindex.accounts.audit import AuditLog
+from pacsindex.config.settings import Settings
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sources.files import LocalTree
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 
@@ -117,7 +117,7 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
         }
         orthanc = start_orthanc(base / "orthanc", extra_config={"DicomWeb": {"Servers": servers}})
         try:
-            yield Peers(orthanc, archive, app.state.pacsindex.audit)
+            yield Peers(orthanc, archive, app.state.pacsindex.accounts.audit)
         finally:
             orthanc.stop()
 

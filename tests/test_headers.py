@@ -12,8 +12,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from conftest import make_dataset, write_dicom
-from pacsindex.headers import FIELD_TABLE, read_header, series_key, sniff
-from pacsindex.sources import LocalReader
+from pacsindex.dicom.headers import FIELD_TABLE, read_header, series_key, sniff
+from pacsindex.sources.files import LocalReader
 
 PYDICOM_DATA = Path(pydicom.__file__).parent / "data"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_dicom
-from pacsindex.j2k import CODESTREAM_MAGIC, JP2_SIGNATURE, PREFIX_SIZE, j2k_kind
+from pacsindex.dicom.j2k import CODESTREAM_MAGIC, JP2_SIGNATURE, PREFIX_SIZE, j2k_kind
 
 # A codestream's start: SOC, then the SIZ marker segment (Lsiz 41, a 512x512 single-component image).
 CODESTREAM = CODESTREAM_MAGIC + b"\x00\x29\x00\x00" + (512).to_bytes(4, "big") * 2 + b"\x00" * 40

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from pacsindex import store
 from pacsindex.errors import Conflict, InvalidQuery, SourceError
-from pacsindex.jobs import IndexJobs
-from pacsindex.sample import write_sample
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.search import search
-from pacsindex.sources import DirListing, LocalTree, Reader, WalkError
+from pacsindex.index import store
+from pacsindex.index.search import search
+from pacsindex.ingest.jobs import IndexJobs
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sample.archive import write_sample
+from pacsindex.sources.files import DirListing, LocalTree, Reader, WalkError
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> None:

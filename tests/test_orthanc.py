@@ -14,12 +14,12 @@ import pytest
 
 from conftest import run_cli, write_dicom
 from orthanc_server import OrthancServer, orthanc_fixture  # noqa: F401 - the `orthanc` fixture
-from pacsindex import orthanc as sending
-from pacsindex import store
 from pacsindex.errors import ConfigError, OrthancAuthFailed, OrthancError, OrthancUnreachable
-from pacsindex.orthanc import Connection, OrthancClient, SendProgress, send_series
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import source_for
+from pacsindex.index import store
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.orthanc import client as sending
+from pacsindex.orthanc.client import Connection, OrthancClient, SendProgress, send_series
+from pacsindex.sources.files import source_for
 
 pytestmark = pytest.mark.orthanc
 

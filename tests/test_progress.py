@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pacsindex.progress import STATUS_KEYS, Progress, RateMeter, StatusFile
+from pacsindex.ingest.progress import STATUS_KEYS, Progress, RateMeter, StatusFile
 
 
 def test_status_file_has_the_seed_keys_and_local_time(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from pacsindex.said import SaId, digits_only, parse_sa_id, quality_issues
+from pacsindex.index.sa.said import SaId, digits_only, parse_sa_id, quality_issues
 
 TODAY = date(2026, 6, 15)
 

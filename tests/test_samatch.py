@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pacsindex.config import load
+from pacsindex.config.settings import load
 from pacsindex.errors import ConfigError
-from pacsindex.samatch import (
+from pacsindex.index.sa.samatch import (
     Hospital,
     MedicalAid,
     default_tables,

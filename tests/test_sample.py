@@ -15,7 +15,7 @@ import pytest
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 
-from pacsindex.sample import SampleSummary, write_sample
+from pacsindex.sample.archive import SampleSummary, write_sample
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pacsindex import saved
+from pacsindex.config import saved
 from pacsindex.errors import ConfigError
 
 

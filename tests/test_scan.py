@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from conftest import write_dicom
-from pacsindex import store
 from pacsindex.errors import Conflict
-from pacsindex.locking import WriterLock
-from pacsindex.progress import Progress
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.search import search
-from pacsindex.sources import DirListing, Entry, LocalReader, LocalTree, WalkError
+from pacsindex.index import store
+from pacsindex.index.locking import WriterLock
+from pacsindex.index.search import search
+from pacsindex.ingest.progress import Progress
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sources.files import DirListing, Entry, LocalReader, LocalTree, WalkError
 
 
 def index(root: Path, db: Path, **kw) -> Progress:

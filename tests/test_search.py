@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from conftest import write_dicom
-from pacsindex import store
 from pacsindex.errors import InvalidQuery
-from pacsindex.sample import write_sample
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.search import Plan, _choose_plan, search
-from pacsindex.sources import LocalTree
-from pacsindex.textfold import fold, search_text
+from pacsindex.index import store
+from pacsindex.index.search import Plan, _choose_plan, search
+from pacsindex.index.textfold import fold, search_text
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sample.archive import write_sample
+from pacsindex.sources.files import LocalTree
 
 PEOPLE = [
     # name, charset, PatientID, accession, study desc, series desc, modality, date

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from pacsindex import config
+from pacsindex.config import settings as config
 from pacsindex.errors import (
     BadPasscode,
     ConfigError,
@@ -28,8 +28,8 @@ from pacsindex.errors import (
     ShareLocked,
     ShareRevoked,
 )
-from pacsindex.sharedb import MIGRATIONS, token_hash
-from pacsindex.shares import Shares
+from pacsindex.share.links import Shares
+from pacsindex.share.store import MIGRATIONS, token_hash
 
 KEY = "a" * 40
 OTHER_KEY = "b" * 40

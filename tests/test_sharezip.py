@@ -15,10 +15,10 @@ from typing import IO, Any
 import pytest
 
 from conftest import write_dicom
-from pacsindex import smb, store
 from pacsindex.errors import FileChanged, ShareBusy
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sharezip import (
+from pacsindex.index import store
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.share.download import (
     CHUNK,
     MANIFEST,
     SeriesZip,
@@ -28,7 +28,8 @@ from pacsindex.sharezip import (
     use_fast_crc,
     zip_filename,
 )
-from pacsindex.sources import LocalReader, LocalTree, source_for
+from pacsindex.sources.files import LocalReader, LocalTree, source_for
+from pacsindex.sources.smb import reader as smb
 from samba_server import SambaServer, samba_fixture  # noqa: F401  (the "samba" fixture)
 
 SERIES_UID = "1.2.826.0.1.77.1"

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from conftest import run_cli, write_dicom
-from pacsindex import smb, store
 from pacsindex.errors import (
     AuthenticationFailed,
     ConfigError,
@@ -24,10 +23,12 @@ from pacsindex.errors import (
     SourceError,
     SourceUnreachable,
 )
-from pacsindex.progress import Progress
-from pacsindex.sample import write_sample
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import LocalTree, read_list_lines, reader_for, source_for
+from pacsindex.index import store
+from pacsindex.ingest.progress import Progress
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sample.archive import write_sample
+from pacsindex.sources.files import LocalTree, read_list_lines, reader_for, source_for
+from pacsindex.sources.smb import reader as smb
 from samba_server import (
     PASSWORD,
     SambaServer,
@@ -314,7 +315,7 @@ def test_smb_address_rules() -> None:
 
 
 def test_credentials_come_from_settings_or_the_environment(tmp_path: Path) -> None:
-    from pacsindex import config
+    from pacsindex.config import settings as config
 
     settings = config.load(environ={"PACSINDEX_SMB_USER": "reader", "PACSINDEX_SMB_PASSWORD": "pw",
                                     "PACSINDEX_SMB_DOMAIN": "CLINIC", "PACSINDEX_SMB_CONNECT_TIMEOUT": "5"})

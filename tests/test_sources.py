@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pacsindex.errors import SourceError
-from pacsindex.sources import DirListing, FileList, LocalTree, WalkError, read_list_lines, split_path
+from pacsindex.sources.files import DirListing, FileList, LocalTree, WalkError, read_list_lines, split_path
 
 
 def _walk(source) -> tuple[list[DirListing], list[WalkError]]:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from conftest import write_dicom
-from pacsindex import schema, store
 from pacsindex.errors import IndexNotFound, StoreError
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import LocalTree
-from pacsindex.writer import subtree_range
+from pacsindex.index import schema, store
+from pacsindex.index.writer import subtree_range
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sources.files import LocalTree
 
 
 def test_new_index_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:

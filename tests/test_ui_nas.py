@@ -11,8 +11,8 @@ from argon2 import PasswordHasher
 
 from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
 from conftest import write_dicom
-from pacsindex import smb
-from pacsindex.config import Settings
+from pacsindex.config.settings import Settings
+from pacsindex.sources.smb import reader as smb
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 from samba_server import (

@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 
 from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
 from orthanc_server import OrthancServer, orthanc_fixture  # noqa: F401 - the `orthanc` fixture
-from pacsindex.config import Settings
+from pacsindex.config.settings import Settings
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 from test_orthanc import index, make_series, series_key

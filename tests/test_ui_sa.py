@@ -11,9 +11,9 @@ import pytest
 from argon2 import PasswordHasher
 
 from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
-from pacsindex.config import Settings
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import LocalTree
+from pacsindex.config.settings import Settings
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sources.files import LocalTree
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 from test_ui_browser import PASSWORD

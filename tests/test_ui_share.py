@@ -17,11 +17,11 @@ import pytest
 from argon2 import PasswordHasher
 
 from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
-from pacsindex import store
-from pacsindex.config import Settings
-from pacsindex.sample import write_sample
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import LocalTree
+from pacsindex.config.settings import Settings
+from pacsindex.index import store
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sample.archive import write_sample
+from pacsindex.sources.files import LocalTree
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 

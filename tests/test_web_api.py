@@ -14,9 +14,9 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from pacsindex.config import Settings
-from pacsindex.sample import write_sample
-from pacsindex.scan import ScanOptions
+from pacsindex.config.settings import Settings
+from pacsindex.ingest.scan import ScanOptions
+from pacsindex.sample.archive import write_sample
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 from test_jobs import GatedTree

@@ -15,10 +15,10 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 
-from pacsindex.config import Settings
-from pacsindex.sample import write_sample
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import LocalTree
+from pacsindex.config.settings import Settings
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sample.archive import write_sample
+from pacsindex.sources.files import LocalTree
 from pacsindex.web import create_app
 
 with warnings.catch_warnings():
@@ -271,7 +271,7 @@ def test_starting_and_stopping_indexing_is_audited(app: FastAPI, client: TestCli
     csrf = sign_in(client, "bob")
     assert client.post("/api/index/start", headers=csrf).status_code == 202
     client.post("/api/index/stop", headers=csrf)  # 200, or 409 if the small run was already done
-    assert app.state.pacsindex.jobs.wait(60)
+    assert app.state.pacsindex.ingest.jobs.wait(60)
     sign_in(client, "alice")
     actions = [e["action"] for e in client.get("/api/audit", params={"user": "bob"}).json()]
     assert "index_start" in actions

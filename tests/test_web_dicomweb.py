@@ -18,9 +18,9 @@ from argon2 import PasswordHasher
 from dicomweb_client.api import DICOMwebClient
 
 from conftest import write_dicom
-from pacsindex.config import Settings
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import LocalTree
+from pacsindex.config.settings import Settings
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sources.files import LocalTree
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 from test_dicomweb import parse_multipart
@@ -116,7 +116,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             made.json()["token"],
             made.json()["id"],
             archive,
-            app.state.pacsindex.audit,
+            app.state.pacsindex.accounts.audit,
         )
 
 

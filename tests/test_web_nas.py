@@ -18,10 +18,10 @@ import pytest
 from argon2 import PasswordHasher
 
 from conftest import write_dicom
-from pacsindex import smb
-from pacsindex.config import Settings
-from pacsindex.scan import ScanOptions
-from pacsindex.sources import reader_for
+from pacsindex.config.settings import Settings
+from pacsindex.ingest.scan import ScanOptions
+from pacsindex.sources.files import reader_for
+from pacsindex.sources.smb import reader as smb
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 from samba_server import (

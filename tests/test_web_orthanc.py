@@ -16,7 +16,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from orthanc_server import OrthancServer, orthanc_fixture  # noqa: F401 - the `orthanc` fixture
-from pacsindex.config import Settings
+from pacsindex.config.settings import Settings
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 from test_orthanc import closed_port, index, make_series, series_key, sop_uids

@@ -14,9 +14,9 @@ import pytest
 from argon2 import PasswordHasher
 
 from conftest import write_dicom
-from pacsindex.config import Settings
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sources import LocalTree
+from pacsindex.config.settings import Settings
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sources.files import LocalTree
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 

@@ -24,12 +24,12 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from pacsindex import store
-from pacsindex.config import Settings
-from pacsindex.sample import write_sample
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.sharezip import CHUNK
-from pacsindex.sources import LocalReader, LocalTree
+from pacsindex.config.settings import Settings
+from pacsindex.index import store
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sample.archive import write_sample
+from pacsindex.share.download import CHUNK
+from pacsindex.sources.files import LocalReader, LocalTree
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 

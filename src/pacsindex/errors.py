@@ -141,7 +141,8 @@ class CsrfRejected(Forbidden):
 
 
 class ShareError(PacsIndexError):
-    # Set by pacsindex.shares when it refuses a link: which share (None for an unknown token), the outcome
+    # Set by pacsindex.share.links when it refuses a link: which share (None for an unknown token), the
+    # outcome
     # it wrote to the access log, and that row's id, so the web layer can put the same in the audit log.
     share_id: int | None = None
     outcome: str | None = None

@@ -11,13 +11,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pacsindex import store
 from pacsindex.cli.options import common, non_negative, positive, print_json, settings_from
 from pacsindex.errors import NotFound, PacsIndexError
-from pacsindex.progress import Progress, StatusFile
-from pacsindex.scan import ScanOptions, run_index
-from pacsindex.search import search
-from pacsindex.sources import FileList, Source, source_for
+from pacsindex.index import store
+from pacsindex.index.search import search
+from pacsindex.ingest.progress import Progress, StatusFile
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sources.files import FileList, Source, source_for
 
 
 def add_parsers(sub: Any) -> None:
@@ -132,7 +132,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.catalog or args.mapping:
         if not (args.catalog and args.mapping):
             raise PacsIndexError("--catalog and --mapping go together")
-        from pacsindex.catalog import CatalogSource
+        from pacsindex.sources.catalog.reader import CatalogSource
 
         sources.append(CatalogSource(args.catalog, args.mapping))
     if not sources:
@@ -298,7 +298,7 @@ def cmd_problems(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from pacsindex.sample import write_sample
+    from pacsindex.sample.archive import write_sample
 
     summary = write_sample(args.dir, patients=args.patients, files=args.files, seed=args.seed)
     print(

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from pacsindex import config
+from pacsindex.config import settings as config
 
 
 def common(p: argparse.ArgumentParser) -> None:

@@ -10,9 +10,10 @@ import secrets
 import sys
 from typing import Any
 
-from pacsindex import apitokens, audit, orthanc
+from pacsindex.accounts import apitokens, audit
 from pacsindex.cli.options import common, os_user, positive, print_json, settings_from
 from pacsindex.errors import PacsIndexError
+from pacsindex.orthanc import client as orthanc
 
 
 def add_parsers(sub: Any) -> None:
@@ -88,7 +89,7 @@ def _new_password(args: argparse.Namespace) -> tuple[str, bool]:
     """(password, generated) as the options ask: generated, one line of stdin, or typed twice."""
     import getpass
 
-    from pacsindex.auth import check_password, generate_password
+    from pacsindex.accounts.auth import check_password, generate_password
 
     if args.generate:
         return generate_password(), True
@@ -103,7 +104,7 @@ def _new_password(args: argparse.Namespace) -> tuple[str, bool]:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    from pacsindex.auth import Accounts
+    from pacsindex.accounts.auth import Accounts
 
     settings = settings_from(args)
     accounts = Accounts(settings.db)

@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from pacsindex import audit, nas
-from pacsindex.auth import generate_password
+from pacsindex.accounts import audit
+from pacsindex.accounts.auth import generate_password
 from pacsindex.errors import Conflict
+from pacsindex.sources.smb import nas
 from pacsindex.web.models import (
     AuditEntry,
     CreatedUser,

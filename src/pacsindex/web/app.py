@@ -21,13 +21,14 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pacsindex import __version__, store
-from pacsindex.audit import AuditLog
-from pacsindex.auth import Accounts, Clock, Throttle
-from pacsindex.config import Settings
-from pacsindex.jobs import IndexJobs, SourceFactory
-from pacsindex.scan import ScanOptions
-from pacsindex.sources import source_for as default_source_for
+from pacsindex import __version__
+from pacsindex.accounts.audit import AuditLog
+from pacsindex.accounts.auth import Accounts, Clock, Throttle
+from pacsindex.config.settings import Settings
+from pacsindex.index import store
+from pacsindex.ingest.jobs import IndexJobs, SourceFactory
+from pacsindex.ingest.scan import ScanOptions
+from pacsindex.sources.files import source_for as default_source_for
 from pacsindex.web import admin, errors, indexing, nas, searching, sharing, signin
 from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web

@@ -1,6 +1,7 @@
 """DICOMweb routes under `/dicom-web`: QIDO-RS searches and WADO-RS retrievals (instances, series, studies
 and their metadata) over the index, for PACS and viewers (Orthanc, OHIF, Weasis), plus WADO-URI for one
-instance. The domain is in `pacsindex.dicomweb`, `dicomweb_json` and `dicomweb_retrieve`; this module only
+instance. The domain is in `pacsindex.dicomweb.query`, `dicomweb_json` and `dicomweb_retrieve`; this module
+only
 translates HTTP.
 
 Who may ask: a machine client with an API token that an admin made (`Authorization: Bearer TOKEN`, or HTTP
@@ -26,11 +27,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from pacsindex import audit, dicomweb
-from pacsindex.apitokens import ApiTokens, Clock
-from pacsindex.config import Settings
-from pacsindex.dicomweb_json import INSTANCE, SERIES, STUDY
-from pacsindex.dicomweb_retrieve import (
+from pacsindex.accounts import audit
+from pacsindex.accounts.apitokens import ApiTokens, Clock
+from pacsindex.config.settings import Settings
+from pacsindex.dicomweb import query as dicomweb
+from pacsindex.dicomweb.dicomjson import INSTANCE, SERIES, STUDY
+from pacsindex.dicomweb.retrieve import (
     DICOM,
     Multipart,
     check_json_accept,
@@ -40,7 +42,7 @@ from pacsindex.dicomweb_retrieve import (
     retrieve_type,
 )
 from pacsindex.errors import AuthError, InvalidQuery, TokenRejected
-from pacsindex.sharezip import Readers
+from pacsindex.share.download import Readers
 from pacsindex.web import tokens
 from pacsindex.web.indexing import index_reader
 from pacsindex.web.models import Problem

@@ -9,8 +9,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
 
-from pacsindex import audit, nas, store
+from pacsindex.accounts import audit
 from pacsindex.errors import Forbidden, IndexNotFound, StoreError
+from pacsindex.index import store
+from pacsindex.sources.smb import nas
 from pacsindex.web.models import IndexStart, IndexStatus, Problem, Problematic, ProblemPage
 from pacsindex.web.security import SignedIn, client_address, state
 

@@ -13,8 +13,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 
-from pacsindex import audit, nas, smb
+from pacsindex.accounts import audit
 from pacsindex.errors import NasUnreachable, NotFound, PacsIndexError, SourceUnreachable
+from pacsindex.sources.smb import nas
+from pacsindex.sources.smb import reader as smb
 from pacsindex.web.models import NasSettingsIn, NasSettingsOut, NasTestResult, Problem
 from pacsindex.web.security import Admin, admin, client_address, state
 

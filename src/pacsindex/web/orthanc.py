@@ -1,7 +1,8 @@
 """The Orthanc routes: admins set and test the connection (`GET/PUT /api/settings/orthanc`,
 `POST /api/settings/orthanc/test`); staff send a series (`POST /api/orthanc/sends`, which answers at once
 with a send id) and watch it (`GET /api/orthanc/sends/{id}`). Sends run in background threads (`SendJobs`);
-the domain work is `pacsindex.orthanc`. Settings changes, tests and each send (when it starts and when it
+the domain work is `pacsindex.orthanc.client`. Settings changes, tests and each send (when it starts and
+when it
 ends, with its counts) go to the audit log. The password is write-only: no answer ever carries it.
 """
 
@@ -20,10 +21,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from pacsindex import audit, orthanc
-from pacsindex.config import Settings
+from pacsindex.accounts import audit
+from pacsindex.config.settings import Settings
 from pacsindex.errors import NotFound, PacsIndexError
-from pacsindex.orthanc import Connection, OrthancClient, SendProgress, send_series, series_files
+from pacsindex.orthanc import client as orthanc
+from pacsindex.orthanc.client import Connection, OrthancClient, SendProgress, send_series, series_files
 from pacsindex.web.models import Problem, Text
 from pacsindex.web.security import Admin, SignedIn, admin, client_address, signed_in, state
 

@@ -25,8 +25,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from pacsindex import audit, store
-from pacsindex.config import Settings
+from pacsindex.accounts import audit
+from pacsindex.config.settings import Settings
 from pacsindex.errors import (
     CsrfRejected,
     NotFound,
@@ -35,8 +35,17 @@ from pacsindex.errors import (
     ShareBusy,
     ShareError,
 )
-from pacsindex.shares import Access, Kind, Shares
-from pacsindex.sharezip import CHUNK, ReaderFor, SeriesZip, Slot, StreamLimiter, member_names, stream_file
+from pacsindex.index import store
+from pacsindex.share.download import (
+    CHUNK,
+    ReaderFor,
+    SeriesZip,
+    Slot,
+    StreamLimiter,
+    member_names,
+    stream_file,
+)
+from pacsindex.share.links import Access, Kind, Shares
 from pacsindex.web.indexing import index_reader
 from pacsindex.web.security import client_address, state
 from pacsindex.web.sharepages import (

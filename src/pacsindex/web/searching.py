@@ -9,9 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from pacsindex import audit, store
+from pacsindex.accounts import audit
 from pacsindex.errors import NotFound
-from pacsindex.search import MAX_LIMIT, search
+from pacsindex.index import store
+from pacsindex.index.search import MAX_LIMIT, search
 from pacsindex.web.indexing import index_reader
 from pacsindex.web.models import Problem, SearchFacets, SeriesDetail, SeriesSummary
 from pacsindex.web.security import SignedIn, client_address, state

@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader
 
-from pacsindex.audit import AuditLog
-from pacsindex.auth import Accounts, Session
-from pacsindex.config import Settings
+from pacsindex.accounts.audit import AuditLog
+from pacsindex.accounts.auth import Accounts, Session
+from pacsindex.config.settings import Settings
 from pacsindex.errors import CsrfRejected, Forbidden
-from pacsindex.jobs import IndexJobs
+from pacsindex.ingest.jobs import IndexJobs
 
 COOKIE = "pacsindex_session"
 CSRF_HEADER = "X-CSRF-Token"

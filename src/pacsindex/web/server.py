@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from pacsindex.config import Settings
+from pacsindex.config.settings import Settings
 
 
 def uvicorn_config(

@@ -27,7 +27,7 @@ from pacsindex.errors import (
     ShareLocked,
     ShareRevoked,
 )
-from pacsindex.sharedb import Share, iso
+from pacsindex.share.store import Share, iso
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,14 @@ from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from pacsindex import audit, store
-from pacsindex.auth import Session
-from pacsindex.config import Settings
+from pacsindex.accounts import audit
+from pacsindex.accounts.auth import Session
+from pacsindex.config.settings import Settings
 from pacsindex.errors import Forbidden, NotFound, PacsIndexError
-from pacsindex.sharedb import Share
-from pacsindex.shares import MAX_PAGE, Clock, Shares
-from pacsindex.sharezip import StreamLimiter
+from pacsindex.index import store
+from pacsindex.share.download import StreamLimiter
+from pacsindex.share.links import MAX_PAGE, Clock, Shares
+from pacsindex.share.store import Share
 from pacsindex.web import recipient
 from pacsindex.web.indexing import index_reader
 from pacsindex.web.models import Problem, Text

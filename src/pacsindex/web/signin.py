@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from pacsindex import audit, nas
-from pacsindex.auth import Session
+from pacsindex.accounts import audit
+from pacsindex.accounts.auth import Session
 from pacsindex.errors import AuthError, SignInFailed
+from pacsindex.sources.smb import nas
 from pacsindex.web.errors import error_response
 from pacsindex.web.models import Me, PasswordChange, Problem, SignIn
 from pacsindex.web.security import (

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from pacsindex import audit
-from pacsindex.apitokens import ApiTokens
+from pacsindex.accounts import audit
+from pacsindex.accounts.apitokens import ApiTokens
 from pacsindex.web.models import Problem, Text
 from pacsindex.web.security import Admin, admin, client_address, state
 

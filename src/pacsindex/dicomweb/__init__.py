@@ -1,0 +1,1 @@
+"""DICOMweb (QIDO-RS, WADO-RS, WADO-URI) answers built from the index and the files."""

@@ -1,0 +1,1 @@
+"""South African enrichment of index rows: ID numbers, medical aids, hospitals."""

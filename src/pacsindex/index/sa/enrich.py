@@ -1,0 +1,58 @@
+"""Fields derived for South African practices when a patient or study enters the index: the SA ID number
+in PatientID/OtherPatientIDs (with data-quality flags against PatientBirthDate/PatientSex), the medical
+scheme, and the hospital and its group. The matching tables are configurable (see `samatch`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pacsindex.dicom.headers import HeaderRecord
+from pacsindex.index.sa.said import digits_only, parse_sa_id, quality_issues
+from pacsindex.index.sa.samatch import Tables, default_tables
+
+
+@dataclass(frozen=True, slots=True)
+class PatientExtras:
+    sa_id: str | None
+    sa_id_issues: str | None  # "; "-joined flags, or None when the header agrees with the ID number
+    medical_aid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StudyExtras:
+    hospital: str | None
+    hospital_group: str | None
+
+
+class Enricher:
+    def __init__(self, tables: Tables | None = None) -> None:
+        self.tables = tables or default_tables()
+
+    def patient(self, rec: HeaderRecord) -> PatientExtras:
+        sa_id = parse_sa_id(rec.PatientID) or parse_sa_id(rec.OtherPatientIDs)
+        issues = quality_issues(sa_id, rec.PatientBirthDate, rec.PatientSex) if sa_id else []
+        aid = self.tables.medical_aid(
+            rec.InsurancePlanIdentification,
+            rec.IssuerOfPatientID,
+            rec.OtherPatientIDs,
+            rec.PatientComments,
+        )
+        return PatientExtras(
+            sa_id.number if sa_id else None, "; ".join(issues) or None, aid.name if aid else None
+        )
+
+    def study(self, rec: HeaderRecord) -> StudyExtras:
+        found = self.tables.hospital(rec.InstitutionName, rec.InstitutionAddress, rec.StationName)
+        return StudyExtras(found.name if found else None, found.group if found else None)
+
+    def search_terms(self, rec: HeaderRecord) -> list[str]:
+        """Extra text a series is found by: IDs without their spaces or hyphens (scheme and hospital are
+        filters, not search words)."""
+        terms = []
+        for value in (rec.PatientID, rec.OtherPatientIDs):
+            if value:
+                digits = digits_only(value)
+                if len(digits) >= 6 and digits != value:
+                    terms.append(digits)
+        return terms

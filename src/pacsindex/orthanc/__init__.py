@@ -1,0 +1,1 @@
+"""The practice's Orthanc PACS: settings, connection tests and sends."""

@@ -1,0 +1,1 @@
+"""A realistic synthetic archive to try pacsindex on."""

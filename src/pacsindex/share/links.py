@@ -1,0 +1,506 @@
+"""Share links: tokens, expiry, passcodes, download limits and the access log, in their own SQLite file
+(`shares.db`, beside the index unless the settings say otherwise). No web framework here: the web layer
+hands in a token, a passcode or a grant cookie, and a client address.
+
+Why it is built this way:
+- A token is 32 random bytes from `secrets` (256 bits, 43 URL-safe characters), shown once to the staff
+  member who made the link. The database keeps only its SHA-256, so a copy of shares.db (a NAS backup)
+  opens nothing. A presented token is hashed, looked up by hash, and the stored hash is compared with
+  `hmac.compare_digest`. Tokens never reach the log; at DEBUG a few characters of the hash may.
+- Every use of a link goes through `access()`, which writes one access-log row whatever happens (ok,
+  expired, revoked, not_found, limited, locked, bad_passcode, passcode_required, busy), so a refused
+  attempt cannot go unrecorded. Downloads update their row with the bytes sent once the stream ends.
+- Passcodes are argon2 hashes. Each check first reserves one of the `max_failures` tries in a transaction
+  and only then runs argon2, so parallel guesses cannot test more than 5 passcodes per lockout; the 5th
+  wrong one locks the link for `lockout_s` (15 minutes). While locked even the right passcode is refused.
+- After a right passcode the browser gets a grant: an HMAC (key held in memory only) over the share, its
+  token hash and an expiry, kept in a cookie, so the passcode never travels in a URL.
+- The download limit counts whole-series downloads, reserved atomically when a download starts (a broken
+  download still counts: what was sent was sent). A link with a limit serves no single files, or they
+  would be a way around it.
+- Times are Unix seconds from an injectable clock, so tests move time instead of waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from pacsindex.errors import (
+    BadPasscode,
+    InvalidQuery,
+    PasscodeRequired,
+    ShareError,
+    ShareExpired,
+    ShareLimitReached,
+    ShareLinkNotFound,
+    ShareLocked,
+    ShareRevoked,
+    StoreError,
+)
+from pacsindex.share.store import Share, connect, iso, share_from, token_hash
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Kind = Literal["page", "passcode", "files", "download", "file"]
+
+OUTCOMES = (
+    "ok",
+    "incomplete",  # a download that stopped before its last byte
+    "expired",
+    "revoked",
+    "bad_passcode",
+    "passcode_required",
+    "not_found",
+    "limited",
+    "locked",
+    "busy",  # too many downloads at once
+)
+KINDS = ("page", "passcode", "files", "download", "file")
+
+TOKEN_BYTES = 32
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
+_SERIES_KEY_RE = re.compile(r"^[0-9a-f]{40}$")
+MIN_PASSCODE = 6
+MAX_PASSCODE = 128
+MAX_DOWNLOADS = 1000
+MIN_EXPIRY_S = 60
+MAX_PAGE = 500
+GRANT_S = 30 * 60  # how long a right passcode lasts in the recipient's browser
+
+
+@dataclass(frozen=True, slots=True)
+class NewShare:
+    """A share just made, with its token: the only time the token exists outside the recipient's link."""
+
+    share: Share
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """A use of a link that was let through. `log_id` is its access-log row; `grant` is set when a right
+    passcode was given just now (the web layer puts it in a cookie)."""
+
+    share: Share
+    log_id: int
+    grant: str | None = None
+
+
+def _clip(text: str | None, limit: int = 256) -> str | None:
+    return None if text is None else text[:limit]
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+class Shares:
+    """The share links in the SQLite file at `path`."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock = time.time,
+        hasher: PasswordHasher | None = None,
+        default_s: float = 24 * 3600,
+        max_s: float = 7 * 24 * 3600,
+        max_failures: int = 5,
+        lockout_s: float = 15 * 60,
+        grant_s: float = GRANT_S,
+    ) -> None:
+        if not MIN_EXPIRY_S <= default_s <= max_s:
+            raise ValueError("the default expiry must lie between a minute and the maximum")
+        self.path = Path(path)
+        self.clock = clock
+        self.hasher = hasher or PasswordHasher()
+        self.default_s = default_s
+        self.max_s = max_s
+        self.max_failures = max_failures
+        self.lockout_s = lockout_s
+        self.grant_s = grant_s
+        self._grant_key = secrets.token_bytes(32)  # grants last no longer than this process
+        self._local = threading.local()
+        connect(self.path).close()
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kw: Any) -> Shares:
+        return cls(
+            settings.shares_path,
+            default_s=settings.share_default_hours * 3600,
+            max_s=settings.share_max_hours * 3600,
+            **kw,
+        )
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection (opened once per thread: a request makes several short queries)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path)
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            self._local.conn = None
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+            raise StoreError(f"cannot use the share store {self.path}: {exc}") from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- staff side ------------------------------------------------------------------------------------
+    def create(
+        self,
+        SeriesKey: str,
+        created_by: str,
+        *,
+        expires_in_s: float | None = None,
+        passcode: str | None = None,
+        max_downloads: int | None = None,
+    ) -> NewShare:
+        """A new link for one series. The SeriesKey's existence is the caller's to check (it lives in the
+        index, not here)."""
+        key = SeriesKey.lower() if isinstance(SeriesKey, str) else ""
+        if not _SERIES_KEY_RE.match(key):
+            raise InvalidQuery("SeriesKey must be the 40 hexadecimal characters from a search result")
+        expires_in = self.default_s if expires_in_s is None else float(expires_in_s)
+        if not MIN_EXPIRY_S <= expires_in <= self.max_s:
+            raise InvalidQuery(
+                f"a link lasts between 1 minute and {self.max_s / 3600:g} hours "
+                f"(expires_in is in seconds, at most {int(self.max_s)})"
+            )
+        if passcode is not None and passcode != "":
+            if not MIN_PASSCODE <= len(passcode) <= MAX_PASSCODE or "\x00" in passcode:
+                raise InvalidQuery(f"a passcode is {MIN_PASSCODE} to {MAX_PASSCODE} characters")
+            passcode_hash: str | None = self.hasher.hash(passcode)
+        else:
+            passcode_hash = None
+        if max_downloads is not None and not 1 <= max_downloads <= MAX_DOWNLOADS:
+            raise InvalidQuery(f"max_downloads must be between 1 and {MAX_DOWNLOADS}, or left out")
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        now = self.clock()
+        with self._db() as conn:
+            row = conn.execute(
+                """INSERT INTO shares (token_hash, SeriesKey, created_by, created_at, expires_at,
+                                       passcode_hash, max_downloads)
+                   VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *""",
+                (token_hash(token), key, created_by, now, now + expires_in, passcode_hash, max_downloads),
+            ).fetchone()
+        share = share_from(row)
+        log.info("share %d created by %s, expires %s", share.id, created_by, iso(share.expires_at))
+        return NewShare(share, token)
+
+    def get(self, share_id: int) -> Share:
+        with self._db() as conn:
+            row = conn.execute("SELECT * FROM shares WHERE id = ?", (share_id,)).fetchone()
+        if row is None:
+            raise ShareLinkNotFound(f"no share link with id {share_id}")
+        return share_from(row)
+
+    def recent(self, *, created_by: str | None = None, limit: int = 100, offset: int = 0) -> list[Share]:
+        """Newest first; only `created_by`'s when given."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidQuery(f"limit must be between 1 and {MAX_PAGE}")
+        if offset < 0:
+            raise InvalidQuery("offset must not be negative")
+        sql = "SELECT * FROM shares"
+        params: list[Any] = []
+        if created_by is not None:
+            sql += " WHERE created_by = ? COLLATE NOCASE"
+            params.append(created_by)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        with self._db() as conn:
+            rows = conn.execute(sql, (*params, limit, offset)).fetchall()
+        return [share_from(r) for r in rows]
+
+    def revoke(self, share_id: int, by: str) -> Share:
+        """End a link now. Revoking a revoked link changes nothing (the first revocation is kept)."""
+        with self._db() as conn:
+            row = conn.execute(
+                """UPDATE shares
+                   SET revoked_at = coalesce(revoked_at, ?), revoked_by = coalesce(revoked_by, ?)
+                   WHERE id = ? RETURNING *""",
+                (self.clock(), by, share_id),
+            ).fetchone()
+        if row is None:
+            raise ShareLinkNotFound(f"no share link with id {share_id}")
+        log.info("share %d revoked by %s", share_id, by)
+        return share_from(row)
+
+    def access_log(self, share_id: int, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Uses of one link, newest first."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidQuery(f"limit must be between 1 and {MAX_PAGE}")
+        if offset < 0:
+            raise InvalidQuery("offset must not be negative")
+        self.get(share_id)
+        with self._db() as conn:
+            rows = conn.execute(
+                """SELECT id, at, kind, client, user_agent, outcome, bytes_sent FROM access_log
+                   WHERE share_id = ? ORDER BY id DESC LIMIT ? OFFSET ?""",
+                (share_id, limit, offset),
+            ).fetchall()
+        return [{**dict(r), "at": iso(r["at"])} for r in rows]
+
+    # -- recipient side --------------------------------------------------------------------------------
+    def access(
+        self,
+        token: str | None,
+        *,
+        kind: Kind,
+        client: str | None,
+        user_agent: str | None = None,
+        passcode: str | None = None,
+        grant: str | None = None,
+    ) -> Access:
+        """Let one use of a link through, or raise the ShareError that says why not. Either way the use is
+        in the access log. A "download" reserves one of the link's downloads."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind of access {kind!r}")
+        now = self.clock()
+        share = self._lookup(token)
+
+        def refuse(outcome: str, exc: ShareError) -> ShareError:
+            return self._tag(exc, share.id if share else None, kind, client, user_agent, outcome)
+
+        if share is None:
+            raise refuse("not_found", ShareLinkNotFound("this share link does not exist"))
+        if share.revoked_at is not None:
+            raise refuse("revoked", ShareRevoked("this share link has been withdrawn by the practice"))
+        if now >= share.expires_at:
+            raise refuse("expired", ShareExpired(f"this share link expired on {iso(share.expires_at)}"))
+        if share.max_downloads is not None:
+            if share.downloads >= share.max_downloads:
+                raise refuse("limited", ShareLimitReached("this share link has been used up"))
+            if kind == "file":
+                raise refuse(
+                    "limited",
+                    ShareLimitReached(
+                        "this link allows a set number of downloads of the whole series: "
+                        "single files cannot be fetched"
+                    ),
+                )
+        if share.locked_until is not None and now < share.locked_until:
+            raise refuse("locked", self._locked(share.locked_until - now))
+        new_grant = None
+        if share.has_passcode and not self.granted(share, grant):
+            if not passcode:
+                raise refuse("passcode_required", PasscodeRequired("this share link needs its passcode"))
+            self._check_passcode(share, passcode, kind, client, user_agent)
+            new_grant = self.grant(share)
+        if kind == "download":
+            share = self._reserve_download(share, kind, client, user_agent, now)
+        log_id = self._log(share.id, kind, client, user_agent, "ok", now)
+        return Access(share, log_id, new_grant)
+
+    def finish(self, log_id: int, bytes_sent: int, *, complete: bool, outcome: str | None = None) -> None:
+        """Record how a download or file transfer ended: ok, incomplete, or the `outcome` given (e.g.
+        not_found for a file number the series does not have)."""
+        outcome = outcome or ("ok" if complete else "incomplete")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        with self._db() as conn:
+            conn.execute(
+                "UPDATE access_log SET bytes_sent = ?, outcome = ? WHERE id = ?",
+                (int(bytes_sent), outcome, log_id),
+            )
+
+    def unreserve(self, access: Access) -> None:
+        """Give back the download `access` reserved when the download could not start (nothing was sent);
+        `finish` records how it ended."""
+        with self._db() as conn:
+            conn.execute(
+                "UPDATE shares SET downloads = downloads - 1 WHERE id = ? AND downloads > 0",
+                (access.share.id,),
+            )
+
+    def refuse(
+        self,
+        token: str | None,
+        exc: ShareError,
+        outcome: str,
+        *,
+        kind: Kind,
+        client: str | None,
+        user_agent: str | None = None,
+    ) -> ShareError:
+        """Log a use turned away before `access` (e.g. "busy": no free download slot) and mark `exc` with
+        what was logged."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        share = self._lookup(token)
+        return self._tag(exc, share.id if share else None, kind, client, user_agent, outcome)
+
+    def grant(self, share: Share) -> str:
+        """A cookie value saying this browser gave `share`'s passcode, valid for `grant_s` (and never past
+        the link's own expiry)."""
+        until = int(min(self.clock() + self.grant_s, share.expires_at))
+        return f"{share.id}.{until}.{self._mac(share, until)}"
+
+    def granted(self, share: Share, value: str | None) -> bool:
+        if not value or len(value) > 200:
+            return False
+        parts = value.split(".")
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+            return False
+        if int(parts[0]) != share.id or int(parts[1]) <= self.clock():
+            return False
+        return hmac.compare_digest(parts[2], self._mac(share, int(parts[1])))
+
+    # -- internals -------------------------------------------------------------------------------------
+    def _mac(self, share: Share, until: int) -> str:
+        message = f"{share.id}.{until}.{share.token_hash}".encode()
+        return hmac.new(self._grant_key, message, hashlib.sha256).hexdigest()
+
+    def _lookup(self, token: str | None) -> Share | None:
+        if not isinstance(token, str) or not _TOKEN_RE.match(token):
+            return None
+        digest = token_hash(token)
+        with self._db() as conn:
+            row = conn.execute("SELECT * FROM shares WHERE token_hash = ?", (digest,)).fetchone()
+        if row is None or not hmac.compare_digest(row["token_hash"], digest):
+            log.debug("no share for token hash %s…", digest[:6])
+            return None
+        return share_from(row)
+
+    def _log(
+        self,
+        share_id: int | None,
+        kind: str,
+        client: str | None,
+        user_agent: str | None,
+        outcome: str,
+        at: float,
+    ) -> int:
+        with self._db() as conn:
+            cur = conn.execute(
+                """INSERT INTO access_log (at, share_id, kind, client, user_agent, outcome)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (at, share_id, kind, _clip(client, 64), _clip(user_agent), outcome),
+            )
+        if outcome != "ok":
+            log.info("share %s: %s refused (%s)", share_id if share_id is not None else "?", kind, outcome)
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def _locked(self, seconds: float) -> ShareLocked:
+        return ShareLocked(
+            f"too many wrong passcodes: this link is locked for {_minutes(seconds)}",
+            retry_after=int(seconds) + 1,
+        )
+
+    def _check_passcode(
+        self, share: Share, passcode: str, kind: Kind, client: str | None, user_agent: str | None
+    ) -> None:
+        now = self.clock()
+        # Reserve one try before the (slow) check, so parallel guesses share the same five.
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                "SELECT failed_passcodes, locked_until, passcode_hash FROM shares WHERE id = ?", (share.id,)
+            ).fetchone()
+            failed, locked_until, digest = row["failed_passcodes"], row["locked_until"], row["passcode_hash"]
+            if locked_until is not None and now < locked_until:
+                conn.execute("COMMIT")
+                raise self._tag(
+                    self._locked(locked_until - now), share.id, kind, client, user_agent, "locked"
+                )
+            if locked_until is not None:  # an earlier lock has run out: five fresh tries
+                failed = 0
+            if failed >= self.max_failures:  # tries reserved by checks that never finished
+                conn.execute(
+                    "UPDATE shares SET locked_until = ?, failed_passcodes = 0 WHERE id = ?",
+                    (now + self.lockout_s, share.id),
+                )
+                conn.execute("COMMIT")
+                raise self._tag(self._locked(self.lockout_s), share.id, kind, client, user_agent, "locked")
+            conn.execute(
+                "UPDATE shares SET failed_passcodes = ?, locked_until = NULL WHERE id = ?",
+                (failed + 1, share.id),
+            )
+            conn.execute("COMMIT")
+        if self._verify(digest, passcode):
+            with self._db() as conn:
+                conn.execute("UPDATE shares SET failed_passcodes = 0 WHERE id = ?", (share.id,))
+            return
+        if failed + 1 >= self.max_failures:
+            with self._db() as conn:
+                conn.execute(
+                    """UPDATE shares SET locked_until = ?, failed_passcodes = 0
+                       WHERE id = ? AND locked_until IS NULL""",
+                    (self.clock() + self.lockout_s, share.id),
+                )
+            log.warning("share %d locked after %d wrong passcodes", share.id, self.max_failures)
+            locked = ShareLocked(
+                f"wrong passcode; after {self.max_failures} wrong passcodes this link is locked for "
+                f"{_minutes(self.lockout_s)}",
+                retry_after=int(self.lockout_s),
+            )
+            raise self._tag(locked, share.id, kind, client, user_agent, "bad_passcode")
+        left = self.max_failures - failed - 1
+        wrong = BadPasscode(
+            f"wrong passcode ({left} {'try' if left == 1 else 'tries'} left before a lockout)"
+        )
+        raise self._tag(wrong, share.id, kind, client, user_agent, "bad_passcode")
+
+    def _verify(self, digest: str | None, passcode: str) -> bool:
+        if not isinstance(passcode, str) or len(passcode) > MAX_PASSCODE or digest is None:
+            return False
+        try:
+            return bool(self.hasher.verify(digest, passcode))
+        except VerifyMismatchError:
+            return False
+        except (VerificationError, InvalidHashError):
+            log.warning("a share's stored passcode hash cannot be checked; make a new link")
+            return False
+
+    def _reserve_download(
+        self, share: Share, kind: Kind, client: str | None, user_agent: str | None, now: float
+    ) -> Share:
+        with self._db() as conn:
+            row = conn.execute(
+                """UPDATE shares SET downloads = downloads + 1
+                   WHERE id = ? AND revoked_at IS NULL AND expires_at > ?
+                     AND (max_downloads IS NULL OR downloads < max_downloads)
+                   RETURNING *""",
+                (share.id, now),
+            ).fetchone()
+        if row is None:  # used up (or revoked) by a request that got here first
+            used_up = ShareLimitReached("this share link has been used up")
+            raise self._tag(used_up, share.id, kind, client, user_agent, "limited")
+        return share_from(row)
+
+    def _tag(
+        self,
+        exc: ShareError,
+        share_id: int | None,
+        kind: Kind,
+        client: str | None,
+        user_agent: str | None,
+        outcome: str,
+    ) -> ShareError:
+        """Log a refusal and mark the error with what was logged."""
+        exc.share_id, exc.outcome = share_id, outcome
+        exc.log_id = self._log(share_id, kind, client, user_agent, outcome, self.clock())
+        return exc

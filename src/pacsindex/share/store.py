@@ -1,0 +1,141 @@
+"""shares.db, the share links' own SQLite file: its schema as SQL text, migrations by `PRAGMA user_version`,
+connections in WAL mode, and the `Share` record read from a row. What the links do is `shares.py`'s.
+
+It is a file of its own, not tables in the index: the index can be deleted and rebuilt from the archive at
+any time, while who was sent which link, and who used it, must outlive that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pacsindex.errors import StoreError
+from pacsindex.index.schema import migrate
+
+MIGRATIONS: list[str] = [
+    # 1: share links and who used them
+    """
+    CREATE TABLE shares (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        token_hash TEXT NOT NULL UNIQUE,
+        SeriesKey TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        passcode_hash TEXT,
+        max_downloads INTEGER,
+        downloads INTEGER NOT NULL DEFAULT 0,
+        revoked_at REAL,
+        revoked_by TEXT,
+        failed_passcodes INTEGER NOT NULL DEFAULT 0,
+        locked_until REAL
+    );
+    CREATE INDEX shares_created ON shares(created_at);
+    CREATE INDEX shares_creator ON shares(created_by, created_at);
+    CREATE TABLE access_log (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        share_id INTEGER REFERENCES shares(id),
+        kind TEXT NOT NULL,
+        client TEXT,
+        user_agent TEXT,
+        outcome TEXT NOT NULL,
+        bytes_sent INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX access_log_share ON access_log(share_id, at);
+    """,
+]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    id: int
+    SeriesKey: str
+    created_by: str
+    created_at: float
+    expires_at: float
+    has_passcode: bool
+    max_downloads: int | None
+    downloads: int
+    revoked_at: float | None
+    revoked_by: str | None
+    failed_passcodes: int
+    locked_until: float | None
+    token_hash: str = field(default="", repr=False)
+
+    def status(self, now: float) -> str:
+        """revoked, expired, used_up, locked or active: what a recipient would meet right now."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if now >= self.expires_at:
+            return "expired"
+        if self.max_downloads is not None and self.downloads >= self.max_downloads:
+            return "used_up"
+        if self.locked_until is not None and now < self.locked_until:
+            return "locked"
+        return "active"
+
+    def public(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "SeriesKey": self.SeriesKey,
+            "created_by": self.created_by,
+            "created_at": iso(self.created_at),
+            "expires_at": iso(self.expires_at),
+            "has_passcode": self.has_passcode,
+            "max_downloads": self.max_downloads,
+            "downloads": self.downloads,
+            "revoked_at": iso(self.revoked_at),
+            "revoked_by": self.revoked_by,
+            "locked_until": iso(self.locked_until) if self.status(now) == "locked" else None,
+            "status": self.status(now),
+        }
+
+
+def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open (creating or migrating) the share store."""
+    db = Path(path)
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn, MIGRATIONS, "share store")
+    except (OSError, sqlite3.DatabaseError) as exc:
+        raise StoreError(f"cannot open the share store {db}: {exc}") from exc
+    return conn
+
+
+def share_from(row: sqlite3.Row) -> Share:
+    return Share(
+        id=row["id"],
+        SeriesKey=row["SeriesKey"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        has_passcode=row["passcode_hash"] is not None,
+        max_downloads=row["max_downloads"],
+        downloads=row["downloads"],
+        revoked_at=row["revoked_at"],
+        revoked_by=row["revoked_by"],
+        failed_passcodes=row["failed_passcodes"],
+        locked_until=row["locked_until"],
+        token_hash=row["token_hash"],
+    )

@@ -1,0 +1,1 @@
+"""Firebird catalogs of other PACS programs as a source of file records."""

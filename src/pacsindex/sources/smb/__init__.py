@@ -1,0 +1,1 @@
+"""Direct SMB access to the NAS: connections, readers, the saved NAS settings."""

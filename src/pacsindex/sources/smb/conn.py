@@ -1,0 +1,502 @@
+"""Connections to a NAS over SMB: `smb://host[:port]/share/path` addresses (`SmbLocation`), the account
+(`SmbCredentials`), compound requests built with smbprotocol's low-level API and parsed with struct, and one
+connection per (host, port, account) per process, shared by every thread.
+
+Why compounds: smbclient's open/read/close is three round trips and ~3 ms of CPU per file. Here create +
+read of the header prefix + close go out as one related compound request (one round trip), and many files
+are in flight at once on one connection (`_Pacer` decides how many). Listing a folder is one compound too
+(create, two directory queries, close).
+
+Foreign exceptions are translated where they enter: connecting and logging in raise `SourceUnreachable`,
+`AuthenticationFailed`, `ShareNotFound` or `PermissionDenied`, each saying what to do next; a network error on
+an established connection becomes `_Offline`, which `_retrying` retries up to 3 times with exponential backoff
+and jitter over a new connection. What the files and folders are (sources, readers) is
+`pacsindex.sources.smb.reader`.
+Passwords never appear in labels, paths, exceptions or logs.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import random
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from smbprotocol.connection import Connection
+from smbprotocol.exceptions import (
+    AccessDenied,
+    BadNetworkName,
+    LogonFailure,
+    SMBAuthenticationError,
+    SMBResponseException,
+)
+from smbprotocol.file_info import FileAttributes, FileInformationClass
+from smbprotocol.open import CreateDisposition, CreateOptions, ImpersonationLevel, Open, ShareAccess
+from smbprotocol.open import DirectoryAccessMask as DirAccess
+from smbprotocol.open import FilePipePrinterAccessMask as FileAccess
+from smbprotocol.session import Session
+from smbprotocol.tree import TreeConnect
+
+from pacsindex.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    PermissionDenied,
+    ShareNotFound,
+    SourceError,
+    SourceUnreachable,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 445
+GIVE_UP_S = 30.0  # one attempt to connect, log in and open the share never takes longer
+RETRIES = 3
+BACKOFF_S = 0.25  # the first retry waits ~0.25 s, then ~0.5 s, ~1 s (each ±50 %)
+MAX_WINDOW = 64  # files in flight per connection, at most
+
+_NO_MORE_FILES, _END_OF_FILE, _ACCESS_DENIED = 0x80000006, 0xC0000011, 0xC0000022  # NTSTATUS (MS-ERREF)
+_LOGON_FAILURE, _BAD_NETWORK_NAME = 0xC000006D, 0xC00000CC
+_NOT_FOUND = {0xC000000F, 0xC0000034, 0xC000003A, 0xC0000056}  # no such file, name/path not found, deleting
+_SESSION_GONE = {0xC00000C9, 0xC0000203, 0xC000035C}  # network name deleted, session deleted/expired
+_SHARE_ALL = ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE
+_FILETIME_EPOCH = 116444736000000000  # 1601-01-01 → 1970-01-01 in 100 ns ticks
+_DIRECTORY, _REPARSE_POINT = 0x10, 0x400
+_DIR_ENTRY = struct.Struct("<IIQQQQQQIIIIQ")  # FILE_ID_FULL_DIR_INFORMATION up to FileName (80 bytes)
+
+DirEntry = tuple[str, int, int, int, int]  # name, size, mtime_ns, attributes, file id
+
+
+# -- who and where ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmbCredentials:
+    """The NAS account. The password is left out of repr, and never logged or put in a message."""
+
+    user: str = ""
+    password: str = field(default="", repr=False)
+    domain: str = ""
+
+    @property
+    def login(self) -> str:
+        return f"{self.domain}\\{self.user}" if self.domain and "\\" not in self.user else self.user
+
+    @classmethod
+    def from_settings(cls, settings: Any = None) -> SmbCredentials:
+        """From `config.Settings` (smb_user, smb_password, smb_domain: PACSINDEX_SMB_*), or from NAS settings
+        (an object or mapping with user, password, domain). None loads the settings."""
+        if isinstance(settings, SmbCredentials):
+            return settings
+        settings = _loaded(settings)
+        return cls(_setting(settings, "smb_user", "user"), _setting(settings, "smb_password", "password"),
+                   _setting(settings, "smb_domain", "domain"))
+
+
+def _loaded(settings: Any) -> Any:
+    """The settings given, or (None) the settings from the environment and the config file."""
+    if settings is not None:
+        return settings
+    from pacsindex.config import settings as config
+
+    return config.load()
+
+
+def _setting(settings: Any, *names: str, default: Any = "") -> Any:
+    for name in names:
+        value = settings.get(name) if isinstance(settings, Mapping) else getattr(settings, name, None)
+        if value not in (None, ""):
+            return value
+    return default
+
+
+def connect_timeout_from(settings: Any) -> float:
+    if isinstance(settings, SmbCredentials):
+        return 10.0
+    settings = _loaded(settings)
+    return float(_setting(settings, "smb_connect_timeout", "connect_timeout", default=10.0))
+
+
+@dataclass(frozen=True)
+class SmbLocation:
+    """A parsed `smb://host[:port]/share/path`, never with credentials in it."""
+
+    host: str
+    port: int
+    share: str
+    path: str = ""  # inside the share, '/'-separated, no leading or trailing '/'
+
+    @classmethod
+    def parse(cls, url: str) -> SmbLocation:
+        if url[:6].lower() != "smb://":
+            raise ConfigError(f"not an smb:// address: {url}")
+        hostport, _, rest = url[6:].replace("\\", "/").partition("/")
+        if "@" in hostport:
+            raise ConfigError("put the NAS user name and password in PACSINDEX_SMB_USER and "
+                              "PACSINDEX_SMB_PASSWORD (or the NAS settings), not in the smb:// address")
+        host, port = hostport, DEFAULT_PORT
+        if hostport.rsplit(":", 1)[-1].isdigit() and not hostport.endswith("]"):
+            host, _, port_text = hostport.rpartition(":")
+            port = int(port_text)
+        parts = [p for p in rest.split("/") if p]
+        if not host or not parts or not 0 < port < 65536:
+            raise ConfigError(f"expected smb://host[:port]/share/path, got {url!r}")
+        return cls(host.lower(), port, parts[0], "/".join(parts[1:]))
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port}" if self.port != DEFAULT_PORT else self.host
+
+    @property
+    def share_url(self) -> str:
+        return f"smb://{self.server}/{self.share}"
+
+    @property
+    def url(self) -> str:
+        return self.share_url + (f"/{self.path}" if self.path else "")
+
+    def name_of(self, url: str) -> str:
+        """The share-relative SMB name (backslashes) of a URL on this share."""
+        base = self.share_url
+        if url[: len(base)].lower() != base.lower():
+            raise ValueError(f"{url} is not on {base}")
+        return url[len(base) :].strip("/").replace("/", "\\")
+
+
+def url_for(host: str, share: str, path: str = "", port: int | None = None) -> str:
+    """The smb:// root for NAS settings (host, share, path inside the share, port)."""
+    inner = "/".join(p for p in path.replace("\\", "/").split("/") if p)
+    return SmbLocation(host.strip().lower(), port or DEFAULT_PORT, share.strip("/\\ "), inner).url
+
+
+def _next_step(loc: SmbLocation) -> str:
+    return (f"Or map the share in Windows (net use Z: \\\\{loc.host}\\{loc.share}) and index the drive: "
+            f"pacsindex index Z:\\{loc.path.replace('/', chr(92))}")
+
+
+# -- errors at the boundary ------------------------------------------------------------------------------
+
+
+class _Offline(Exception):
+    """A network failure on an established connection: retried over a new one."""
+
+
+def _connect_error(exc: BaseException, loc: SmbLocation, creds: SmbCredentials, timeout: float,
+                   expired: bool) -> SourceError:
+    """Translate what smbprotocol raised while connecting, logging in or opening the share."""
+    where, step = f"the NAS at {loc.server}", _next_step(loc)
+    cause = exc.__cause__ if isinstance(exc, ValueError) else exc  # smbprotocol wraps socket errors so
+    status = getattr(exc, "status", None) or getattr(exc, "ntstatus", None)
+    if isinstance(exc, (LogonFailure, SMBAuthenticationError)) or status == _LOGON_FAILURE:
+        return AuthenticationFailed(
+            f"{where} refused the login (user {creds.login!r}): check PACSINDEX_SMB_USER and "
+            f"PACSINDEX_SMB_PASSWORD (or the NAS settings); a domain account is written DOMAIN\\user. {step}")
+    if isinstance(exc, BadNetworkName) or status == _BAD_NETWORK_NAME or getattr(exc, "errno", 0) == 2:
+        return ShareNotFound(f"{where} has no share named {loc.share!r}: check the share name (in Windows, "
+                             f"net view \\\\{loc.host} lists them). {step}")
+    if isinstance(exc, AccessDenied) or status == _ACCESS_DENIED:
+        return PermissionDenied(f"user {creds.login!r} may not open the share {loc.share!r} on {where}: ask "
+                                f"the NAS administrator for read access. {step}")
+    if expired or isinstance(cause, TimeoutError) or "timeout" in str(exc).lower():
+        return SourceUnreachable(f"{where} timed out: no answer within {timeout:g} s. Check that it is "
+                                 f"switched on and reachable from this computer (ping {loc.host}). {step}")
+    if isinstance(cause, ConnectionRefusedError):
+        reason = f"connection refused on port {loc.port}. Is SMB file sharing switched on there?"
+    elif type(cause).__name__ == "gaierror":
+        reason = f"the host name {loc.host!r} is not known. Check it, or use the NAS's IP address."
+    elif isinstance(cause, OSError):
+        reason = f"{cause.strerror or cause}. Check the network (cable, Wi-Fi, VPN) and the address."
+    else:
+        reason = f"{type(exc).__name__}: {exc}."
+    return SourceUnreachable(f"cannot connect to {where}: {reason} {step}")
+
+
+def _status_error(status: int) -> OSError:
+    """The OSError the local reader would raise for an SMB status on one file or folder."""
+    if status in _NOT_FOUND:
+        return FileNotFoundError(errno.ENOENT, "not found on the NAS")
+    if status == _ACCESS_DENIED:
+        return PermissionError(errno.EACCES, "access denied by the NAS")
+    return OSError(errno.EIO, f"the NAS answered status 0x{status:08x}")
+
+
+# -- the wire: compounds built with smbprotocol, responses parsed with struct -----------------------------
+
+
+def _create(tree: TreeConnect, name: str, access: int, options: int) -> tuple[Open, Any]:
+    o = Open(tree, name)
+    msg, _ = o.create(ImpersonationLevel.Impersonation, access, FileAttributes.FILE_ATTRIBUTE_NORMAL,
+                      _SHARE_ALL, CreateDisposition.FILE_OPEN, options, send=False)
+    return o, msg
+
+
+def _file_msgs(tree: TreeConnect, name: str, offset: int, length: int) -> list[Any]:
+    """Open a file read-only, read [offset, offset+length), close: one compound."""
+    access = FileAccess.FILE_READ_DATA | FileAccess.FILE_READ_ATTRIBUTES
+    o, create = _create(tree, name, access, CreateOptions.FILE_NON_DIRECTORY_FILE)
+    return [create, o.read(offset, length, send=False)[0], o.close(send=False)[0]]
+
+
+def _stat_msgs(tree: TreeConnect, name: str) -> list[Any]:
+    """Open a file or folder for its attributes (in the create response) and close it."""
+    o, create = _create(tree, name, FileAccess.FILE_READ_ATTRIBUTES, 0)
+    return [create, o.close(send=False)[0]]
+
+
+def _dir_msgs(tree: TreeConnect, name: str, queries: int, close: bool, file_id: bytes | None = None
+              ) -> list[Any]:
+    """Open a folder (unless `file_id` is an open one), query its entries `queries` times, maybe close it."""
+    if file_id is None:
+        access = DirAccess.FILE_LIST_DIRECTORY | DirAccess.FILE_READ_ATTRIBUTES
+        o, create = _create(tree, name, access, CreateOptions.FILE_DIRECTORY_FILE)
+        msgs = [create]
+    else:
+        o, msgs = Open(tree, name), []
+        o.file_id = file_id
+    info = FileInformationClass.FILE_ID_FULL_DIRECTORY_INFORMATION
+    msgs += [o.query_directory("*", info, send=False)[0] for _ in range(queries)]
+    return msgs + [o.close(send=False)[0]] if close else msgs
+
+
+def _created(body: bytes) -> tuple[int, int, int, bytes]:
+    """(size, mtime_ns, attributes, file id) from an SMB2 CREATE response."""
+    (mtime,) = struct.unpack_from("<Q", body, 24)
+    size, attrs = struct.unpack_from("<QI", body, 48)
+    return size, (mtime - _FILETIME_EPOCH) * 100, attrs, body[64:80]
+
+
+def _payload(body: bytes, fmt: str) -> bytes:
+    """The data of a READ ('<BxI') or QUERY_DIRECTORY ('<HI') response (its offset counts the header)."""
+    offset, length = struct.unpack_from(fmt, body, 2)
+    return body[offset - 64 : offset - 64 + length]
+
+
+def _dir_entries(buf: bytes) -> Iterator[DirEntry]:
+    off = 0
+    while off + 80 <= len(buf):
+        nxt, _, _, _, mtime, _, size, _, attrs, nlen, _, _, fid = _DIR_ENTRY.unpack_from(buf, off)
+        # A name that does not decode could not be opened by name either: it becomes an error, not a crash.
+        yield buf[off + 80 : off + 80 + nlen].decode("utf-16-le", "replace"), size, \
+            (mtime - _FILETIME_EPOCH) * 100, attrs, fid
+        if not nxt:
+            return
+        off += nxt
+
+
+class _Pacer:
+    """How many files to keep in flight on one connection: doubled while throughput grows, cut by a quarter
+    when it falls, halved on a timeout."""
+
+    def __init__(self) -> None:
+        self.window, self.most, self._best = 4, MAX_WINDOW, 0.0
+        self._lock = threading.Lock()
+
+    def record(self, files: int, seconds: float) -> None:
+        if files < 2 * self.window or seconds <= 0:
+            return  # too few to judge
+        rate = files / seconds
+        with self._lock:
+            if rate > self._best * 1.1:
+                self._best, self.window = rate, min(self.most, self.window * 2)
+            elif rate < self._best * 0.8:
+                self._best, self.window = rate, max(1, self.window * 3 // 4)
+
+    def timed_out(self) -> None:
+        with self._lock:
+            self.window, self._best = max(1, self.window // 2), 0.0
+
+
+class _Client:
+    """One connection and session to a NAS, with its open shares; shared by every thread of a process."""
+
+    def __init__(self, loc: SmbLocation, creds: SmbCredentials, timeout: float) -> None:
+        self.loc, self.creds, self.timeout = loc, creds, timeout
+        self.trees: dict[str, TreeConnect] = {}
+        self.lock = threading.Lock()
+        self.pacer = _Pacer()
+        self.conn = Connection(uuid.uuid4(), loc.host, loc.port, require_signing=True)
+        self.session: Session | None = None
+        self.rtt = 0.0  # seconds: the quickest of a few echoes while nothing else was in flight
+
+    def _bounded(self, seconds: float, step: Callable[[], Any], share: str) -> None:
+        """Run a handshake step; if the NAS has not answered within `seconds`, close the socket under it."""
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            self.drop()
+
+        timer = threading.Timer(seconds, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            step()
+        except Exception as exc:
+            if expired.is_set() or not isinstance(exc, SMBResponseException):
+                self.drop()  # a refused login or share leaves the connection usable
+            loc = SmbLocation(self.loc.host, self.loc.port, share)
+            raise _connect_error(exc, loc, self.creds, self.timeout, expired.is_set()) from exc
+        finally:
+            timer.cancel()
+
+    def connect(self) -> None:
+        if not self.creds.user:
+            raise AuthenticationFailed("no NAS user name: set PACSINDEX_SMB_USER and PACSINDEX_SMB_PASSWORD "
+                                       f"(or the NAS settings). {_next_step(self.loc)}")
+        lib = logging.getLogger("smbprotocol")  # it logs file names at INFO; folder names are patient data
+        if lib.level == logging.NOTSET:
+            lib.setLevel(logging.WARNING)
+
+        def handshake() -> None:
+            self.conn.connect(timeout=self.timeout)
+            self.session = Session(self.conn, self.creds.login, self.creds.password, require_encryption=False)
+            self.session.connect()
+            self._open_tree(self.loc.share)
+            rtts = []
+            for credits in (512, 1, 1):  # credits to keep many requests in flight; the round trip, thrice
+                started = time.monotonic()
+                try:
+                    self.conn.echo(self.session.session_id, int(self.timeout), credit_request=credits)
+                except Exception:
+                    log.debug("the NAS did not answer an echo", exc_info=True)
+                    break
+                rtts.append(time.monotonic() - started)
+            self.rtt = min(rtts, default=0.0)
+
+        self._bounded(GIVE_UP_S, handshake, self.loc.share)
+        window = self.conn.sequence_window
+        self.pacer.most = max(1, min(MAX_WINDOW, (window["high"] - window["low"]) // 8))
+        log.info("connected to the NAS at %s (SMB dialect 0x%x)", self.loc.server, self.conn.dialect)
+
+    def _open_tree(self, share: str) -> TreeConnect:
+        tree = TreeConnect(self.session, rf"\\{self.loc.host}\{share}")
+        tree.connect()
+        self.trees[share.lower()] = tree
+        return tree
+
+    def tree(self, share: str) -> TreeConnect:
+        with self.lock:
+            if share.lower() not in self.trees:
+                self._bounded(self.timeout, lambda: self._open_tree(share), share)
+            return self.trees[share.lower()]
+
+    @property
+    def alive(self) -> bool:
+        return self.conn.transport is not None and bool(self.conn.transport.connected)
+
+    def send(self, tree: TreeConnect, msgs: list[Any]) -> list[Any]:
+        assert self.session is not None
+        try:
+            sent = self.conn.send_compound(msgs, self.session.session_id, tree.tree_connect_id, related=True)
+        except Exception as exc:  # SMBConnectionClosed, out of credits, a socket error
+            raise _Offline(f"connection lost ({type(exc).__name__})") from exc
+        return list(sent)
+
+    def collect(self, requests: Sequence[Any]) -> list[tuple[int, bytes]]:
+        """(status, response body) of each request of a compound; the body is b'' unless the status is 0."""
+        out = []
+        for req in requests:
+            try:
+                out.append((0, self.conn.receive(req, timeout=self.timeout, resolve_symlinks=False)["data"]
+                            .get_value()))
+            except SMBResponseException as exc:
+                if exc.status in _SESSION_GONE:
+                    raise _Offline(f"the NAS ended the session (0x{exc.status:08x})") from exc
+                out.append((exc.status, b""))
+            except Exception as exc:
+                if "timeout" in str(exc).lower():
+                    self.pacer.timed_out()
+                    raise _Offline(f"timed out: no answer within {self.timeout:g} s") from exc
+                raise _Offline(f"connection lost ({type(exc).__name__})") from exc
+        return out
+
+    def call(self, share: str, build: Callable[[TreeConnect], list[Any]]) -> list[tuple[int, bytes]]:
+        tree = self.tree(share)
+        return self.collect(self.send(tree, build(tree)))
+
+    def close_handle(self, share: str, file_id: bytes) -> None:
+        """Close a handle the server kept open because it failed the close chained after an error."""
+        tree = self.tree(share)
+        o = Open(tree, "")
+        o.file_id = file_id
+        self.collect(self.send(tree, [o.close(send=False)[0]]))
+
+    def drop(self) -> None:
+        if self.conn.transport is not None:
+            try:
+                self.conn.disconnect(close=False)
+            except Exception:
+                log.debug("closing a broken SMB connection", exc_info=True)
+
+
+_Key = tuple[str, int, str, str]
+_clients: dict[_Key, _Client] = {}
+_failures: dict[_Key, tuple[float, SourceError]] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_for(loc: SmbLocation, creds: SmbCredentials, timeout: float) -> _Client:
+    """This process's connection to the NAS at `loc` as `creds`, connecting (bounded by GIVE_UP_S) if needed.
+    Threads wait for one attempt instead of racing, and those that waited share its failure."""
+    key = (loc.host, loc.port, creds.login.lower(), creds.password)
+    asked = time.monotonic()
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is not None and client.alive:
+            return client
+        failed = _failures.get(key)
+        if failed is not None and failed[0] >= asked:
+            raise type(failed[1])(str(failed[1])) from failed[1]
+        client = _Client(SmbLocation(loc.host, loc.port, loc.share), creds, timeout)
+        try:
+            client.connect()
+        except SourceError as exc:
+            client.drop()
+            _failures[key] = (time.monotonic(), exc)
+            raise
+        _failures.pop(key, None)
+        _clients[key] = client
+        return client
+
+
+def _discard(client: _Client) -> None:
+    with _clients_lock:
+        for key in [k for k, v in _clients.items() if v is client]:
+            del _clients[key]
+    client.drop()
+
+
+def close_connections() -> None:
+    """Close this process's NAS connections (after the NAS settings change, and in tests)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+        _failures.clear()
+    for client in clients:
+        client.drop()
+
+
+def _retrying(loc: SmbLocation, creds: SmbCredentials, timeout: float, op: Callable[[_Client], Any],
+              wait: Callable[[float], Any] = time.sleep) -> Any:
+    """Run `op` on a live connection. A network error is retried up to RETRIES times, over a new connection,
+    after an exponential, jittered pause. Raises SourceError when the NAS cannot be connected again, and
+    _Offline when requests kept failing on connections that did come up."""
+    failures = 0
+    while True:
+        client = None
+        try:
+            client = _client_for(loc, creds, timeout)
+            return op(client)
+        except (SourceUnreachable, _Offline) as exc:
+            if client is not None:
+                _discard(client)
+            failures += 1
+            if failures > RETRIES:
+                raise
+            log.warning("NAS %s: %s; retry %d of %d", loc.server, str(exc).split(". ")[0], failures, RETRIES)
+            wait(BACKOFF_S * 2 ** (failures - 1) * random.uniform(0.5, 1.5))
