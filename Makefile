@@ -39,6 +39,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install system lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider

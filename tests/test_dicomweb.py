@@ -26,8 +26,8 @@ from pacsindex.dicomweb.retrieve import (
 from pacsindex.errors import InvalidQuery, NotAcceptable, NotFound
 from pacsindex.index import store
 from pacsindex.ingest.scan import ScanOptions, run_index
-from pacsindex.share.download import Readers
 from pacsindex.sources.files import LocalTree
+from pacsindex.sources.readers import Readers
 
 BASE = "https://pacs.example.co.za/dicom-web"
 PATIENT_NAME, PATIENT_ID, STUDY_DATE = "00100010", "00100020", "00080020"

@@ -28,7 +28,7 @@ from pydicom.errors import InvalidDicomError
 
 from pacsindex.dicom.headers import series_key
 from pacsindex.errors import FileChanged, NotAcceptable, NotFound, SourceError
-from pacsindex.share.download import CHUNK, Readers, coalesce
+from pacsindex.sources.readers import CHUNK, Readers, coalesce
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from pacsindex.errors import (
     StoreError,
 )
 from pacsindex.index import store
-from pacsindex.share.download import Readers
+from pacsindex.sources.readers import Readers
 
 log = logging.getLogger(__name__)
 

@@ -35,17 +35,15 @@ from typing import IO, Any
 from zipstream import ZipStream
 
 from pacsindex.errors import FileChanged, NotFound, ShareBusy, SourceError
-from pacsindex.sources.files import LocalReader, Reader, is_smb_url
-from pacsindex.sources.files import reader_for as default_reader_for
+from pacsindex.sources.files import LocalReader, Reader
+from pacsindex.sources.readers import CHUNK, ReaderFor, Readers, coalesce
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
 PROBE_BATCH = 64  # files whose sizes an SMB reader fetches in one go
 MANIFEST = "MANIFEST.txt"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
-ReaderFor = Callable[[str], Reader]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,21 +90,6 @@ def zip_filename(series: Mapping[str, Any]) -> str:
 def member_names(count: int) -> list[str]:
     width = max(5, len(str(count)))
     return [f"IM{n:0{width}d}.dcm" for n in range(1, count + 1)]
-
-
-class Readers:
-    """One reader per kind of location (local, or one smb://host), made on first use."""
-
-    def __init__(self, reader_for: ReaderFor | None = None, settings: Any = None) -> None:
-        self._reader_for = reader_for or (lambda path: default_reader_for(path, settings))
-        self._readers: dict[str, Reader] = {}
-
-    def __call__(self, path: str) -> Reader:
-        key = path.split("/", 3)[2].lower() if is_smb_url(path) else ""
-        reader = self._readers.get(key)
-        if reader is None:
-            reader = self._readers[key] = self._reader_for(path)
-        return reader
 
 
 def _why(exc: BaseException) -> str:
@@ -161,34 +144,6 @@ def _probe(readers: Readers, paths: list[str]) -> dict[str, int | str]:
                 except (OSError, SourceError) as exc:
                     found[path] = _why(exc)
     return found
-
-
-def coalesce(chunks: Iterator[bytes], size: int = CHUNK) -> Iterator[bytes]:
-    """The same bytes in fewer pieces: a zip's 30-byte headers, 16-byte descriptors and small files are
-    joined up to about `size`, so the socket gets a few large writes instead of many small ones; pieces of
-    file data of `size` / 8 or more pass through without being copied."""
-    small = max(1, size // 8)
-    pending: list[bytes] = []
-    held = 0
-    try:
-        for chunk in chunks:
-            if len(chunk) >= small:
-                if pending:
-                    yield b"".join(pending)
-                    pending, held = [], 0
-                yield chunk
-                continue
-            pending.append(chunk)
-            held += len(chunk)
-            if held >= size:
-                yield b"".join(pending)
-                pending, held = [], 0
-        if pending:
-            yield b"".join(pending)
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()  # closes the file being read, whatever stopped the stream
 
 
 def exact_chunks(reader: Reader, path: str, name: str, size: int, chunk: int = CHUNK) -> Iterator[bytes]:

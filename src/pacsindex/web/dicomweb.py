@@ -42,7 +42,7 @@ from pacsindex.dicomweb.retrieve import (
     retrieve_type,
 )
 from pacsindex.errors import AuthError, InvalidQuery, TokenRejected
-from pacsindex.share.download import Readers
+from pacsindex.sources.readers import Readers
 from pacsindex.web import tokens
 from pacsindex.web.indexing import index_reader
 from pacsindex.web.models import Problem
