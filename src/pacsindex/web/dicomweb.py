@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -31,15 +30,16 @@ from pacsindex.accounts import audit
 from pacsindex.accounts.apitokens import ApiTokens, Clock
 from pacsindex.config.settings import Settings
 from pacsindex.dicomweb import query as dicomweb
+from pacsindex.dicomweb.accept import Wanted
 from pacsindex.dicomweb.dicomjson import INSTANCE, SERIES, STUDY
 from pacsindex.dicomweb.retrieve import (
     DICOM,
     Multipart,
+    Single,
     check_json_accept,
     find,
+    instance_wanted,
     metadata,
-    open_single,
-    retrieve_type,
 )
 from pacsindex.errors import AuthError, InvalidQuery, TokenRejected
 from pacsindex.sources.readers import Readers
@@ -189,21 +189,29 @@ def search_instances(study: str, series: str, request: Request, who: Caller_) ->
 def _retrieve(
     request: Request, who: Caller, study: str, series: str | None = None, sop: str | None = None
 ) -> Response:
-    kind = retrieve_type(request.headers.get("accept"), single=sop is not None)
+    wanted = instance_wanted(request.headers.get("accept"), single=sop is not None)
     settings = state(request).settings
     with index_reader(settings.db) as conn:
         target = find(conn, study, series, sop)
     readers = Readers(settings=settings)
-    body: Iterator[bytes]
-    if kind == "single":
-        body = open_single(target.files[0], readers)
-        media = DICOM
-    else:
-        multipart = Multipart(target.files, readers)
-        body, media = iter(multipart), multipart.content_type
     what = INSTANCE if sop is not None else SERIES if series is not None else STUDY
+    if wanted.kind == "single":
+        single = Single(target.files[0], readers)
+        single.check(wanted)
+        _audit_retrieval(request, who, what, study, series, target.PatientID)
+        return _single_response(single)
+    multipart = Multipart(target.files, readers)
+    multipart.check(wanted)
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
-    return StreamingResponse(body, media_type=media, headers=NO_STORE)
+    headers = dict(NO_STORE)
+    if multipart.warning:
+        headers["Warning"] = multipart.warning
+    return StreamingResponse(iter(multipart), media_type=multipart.content_type, headers=headers)
+
+
+def _single_response(single: Single) -> Response:
+    headers = {**NO_STORE, "Content-Length": str(single.length)}
+    return StreamingResponse(iter(single), media_type=DICOM, headers=headers)
 
 
 def _audit_retrieval(
@@ -261,7 +269,7 @@ def _metadata(
         target = find(conn, study, series, sop)
     what = "instance metadata" if sop else "series metadata" if series else "study metadata"
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
-    body = metadata(target.files, Readers(settings=settings))
+    body = metadata(target.files, Readers(settings=settings), base_url(request))
     return StreamingResponse(body, media_type=media, headers=NO_STORE)
 
 
@@ -295,6 +303,7 @@ def wado_uri(
     seriesUID: Annotated[str, Query(max_length=64)],  # noqa: N803
     objectUID: Annotated[str, Query(max_length=64)],  # noqa: N803
     contentType: Annotated[str, Query(max_length=64)] = DICOM,  # noqa: N803
+    transferSyntax: Annotated[str | None, Query(max_length=64)] = None,  # noqa: N803
 ) -> Response:
     """WADO-URI: one instance as application/dicom (what OHIF's `wadouri` image loader asks for)."""
     if requestType != "WADO":
@@ -304,6 +313,8 @@ def wado_uri(
     settings = state(request).settings
     with index_reader(settings.db) as conn:
         target = find(conn, studyUID, seriesUID, objectUID)
-    body = open_single(target.files[0], Readers(settings=settings))
+    single = Single(target.files[0], Readers(settings=settings))
+    if transferSyntax:
+        single.check(Wanted("single", frozenset({transferSyntax})))
     _audit_retrieval(request, who, INSTANCE, studyUID, seriesUID, target.PatientID)
-    return StreamingResponse(body, media_type=DICOM, headers=NO_STORE)
+    return _single_response(single)
