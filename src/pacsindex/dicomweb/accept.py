@@ -169,9 +169,12 @@ def frame_media(accept: str | None, syntax: str, *, single_ok: bool) -> tuple[bo
         if not multipart and (not single_ok or media.startswith("multipart/")):
             continue
         part = params.get("type", stored) if multipart else media
+        asked = params.get("transfer-syntax")
+        if asked == "*" and part in ("*/*", OCTET, "image/*", stored):
+            # Any syntax: what OHIF's loader asks for, with type=application/octet-stream.
+            return multipart, f"{stored}; transfer-syntax={syntax}"
         if part not in ("*/*", stored) and not (part == "image/*" and stored.startswith("image/")):
             continue
-        asked = params.get("transfer-syntax")
         if asked in (None, "*") and not (part == OCTET and asked is None and syntax not in _NATIVE_LE):
             return multipart, f"{stored}; transfer-syntax={syntax}"
         if asked == syntax or (asked in _NATIVE_LE and syntax in _NATIVE_LE):

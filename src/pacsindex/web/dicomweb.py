@@ -25,15 +25,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pacsindex.accounts import audit
 from pacsindex.accounts.apitokens import ApiTokens, Clock
 from pacsindex.config.settings import Settings
 from pacsindex.dicomweb import query as dicomweb
 from pacsindex.dicomweb.accept import Wanted
+from pacsindex.dicomweb.bulkdata import BulkBody, open_bulk
 from pacsindex.dicomweb.dicomjson import INSTANCE, SERIES, STUDY
+from pacsindex.dicomweb.frames import open_frames, parse_frame_list
 from pacsindex.dicomweb.retrieve import (
     DICOM,
+    InstanceFile,
     Multipart,
     Single,
     check_json_accept,
@@ -108,6 +113,8 @@ def install(app: FastAPI, settings: Settings, *, clock: Clock) -> None:
     app.state.apitokens = ApiTokens(settings.db, clock=clock)
     app.include_router(router)
     app.include_router(tokens.router, prefix="/api", dependencies=[Depends(signed_in)])
+    if settings.cors_origins:
+        app.add_middleware(DicomWebCors, origins=settings.cors_origins)
 
 
 def api_tokens(request: Request) -> ApiTokens:
@@ -318,3 +325,73 @@ def wado_uri(
         single.check(Wanted("single", frozenset({transferSyntax})))
     _audit_retrieval(request, who, INSTANCE, studyUID, seriesUID, target.PatientID)
     return _single_response(single)
+
+
+# -- frames, bulk data and CORS (for viewers: OHIF's wadors loader, Weasis) ---------------------------
+
+FRAMES = {
+    "description": "as stored: multipart/related; type=application/octet-stream for native pixels, "
+    "image/jpeg, image/jls, image/jp2, image/dicom-rle ... for compressed ones",
+    "content": {"multipart/related": {}},
+}
+
+
+def _one_instance(
+    request: Request, who: Caller, study: str, series: str, sop: str, what: str
+) -> InstanceFile:
+    with index_reader(state(request).settings.db) as conn:
+        target = find(conn, study, series, sop)
+    _audit_retrieval(request, who, what, study, series, target.PatientID)
+    return target.files[0]
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}", responses={200: FRAMES})
+def retrieve_frames(
+    study: str, series: str, sop: str, frames: str, request: Request, who: Caller_
+) -> Response:
+    """WADO-RS: frames of one instance ("1" or "1,3,5"), in the transfer syntax they are stored in; 406 for
+    an Accept header that names another (pacsindex does not transcode)."""
+    numbers = parse_frame_list(frames)
+    f = _one_instance(request, who, study, series, sop, INSTANCE)
+    readers = Readers(settings=state(request).settings)
+    body = open_frames(f.path, readers, numbers, request.headers.get("accept"), f"instance {sop}")
+    return StreamingResponse(iter(body), media_type=body.content_type, headers=NO_STORE)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{path:path}", responses={200: FRAMES})
+def retrieve_bulkdata(
+    study: str, series: str, sop: str, path: str, request: Request, who: Caller_
+) -> Response:
+    """WADO-RS: a bulk data value that an instance's metadata names by BulkDataURI (the pixel data, or a
+    large binary value at `tag` or `tag/item/tag`)."""
+    f = _one_instance(request, who, study, series, sop, INSTANCE)
+    readers = Readers(settings=state(request).settings)
+    body = open_bulk(f.path, readers, path, request.headers.get("accept"), f"instance {sop}")
+    headers = dict(NO_STORE)
+    if isinstance(body, BulkBody):
+        headers["Content-Length"] = str(body.length)
+    return StreamingResponse(iter(body), media_type=body.content_type, headers=headers)
+
+
+class DicomWebCors:
+    """CORS for `/dicom-web` only, for a viewer served from another origin (`cors_origins`): preflight
+    answered, the Authorization header allowed (the viewer sends its API token), Warning readable. Other
+    paths never get CORS headers: the staff pages and API stay same-origin."""
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=list(origins),
+            allow_methods=["GET", "HEAD", "OPTIONS"],
+            allow_headers=["Authorization", "Accept", "Content-Type", "Range", "Cache-Control"],
+            expose_headers=["Warning", "Content-Length", "Content-Type"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == PREFIX or path.startswith(PREFIX + "/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
