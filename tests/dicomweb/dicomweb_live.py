@@ -128,3 +128,15 @@ def write_jpeg2000(path: Path, *, layout: str = "bot", **fields: Any) -> tuple[P
 
 def fresh_uid() -> str:
     return str(generate_uid())
+
+
+def multipart_parts(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
+    """(Content-Type, bytes) of each part of a multipart/related body, checking its framing."""
+    boundary = content_type.split("boundary=")[1].encode()
+    assert body.startswith(b"--" + boundary + b"\r\n") and body.endswith(b"--" + boundary + b"--\r\n")
+    out = []
+    for part in body[: -len(boundary) - 6].split(b"--" + boundary + b"\r\n")[1:]:
+        head, _, data = part.partition(b"\r\n\r\n")
+        assert head.startswith(b"Content-Type: ") and data.endswith(b"\r\n")
+        out.append((head[len(b"Content-Type: ") :].decode(), data[:-2]))
+    return out

@@ -17,7 +17,7 @@ import pydicom
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
-from dicomweb_live import LiveDicomWeb, serve, write_jpeg2000, write_native, write_rle
+from dicomweb_live import LiveDicomWeb, multipart_parts, serve, write_jpeg2000, write_native, write_rle
 from pydicom.encaps import generate_frames
 
 from conftest import write_dicom
@@ -206,9 +206,7 @@ def test_instances_in_another_transfer_syntax_are_406(world: World) -> None:
 
 
 def parse_multipart_any(r: httpx.Response) -> list[bytes]:
-    boundary = r.headers["content-type"].split("boundary=")[1].encode()
-    parts = r.content.split(b"--" + boundary)[1:-1]
-    return [p.partition(b"\r\n\r\n")[2][:-2] for p in parts]
+    return [data for _, data in multipart_parts(r.content, r.headers["content-type"])]
 
 
 def test_raw_datasets_go_out_as_part10_files(world: World) -> None:

@@ -22,9 +22,9 @@ import json
 import logging
 import secrets
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import pydicom
 from pydicom.errors import InvalidDicomError
@@ -135,14 +135,34 @@ def _part_type(syntax: str | None) -> str:
     return f"{DICOM}; transfer-syntax={syntax}" if syntax else DICOM
 
 
-def _frame(f: InstanceFile, readers: Readers) -> Framing | None:
+PROBE_BATCH = 64  # files whose headers are fetched at once (SMB: 16 KiB each, many in flight)
+
+
+def _frame(f: InstanceFile, opener: Callable[[str], IO[bytes]]) -> Framing | None:
     """How `f` goes out, or None when it cannot be opened now."""
     try:
-        with readers(f.path).open(f.path) as fh:
+        with opener(f.path) as fh:
             return frame_file(fh, f.TransferSyntaxUID)
     except (OSError, SourceError) as exc:
         log.debug("DICOMweb: %s cannot be read: %s", f.path, exc)
         return None
+
+
+def _frame_all(files: Sequence[InstanceFile], readers: Readers) -> list[Framing | None]:
+    """`_frame` for each file; a reader with `prefetch` (SMB) fetches a batch's headers in one go. Raises
+    SourceUnreachable when the NAS cannot be connected at all (503, not "every file missing")."""
+    out: list[Framing | None] = []
+    for start in range(0, len(files), PROBE_BATCH):
+        batch = files[start : start + PROBE_BATCH]
+        openers: dict[int, Callable[[str], IO[bytes]]] = {}
+        for f in batch:
+            reader = readers(f.path)
+            if id(reader) not in openers:
+                prefetch = getattr(reader, "prefetch", None)
+                paths = [g.path for g in batch if readers(g.path) is reader]
+                openers[id(reader)] = prefetch(paths) if prefetch is not None else reader.open
+            out.append(_frame(f, openers[id(reader)]))
+    return out
 
 
 class Multipart:
@@ -157,7 +177,7 @@ class Multipart:
         self.boundary = secrets.token_hex(16)  # 128 random bits: never found inside a file
         self.sent = 0
         self.total = len(files)
-        framed = [(f, _frame(f, readers)) for f in files]
+        framed = zip(files, _frame_all(files, readers), strict=True)
         self.files = [(f, framing) for f, framing in framed if framing is not None]
         self.missing = self.skipped = len(files) - len(self.files)
         if self.missing:

@@ -1,7 +1,7 @@
-"""DICOMweb routes under `/dicom-web`: QIDO-RS searches and WADO-RS retrievals (instances, series, studies
-and their metadata) over the index, for PACS and viewers (Orthanc, OHIF, Weasis), plus WADO-URI for one
-instance. The domain is in `pacsindex.dicomweb.query`, `dicomweb_json` and `dicomweb_retrieve`; this module
-only
+"""DICOMweb routes under `/dicom-web`: QIDO-RS searches and WADO-RS retrievals (instances, series, studies,
+their metadata, frames and bulk data) over the index, for PACS and viewers (Orthanc, OHIF, Weasis), plus
+WADO-URI for one instance, and CORS for `/dicom-web` when `cors_origins` is set. The domain is in
+`pacsindex.dicomweb` (query, dicomjson, retrieve, accept, part10, frames, bulkdata); this module only
 translates HTTP.
 
 Who may ask: a machine client with an API token that an admin made (`Authorization: Bearer TOKEN`, or HTTP
