@@ -18,9 +18,10 @@ import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 from dicomweb_live import LiveDicomWeb, multipart_parts, serve, write_jpeg2000, write_native, write_rle
+from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 
-from conftest import write_dicom
+from conftest import make_dataset, write_dicom
 
 STUDY = "1.9.1"
 NATIVE, RLE, J2K, RAW, GONE = "1.9.1.1", "1.9.1.2", "1.9.1.3", "1.9.1.4", "1.9.1.5"
@@ -68,7 +69,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for i, layout in enumerate(("bot", "eot", "none")):
         path, frames = write_jpeg2000(archive / "j2k" / f"{layout}.dcm", layout=layout, **ids(J2K, i + 1))
         j2k[layout] = frames
-    write_dicom(archive / "raw" / "OLD0001", preamble=False, rows=8, private_blob=5000, **ids(RAW))
+    raw = make_dataset(rows=8, private_blob=5000, **ids(RAW))
+    icon = Dataset()  # an ultrasound-style icon: bulk data inside a sequence
+    icon.Rows = icon.Columns = 64
+    icon.add_new(0x7FE00010, "OB", bytes(range(256)) * 16)
+    raw.IconImageSequence = [icon]
+    write_dicom(archive / "raw" / "OLD0001", raw, preamble=False)
     for i in range(3):
         write_dicom(archive / "gone" / f"IM{i}", **ids(GONE, i + 1))
     with serve(base, archive) as live:
@@ -99,6 +105,17 @@ def test_native_frames_byte_for_byte(world: World) -> None:
         f"{world.live.dicomweb}/studies/{STUDY}/series/{NATIVE}/instances/{sop}/frames/2", headers=ohif
     )
     assert r.status_code == 200 and expected[1] in r.content
+    # One frame may come bare when only that is accepted.
+    bare = {**world.live.auth, "Accept": "application/octet-stream"}
+    r = httpx.get(
+        f"{world.live.dicomweb}/studies/{STUDY}/series/{NATIVE}/instances/{sop}/frames/3", headers=bare
+    )
+    assert r.status_code == 200 and r.content == expected[2]
+    assert r.headers["content-type"] == "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1"
+    # Frames of a raw dataset (no file meta): found all the same.
+    raw = world.archive / "raw" / "OLD0001"
+    pixels = pydicom.dcmread(raw, force=True).PixelData
+    assert world.client.retrieve_instance_frames(STUDY, RAW, world.sop(raw), frame_numbers=[1]) == [pixels]
 
 
 @pytest.mark.parametrize("name", ["BOT.dcm", "NOBOT.dcm"])
@@ -263,8 +280,14 @@ def test_bulk_data_uris_lead_to_the_values(world: World) -> None:
     )
     got = world.client.retrieve_bulkdata(j2k_url, media_types=(("image/jp2", J2K_TS),))
     assert got == world.j2k_frames["none"]
+    # Inside a sequence: tag/item/tag.
+    assert meta["00880200"]["Value"][0]["7FE00010"]["BulkDataURI"].endswith("/bulkdata/00880200/0/7FE00010")
+    icon_url = blob_url.replace("00091000", "00880200/0/7FE00010")
+    assert world.client.retrieve_bulkdata(icon_url) == [bytes(range(256)) * 16]
+    assert meta["00083002"]["Value"] == ["1.2.840.10008.1.2"]  # detected: the raw file is implicit VR
     h = world.live.auth
     assert httpx.get(blob_url.replace("00091000", "00100010"), headers=h).status_code == 404
+    assert httpx.get(blob_url.replace("00091000", "00880200/1/7FE00010"), headers=h).status_code == 404
     assert httpx.get(blob_url.replace("00091000", "zz"), headers=h).status_code == 400
 
 

@@ -40,7 +40,7 @@ from pacsindex.dicomweb.accept import (
     retrieve_type,
 )
 from pacsindex.dicomweb.bulkdata import BULK_LIMIT, add_bulk_uris
-from pacsindex.dicomweb.part10 import Framing, frame_file
+from pacsindex.dicomweb.part10 import Framing, frame_file, syntax_of
 from pacsindex.errors import FileChanged, NotFound, SourceError
 from pacsindex.sources.readers import CHUNK, Readers, coalesce
 
@@ -327,6 +327,7 @@ def read_metadata(f: InstanceFile, readers: Readers, base: str | None = None) ->
             out["7FE00010"] = {"vr": pixel_vr, "BulkDataURI": ""}
         add_bulk_uris(out, url)
     ts = f.TransferSyntaxUID or getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    ts = ts or syntax_of(ds)  # a raw dataset: what its encoding is, as it is sent (part10)
     if ts:
         out["00083002"] = {"vr": "UI", "Value": [str(ts)]}  # AvailableTransferSyntaxUID
     return dict(sorted(out.items()))
