@@ -32,7 +32,7 @@ from pacsindex.accounts import audit
 from pacsindex.accounts.apitokens import ApiTokens, Clock
 from pacsindex.config.settings import Settings
 from pacsindex.dicomweb import query as dicomweb
-from pacsindex.dicomweb.accept import Wanted
+from pacsindex.dicomweb.accept import Wanted, check_syntaxes
 from pacsindex.dicomweb.bulkdata import BulkBody, open_bulk
 from pacsindex.dicomweb.dicomjson import INSTANCE, SERIES, STUDY
 from pacsindex.dicomweb.frames import open_frames, parse_frame_list
@@ -207,6 +207,9 @@ def _retrieve(
         single.check(wanted)
         _audit_retrieval(request, who, what, study, series, target.PatientID)
         return _single_response(single)
+    # What the index knows already refuses early, before every file is opened; raw datasets are checked
+    # once their encoding is seen.
+    check_syntaxes(wanted, [f.TransferSyntaxUID for f in target.files if f.TransferSyntaxUID])
     multipart = Multipart(target.files, readers)
     multipart.check(wanted)
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
