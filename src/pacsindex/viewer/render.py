@@ -94,6 +94,10 @@ def _render(data: bytes, request: RenderRequest) -> Rendered:
 
 def _read(data: bytes) -> pydicom.Dataset:
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    if len(ds) == 0 or all(tag.group == 0x0002 for tag in ds.keys()):
+        raise InvalidDicomError("no DICOM elements")
+    if data[128:132] != b"DICM" and "SOPClassUID" not in ds and "Rows" not in ds:
+        raise InvalidDicomError("neither a Part 10 file nor a dataset")
     meta = ds.file_meta
     if "TransferSyntaxUID" not in meta:  # a raw dataset from an old archive: as it was read
         implicit, little = ds.original_encoding
@@ -314,6 +318,8 @@ def _reason(exc: BaseException, ds: pydicom.Dataset | None) -> str:
         return f"no decoder is installed for this image's compression ({name})"
     if "unable to decode" in lowered:
         return f"the decoders could not read this image's compressed data ({name}): damaged or unusual"
-    if isinstance(exc, (EOFError, MemoryError)) or "truncat" in text.lower() or "not enough" in text.lower():
+    if isinstance(exc, (EOFError, MemoryError)) or any(
+        word in lowered for word in ("truncat", "not enough", "less than expected")
+    ):
         return f"the image data is incomplete or damaged ({name})"
     return f"the image data could not be decoded ({name}): {text}"

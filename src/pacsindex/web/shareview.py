@@ -54,7 +54,8 @@ def install(app: FastAPI) -> None:
 
 
 def _refused(exc: PacsIndexError) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=refusal_page(exc).status_code, headers=NO_STORE)
+    status = 404 if type(exc) is NotFound else refusal_page(exc).status_code
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=NO_STORE)
 
 
 def _check(request: Request, token: str) -> Access:
