@@ -17,9 +17,9 @@ import httpx
 import numpy as np
 import pytest
 from argon2 import PasswordHasher
-from conftest import write_dicom
 from PIL import Image
 
+from conftest import write_dicom
 from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
