@@ -8,8 +8,8 @@
    JPEG 2000 with the reversible colour transform, 16-bit RGB) are listed with what each answered.
 2. Viewer scrolling: one 200-image series pulled through the viewer's image route in order, four at a
    time as the viewer prefetches: images per second and the time to the first image (the listing, then
-   the first image), directly and through ../shared/tools/latency_proxy.py adding 1 ms each way between
-   the client and the server.
+   the first image), with the archive on local disk and on a Samba share (tests/samba_server.py) reached
+   through ../shared/tools/latency_proxy.py adding 1 ms each way: the practice's NAS.
 3. A results page of 100 series on a cold thumbnail cache: six thumbnails at a time (a browser's
    connections per host) until all 100 are there, while another client polls `/api/index/status` and
    `/api/search` every 100 ms: the time to all thumbnails and those requests' latencies (target: within
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -46,8 +47,9 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless
 
 from bench.bench_status import free_port, start_server, stop_server, summary, wait_until_up
 from pacsindex.accounts.auth import Accounts
+from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions, run_index
-from pacsindex.sources.files import LocalTree
+from pacsindex.sources.files import LocalTree, source_for
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -184,9 +186,9 @@ def build(root: Path, files: int, scroll: int, series: int) -> dict[str, Any]:
 
 
 class Pacsindex:
-    def __init__(self, work: Path, root: Path) -> None:
+    def __init__(self, work: Path, root: Path, source: Any = None) -> None:
         self.db = work / "pacsindex.db"
-        run_index(self.db, [LocalTree(str(root))], ScanOptions(workers=1))
+        run_index(self.db, [source or LocalTree(str(root))], ScanOptions(workers=1))
         Accounts(self.db).add_user("bench", PASSWORD)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -321,6 +323,59 @@ def scroll(pi: Pacsindex, url: str, label: str) -> dict[str, Any]:
     }
 
 
+def scroll_over_smb(work: Path, folder: Path) -> dict[str, Any]:
+    """The same series on a Samba share reached through latency_proxy.py (1 ms each way): the NAS case."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from samba_server import PASSWORD as SMB_PASSWORD
+    from samba_server import USER as SMB_USER
+    from samba_server import samba_problem, start_samba, wait_for_port
+
+    label = "NAS over SMB, 1 ms each way"
+    problem = samba_problem()
+    script = next((p for p in PROXIES if p.exists()), None)
+    if problem or script is None:
+        return {
+            "where": f"{label}: not measured ({problem or 'latency_proxy.py not found'})",
+            "images": 0,
+            "images_per_s": None,
+            "first_image_ms": None,
+        }
+    smb = start_samba(work / "samba", {"bench": folder})
+    port = free_port()
+    proxy = subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            "--listen",
+            str(port),
+            "--target",
+            f"127.0.0.1:{smb.port}",
+            "--delay-ms",
+            "1",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    os.environ.update({"PACSINDEX_SMB_USER": SMB_USER, "PACSINDEX_SMB_PASSWORD": SMB_PASSWORD})
+    server = None
+    try:
+        wait_for_port(port, proxy)
+        url = smb.url("bench", port=port)
+        data = work / "data-smb"
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True)
+        settings = Settings(smb_user=SMB_USER, smb_password=SMB_PASSWORD)
+        server = Pacsindex(data, folder, source_for(url, settings))
+        return scroll(server, server.url, label)
+    finally:
+        if server is not None:
+            stop_server(server.proc)
+        os.killpg(proxy.pid, 15)
+        proxy.wait()
+        smb.stop()
+
+
 def thumbnails(pi: Pacsindex) -> dict[str, Any]:
     c = pi.client()
     keys = [s["SeriesKey"] for s in c.get("/api/search", params={"q": "thumb", "limit": 500}).json()]
@@ -380,34 +435,15 @@ def main(argv: list[str] | None = None) -> int:
     (work / "data").mkdir(parents=True)
     pi = Pacsindex(work / "data", root)
     orthanc = None
-    proxy = None
     result: dict[str, Any] = {"python": sys.version.split()[0]}
     try:
         orthanc = start_orthanc(work)
         result["orthanc"] = compare(pi, orthanc, data, args.rounds)
         print(json.dumps(result["orthanc"]), flush=True)
-        result["scrolling"] = [scroll(pi, pi.url, "local")]
-        port = free_port()
-        script = next((p for p in PROXIES if p.exists()), PROXIES[0])
-        proxy = subprocess.Popen(
-            [
-                sys.executable,
-                str(script),
-                "--listen",
-                str(port),
-                "--target",
-                f"127.0.0.1:{pi.port}",
-                "--delay-ms",
-                "1",
-            ]
-        )
-        wait_until_up(f"http://127.0.0.1:{port}", proxy)
-        result["scrolling"].append(scroll(pi, f"http://127.0.0.1:{port}", "latency proxy, 1 ms each way"))
+        result["scrolling"] = [scroll(pi, pi.url, "local disk")]
+        result["scrolling"].append(scroll_over_smb(work, root / "scroll"))
         result["thumbnails"] = thumbnails(pi)
     finally:
-        if proxy is not None:
-            proxy.terminate()
-            proxy.wait(10)
         if orthanc is not None:
             orthanc.stop()
         stop_server(pi.proc)
