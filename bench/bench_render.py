@@ -403,7 +403,7 @@ def thumbnails(pi: Pacsindex) -> dict[str, Any]:
     with ThreadPoolExecutor(6) as ex:
         list(
             ex.map(
-                lambda k: browsers[hash(k) % 6].get(f"/api/series/{k}/thumbnail?size=64").raise_for_status(),
+                lambda k: browsers[hash(k) % 6].get(f"/api/series/{k}/thumbnail").raise_for_status(),
                 keys,
             )
         )

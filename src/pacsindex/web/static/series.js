@@ -97,7 +97,7 @@ function imagesCard(s) {
   return h(
     "section",
     { class: "card images-card" },
-    h("a", { href: viewer, class: "thumb-link", title: "Open in the viewer" }, h("img", { src: `/api/series/${encodeURIComponent(s.SeriesKey)}/thumbnail?size=160`, alt: "Middle image of the series", class: "series-thumb", id: "series-thumb", width: 160, height: 160, loading: "lazy" })),
+    h("a", { href: viewer, class: "thumb-link", title: "Open in the viewer" }, h("img", { src: `/api/series/${encodeURIComponent(s.SeriesKey)}/thumbnail`, alt: "Middle image of the series", class: "series-thumb", id: "series-thumb", width: 160, height: 160, loading: "lazy" })),
     h("div", {}, h("h3", {}, "Images"), h("a", { href: viewer, class: "button primary", id: "open-viewer" }, "Open in the viewer")),
   );
 }

@@ -124,7 +124,7 @@ function showStrip(listing) {
           "data-series": s.SeriesKey,
           onclick: () => openSeries(s.images_url),
         },
-        h("img", { src: `${s.thumbnail_url}?size=96`, alt: "", loading: "lazy", width: 64, height: 64 }),
+        h("img", { src: s.thumbnail_url, alt: "", loading: "lazy", width: 64, height: 64 }),
         h("span", {}, `${s.SeriesNumber ?? "–"} ${s.Modality || ""}`),
         h("span", { class: "v-desc" }, s.SeriesDescription || "(no description)"),
       ),
