@@ -8,8 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from argon2 import PasswordHasher
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
 
 from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
 from pacsindex.config.settings import Settings
@@ -48,12 +51,32 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     base = tmp_path_factory.mktemp("ui-viewer")
     archive = base / "archive"
     write_sample(archive, patients=3, files=150, rows=256, columns=256)
+    cine(archive / "CINE" / "US1.dcm")
     settings = Settings(db=base / "pacsindex.db", workers=1, render_workers=1)
     run_index(settings.db, [LocalTree(str(archive))], ScanOptions(workers=1))
     app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     app.state.pacsindex.accounts.add_user("thandi", PASSWORD)
     with ThreadedServer(app, settings) as running:
         yield running
+
+
+def cine(path: Path) -> None:
+    """An ultrasound clip: 12 frames of 64x64, each brighter than the one before."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.Modality, ds.StudyDate = "DLAMINI^ZOE", "PID-CINE", "US", "20240301"
+    ds.SeriesNumber, ds.InstanceNumber, ds.NumberOfFrames = 1, 1, 12
+    ds.Rows = ds.Columns = 64
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.WindowCenter, ds.WindowWidth = "128", "256"
+    ds.PixelData = np.stack([np.full((64, 64), 10 + 20 * k, np.uint8) for k in range(12)]).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
 
 
 def signed_in(browser: Any, url: str, **context: Any) -> Any:
@@ -203,3 +226,27 @@ def test_a_recipient_views_the_shared_series(browser: Any, server: Any) -> None:
     them.screenshot(path=str(ARTIFACTS / "ui-viewer-recipient.png"))
     assert not errors, errors
     staff.close()
+
+
+def test_a_multi_frame_clip_plays(browser: Any, server: Any) -> None:
+    ctx = signed_in(browser, server.url, viewport={"width": 1366, "height": 768})
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    found = ctx.request.get(server.url + "/api/search", params={"q": "PID-CINE"}).json()
+    page.goto(f"{server.url}/viewer/{found[0]['SeriesKey']}")
+    expect(page.locator("#v-position")).to_contain_text("Image 1 / 12 · frame 1/12")
+    first = brightness_becomes(page, "b > 1")
+    expect(page.locator("#v-play")).to_be_visible()
+    page.click("#v-play")
+    page.wait_for_function(
+        "() => /frame (\\d+)\\/12/.test(document.getElementById('v-position').textContent)"
+        " && Number(/frame (\\d+)\\/12/.exec(document.getElementById('v-position').textContent)[1]) >= 4"
+    )
+    page.click("#v-play")  # pause
+    assert page.locator("#v-play").inner_text() == "Play"
+    page.locator("#v-slider").fill("11")
+    expect(page.locator("#v-position")).to_contain_text("frame 12/12")
+    brightness_becomes(page, f"b > {first} + 100")  # the last frame is the brightest
+    assert not errors, errors
+    ctx.close()
