@@ -307,7 +307,10 @@ def scroll(pi: Pacsindex, url: str, label: str) -> dict[str, Any]:
         if not hasattr(local, "c"):
             with lock:
                 local.c = next(pool)
-        local.c.get(image["url"], params={"size": 1024}).raise_for_status()
+        r = local.c.get(image["url"], params={"size": 1024})
+        r.raise_for_status()
+        if r.headers.get("x-render-problem"):
+            raise SystemExit(f"{label}: an image was not drawn: {r.headers['x-render-problem']}")
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(4) as ex:
