@@ -105,10 +105,13 @@ def test_thumbnails_in_results_and_the_viewer_on_a_laptop(browser: Any, server: 
     page.wait_for_function(
         "() => [...document.querySelectorAll('img.result-thumb')].some(i => i.complete && i.naturalWidth > 0)"
     )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-results-thumbnails.png"))
     page.goto(f"{server.url}/#/series/{ct['SeriesKey']}")
     page.wait_for_function(
         "() => { const i = document.getElementById('series-thumb'); return i && i.naturalWidth > 0; }"
     )
+    page.screenshot(path=str(ARTIFACTS / "ui-series-thumbnail.png"))
     page.click("#open-viewer")
     expect(page.locator("#v-position")).to_contain_text(f"Image 1 / {ct['file_count']}")
     own = brightness_becomes(page, "b > 5")

@@ -25,10 +25,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from pacsindex.accounts import audit
 from pacsindex.config.settings import Settings
+from pacsindex.errors import NotFound
 from pacsindex.index import store
 from pacsindex.viewer import images as viewer_images
 from pacsindex.viewer.pool import Renderer
-from pacsindex.viewer.render import JPEG, PNG, Rendered, RenderRequest
+from pacsindex.viewer.render import JPEG, PNG, Rendered, RenderRequest, placeholder
 from pacsindex.viewer.thumbs import ThumbnailCache, thumbnail_key
 from pacsindex.web.indexing import index_reader
 from pacsindex.web.models import Problem
@@ -112,8 +113,6 @@ async def thumbnail_of(request: Request, key: str, size: int) -> Response:
     with index_reader(state(request).settings.db) as conn:
         middle = viewer_images.middle_image(conn, key)
     if middle is None:
-        from pacsindex.viewer.render import placeholder
-
         return image_response(placeholder(render_request(size=size), "this series holds no images"))
     cache_key = thumbnail_key(key, middle.path, middle.size, middle.mtime_ns, size)
     wanted = render_request(size=size, fmt="jpeg", quality=80)
@@ -129,8 +128,6 @@ def series_listing(
     The URLs are templates with {key} and {id}, so staff and recipients use the same viewer."""
     detail = store.get_series(conn, key)
     if detail is None:
-        from pacsindex.errors import NotFound
-
         raise NotFound("no series with that SeriesKey (the index may have changed: search again)")
     found = viewer_images.series_images(conn, key)
     strip = [s for s in viewer_images.study_series(conn, key) if keys is None or s["SeriesKey"] in keys]
