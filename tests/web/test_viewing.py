@@ -191,6 +191,7 @@ def test_a_recipient_sees_the_shared_series_and_nothing_else(live: Live) -> None
     recipient = live.anonymous()
     page = recipient.get(f"/share/{token}/view")
     assert page.status_code == 200 and "/static/viewer.js" in page.text
+    assert 'data-format="jpeg"' in page.text  # a recipient's phone gets JPEGs, a tenth of the bytes
     listing = recipient.get(f"/share/{token}/view/series/{ct['SeriesKey']}").json()
     assert [s["SeriesKey"] for s in listing["study"]] == [ct["SeriesKey"]]  # no neighbours in the strip
     assert listing["series"]["PatientName"] is None  # no passcode: no name, as on the landing page

@@ -96,7 +96,10 @@ def view(request: Request, token: str) -> Response:
     except PacsIndexError as exc:
         return refusal_page(exc, token)
     first = sorted(share_series_keys(got.share))[0]
-    response = viewer_page(f"/share/{token}/view/series/{first}", f"/share/{token}", "Back to the share")
+    # JPEG (quality 90) for recipients: a phone on a mobile network, a tenth of the PNG's bytes
+    response = viewer_page(
+        f"/share/{token}/view/series/{first}", f"/share/{token}", "Back to the share", fmt="jpeg"
+    )
     return with_grant(response, request, token, got)
 
 

@@ -155,9 +155,15 @@ def series_listing(
     }
 
 
-def viewer_page(listing_url: str, back_url: str, back_label: str) -> HTMLResponse:
-    """The viewer's page: the same static files for staff and recipients, told where to start."""
-    attrs = {"data-listing": listing_url, "data-back": back_url, "data-back-label": back_label}
+def viewer_page(listing_url: str, back_url: str, back_label: str, fmt: str = "png") -> HTMLResponse:
+    """The viewer's page: the same static files for staff and recipients, told where to start and in which
+    format to ask for images (PNG, exact, on the practice's network; JPEG for a recipient's phone)."""
+    attrs = {
+        "data-listing": listing_url,
+        "data-back": back_url,
+        "data-back-label": back_label,
+        "data-format": fmt,
+    }
     data = " ".join(f'{k}="{html.escape(v, quote=True)}"' for k, v in attrs.items())
     body = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"

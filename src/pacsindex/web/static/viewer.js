@@ -135,6 +135,10 @@ function showStrip(listing) {
 function renderUrl(entry) {
   const size = Math.min(1024, Math.max(256, Math.round(Math.max(stage.clientWidth, stage.clientHeight) * (window.devicePixelRatio || 1))));
   const q = new URLSearchParams({ size: String(size) });
+  if (body.dataset.format === "jpeg") {
+    q.set("format", "jpeg");
+    q.set("quality", "90");
+  }
   if (entry.frame > 1 || entry.frames > 1) q.set("frame", String(entry.frame));
   if (state.window) {
     q.set("wc", String(Math.round(state.window.c)));
