@@ -98,3 +98,25 @@ def test_drawing_happens_in_another_process_and_a_missing_file_is_a_placeholder(
     assert problem is not None and "cannot be read" in problem
     with pytest.raises(RuntimeError):
         asyncio.run(renderer.render(str(tmp_path / "ct.dcm"), RenderRequest()))
+
+
+def crash(data: bytes, request: RenderRequest) -> None:
+    """What a decoder that segfaults on a bad file does to its process."""
+    os._exit(3)
+
+
+def test_a_worker_that_dies_gives_a_placeholder_and_the_next_image_is_drawn(tmp_path: Path) -> None:
+    path = str(ct_file(tmp_path / "ct.dcm"))
+    renderer = Renderer(Readers(lambda _p: LocalReader()), workers=1)
+
+    async def main() -> tuple[str | None, str | None]:
+        died = await renderer._run(crash, b"", RenderRequest(size=32))
+        after = await renderer.render(path, RenderRequest())
+        return died.problem, after.problem
+
+    try:
+        died, after = asyncio.run(main())
+    finally:
+        renderer.shutdown()
+    assert died is not None and "decoder stopped" in died
+    assert after is None
