@@ -152,7 +152,10 @@ function load(entry) {
   let got = state.cache.get(url);
   if (!got) {
     got = fetch(url, { credentials: "same-origin" }).then(async (r) => {
-      if (!r.ok) throw new Error(r.status === 410 ? "This link has ended." : `Image not available (${r.status})`);
+      if (!r.ok) {
+        const why = { 401: "Your session has ended: sign in again.", 403: "This link needs its passcode again.", 410: "This link has ended." };
+        throw new Error(why[r.status] || `Image not available (${r.status})`);
+      }
       const blob = await r.blob();
       return { bitmap: await createImageBitmap(blob), headers: r.headers };
     });
@@ -178,6 +181,7 @@ async function show(index) {
   if (!state.entries.length) return;
   state.index = Math.max(0, Math.min(state.entries.length - 1, index));
   slider.value = String(state.index);
+  slider.setAttribute("aria-valuetext", `Image ${state.index + 1} of ${state.entries.length}`);
   const entry = state.entries[state.index];
   const seq = ++state.drawSeq;
   let got;
