@@ -147,29 +147,73 @@ function renderUrl(entry) {
   return `${entry.image.url}?${q}`;
 }
 
-function load(entry) {
+// Requests go out at most IN_FLIGHT at a time, the image on screen first. When the user has scrolled on,
+// prefetches that are no longer near the image shown are dropped before they are sent, so a fast scroll
+// through a long series never queues the server behind images nobody will see.
+const IN_FLIGHT = 4;
+const queue = []; // jobs not yet sent: {url, at, start}
+let sending = 0;
+
+function load(entry, urgent = false) {
   const url = renderUrl(entry);
   let got = state.cache.get(url);
-  if (!got) {
-    got = fetch(url, { credentials: "same-origin" }).then(async (r) => {
-      if (!r.ok) {
-        const why = { 401: "Your session has ended: sign in again.", 403: "This link needs its passcode again.", 410: "This link has ended." };
-        throw new Error(why[r.status] || `Image not available (${r.status})`);
-      }
-      const blob = await r.blob();
-      return { bitmap: await createImageBitmap(blob), headers: r.headers };
-    });
-    got.catch(() => state.cache.delete(url));
-    state.cache.set(url, got);
-    while (state.cache.size > KEPT) state.cache.delete(state.cache.keys().next().value);
-  } else {
+  if (got) {
     state.cache.delete(url); // most recently used last
     state.cache.set(url, got);
+    const waiting = queue.findIndex((j) => j.url === url);
+    if (urgent && waiting > 0) queue.unshift(...queue.splice(waiting, 1));
+    return got;
   }
+  const job = { url, at: state.entries.indexOf(entry) };
+  got = new Promise((resolve, reject) => {
+    job.start = () => {
+      sending++;
+      fetch(url, { credentials: "same-origin" })
+        .then(async (r) => {
+          if (!r.ok) {
+            const why = { 401: "Your session has ended: sign in again.", 403: "This link needs its passcode again.", 410: "This link has ended." };
+            throw new Error(why[r.status] || `Image not available (${r.status})`);
+          }
+          const blob = await r.blob();
+          return { bitmap: await createImageBitmap(blob), headers: r.headers };
+        })
+        .then(resolve, reject)
+        .finally(() => {
+          sending--;
+          pump();
+        });
+    };
+    job.reject = reject;
+  });
+  got.catch(() => state.cache.delete(url));
+  state.cache.set(url, got);
+  while (state.cache.size > KEPT) state.cache.delete(state.cache.keys().next().value);
+  if (urgent) queue.unshift(job);
+  else queue.push(job);
+  pump();
   return got;
 }
 
+function pump() {
+  while (sending < IN_FLIGHT && queue.length) {
+    queue.shift().start();
+  }
+}
+
+// Drop what is queued and no longer near the image shown.
+function prune() {
+  for (let i = queue.length - 1; i >= 0; i--) {
+    const job = queue[i];
+    if (Math.abs(job.at - state.index) > AHEAD) {
+      queue.splice(i, 1);
+      state.cache.delete(job.url);
+      job.reject(new Error("skipped"));
+    }
+  }
+}
+
 function prefetch() {
+  prune();
   for (let d = 1; d <= AHEAD; d++) {
     for (const i of [state.index + d, state.index - d]) {
       if (i >= 0 && i < state.entries.length) load(state.entries[i]).catch(() => {});
@@ -185,8 +229,9 @@ async function show(index) {
   const entry = state.entries[state.index];
   const seq = ++state.drawSeq;
   let got;
+  prune();
   try {
-    got = await load(entry);
+    got = await load(entry, true);
   } catch (err) {
     if (seq === state.drawSeq) {
       problem.hidden = false;
