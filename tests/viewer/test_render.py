@@ -313,3 +313,15 @@ def test_what_cannot_be_decoded_gives_a_placeholder_and_a_reason(damage: str, sa
     picture = pixels(rendered.body)
     assert picture.shape[:2] == (128, 128)
     assert picture.std() > 5  # a picture with words on it, not a blank square
+
+
+def test_a_voi_lut_sequence_is_used_when_the_file_has_no_window() -> None:
+    """A VOI LUT that lights only soft tissue: what the modality's own display would show."""
+    ds = ct_dataset()
+    del ds.RescaleIntercept, ds.RescaleSlope  # stored values: air 24, tissue 1064, bone 2524
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 16]
+    lut.LUTData = np.array([65535 if 1000 <= v <= 2000 else 0 for v in range(4096)], np.uint16).tobytes()
+    ds.VOILUTSequence = [lut]
+    assert bands(draw(encoded(ds))) == (0, 255, 0)
+    assert bands(draw(encoded(ds), window=(1064, 400)))[1] in range(120, 136)  # a window asked for wins
