@@ -56,6 +56,7 @@ BENCH_INDEX_FILES ?= 4000
 BENCH_STATUS_FILES ?= 100000
 BENCH_SHARE_FILES ?= 300
 BENCH_SMB_FILES ?= 10000
+BENCH_RENDER_FILES ?= 30
 
 bench: install system
 	$(BIN)/python -m bench.bench_index --files $(BENCH_INDEX_FILES) --rounds 3
@@ -63,6 +64,7 @@ bench: install system
 	$(BIN)/python -m bench.bench_status --files $(BENCH_STATUS_FILES)
 	$(BIN)/python -m bench.bench_share --files $(BENCH_SHARE_FILES)
 	$(BIN)/python -m bench.bench_smb --files $(BENCH_SMB_FILES)
+	$(BIN)/python -m bench.bench_render --files $(BENCH_RENDER_FILES)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .test-tools build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

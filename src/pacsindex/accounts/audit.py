@@ -50,6 +50,7 @@ TOKEN_CREATE = "token_create"  # an admin made an API token (for DICOMweb client
 TOKEN_REVOKE = "token_revoke"
 DICOMWEB_QUERY = "dicomweb_query"  # a QIDO-RS search (user "token:NAME" for an API token)
 DICOMWEB_RETRIEVE = "dicomweb_retrieve"  # a WADO-RS retrieval of a study, series, instance or metadata
+VIEW_SERIES = "view_series"  # a series opened in the image viewer (its images drawn for a staff member)
 ACTIONS = (
     SIGNIN,
     SIGNIN_FAILED,
@@ -72,6 +73,7 @@ ACTIONS = (
     TOKEN_REVOKE,
     DICOMWEB_QUERY,
     DICOMWEB_RETRIEVE,
+    VIEW_SERIES,
 )
 
 MAX_PAGE = 500

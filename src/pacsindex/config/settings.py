@@ -49,6 +49,8 @@ class Settings:
     share_max_streams: int = 4  # share downloads sent at once; more get 429 with Retry-After
     public_url: str = ""  # e.g. https://pacs.example.co.za: the start of share links; default: as asked
     cors_origins: tuple[str, ...] = ()  # viewers on other origins allowed to call /dicom-web (CORS)
+    render_workers: int = 2  # processes that decode and draw images (viewer, thumbnails, /rendered)
+    thumbnail_cache_mb: int = 200  # series thumbnails kept in the data directory, least recently used dropped
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later features read
 
     @property
@@ -132,6 +134,10 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError("share_default_hours must be 1 to share_max_hours, and that a year at most")
     if not 1 <= s.share_max_streams <= 256:
         raise ConfigError("share_max_streams must be between 1 and 256")
+    if not 1 <= s.render_workers <= 64:
+        raise ConfigError("render_workers must be between 1 and 64")
+    if not 1 <= s.thumbnail_cache_mb <= 1_000_000:
+        raise ConfigError("thumbnail_cache_mb must be between 1 and 1000000")
     if s.public_url and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", s.public_url):
         raise ConfigError(f"public_url must be an http:// or https:// address, not {s.public_url!r}")
     for origin in s.cors_origins:

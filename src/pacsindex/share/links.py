@@ -59,7 +59,7 @@ from pacsindex.share.store import Share, connect, iso, share_from, token_hash
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-Kind = Literal["page", "passcode", "files", "download", "file"]
+Kind = Literal["page", "passcode", "files", "download", "file", "view", "image"]
 
 OUTCOMES = (
     "ok",
@@ -73,7 +73,9 @@ OUTCOMES = (
     "locked",
     "busy",  # too many downloads at once
 )
-KINDS = ("page", "passcode", "files", "download", "file")
+# "view": the recipient opened the image viewer; "image": one image drawn in it (checked like any use,
+# but only refusals are logged: a scroll through a series would otherwise be hundreds of rows)
+KINDS = ("page", "passcode", "files", "download", "file", "view", "image")
 
 TOKEN_BYTES = 32
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
@@ -84,6 +86,11 @@ MAX_DOWNLOADS = 1000
 MIN_EXPIRY_S = 60
 MAX_PAGE = 500
 GRANT_S = 30 * 60  # how long a right passcode lasts in the recipient's browser
+
+
+def share_series_keys(share: Share) -> frozenset[str]:
+    """Every SeriesKey a share gives its recipient: what the recipient's viewer may show, nothing else."""
+    return frozenset({share.SeriesKey})
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +318,8 @@ class Shares:
             new_grant = self.grant(share)
         if kind == "download":
             share = self._reserve_download(share, kind, client, user_agent, now)
+        if kind == "image":
+            return Access(share, 0, new_grant)
         log_id = self._log(share.id, kind, client, user_agent, "ok", now)
         return Access(share, log_id, new_grant)
 

@@ -29,7 +29,10 @@ from pacsindex.index import store
 from pacsindex.ingest.jobs import IndexJobs, SourceFactory
 from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sources.files import source_for as default_source_for
-from pacsindex.web import admin, errors, indexing, nas, searching, sharing, signin
+from pacsindex.sources.readers import Readers
+from pacsindex.viewer.pool import Renderer
+from pacsindex.viewer.thumbs import ThumbnailCache
+from pacsindex.web import admin, errors, indexing, nas, searching, shareview, sharing, signin, viewing
 from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web
 from pacsindex.web.security import WebState, signed_in
@@ -86,10 +89,15 @@ def create_app(
         tz=settings.tz,
     )
     web = WebState(settings=settings, accounts=accounts, audit=AuditLog(settings.db, clock=now), jobs=jobs)
+    # Images are decoded and drawn in worker processes (the viewer, thumbnails, DICOMweb /rendered).
+    renderer = Renderer(Readers(settings=settings), workers=settings.render_workers)
+    thumbnails = ThumbnailCache(settings.data_path / "thumbnails", settings.thumbnail_cache_mb << 20)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        renderer.warm()
         yield
+        renderer.shutdown()
         jobs.shutdown()
         web.audit.flush(timeout=30)
 
@@ -117,6 +125,8 @@ def create_app(
     sharing.install(app, settings, clock=now, hasher=hasher)  # /api/shares, /share/*
     orthanc_web.install(app, settings)  # /api/settings/orthanc, /api/orthanc/sends
     dicomweb_web.install(app, settings, clock=now)  # /dicom-web/*, /api/tokens
+    viewing.install(app, settings, renderer, thumbnails)  # /viewer/*, /api/series/*/images, /api/images/*
+    shareview.install(app)  # /share/{token}/view*: the recipient's viewer
     _page_routes(app)
     app.add_middleware(_Headers, secure=settings.secure_cookies)
     return app

@@ -46,9 +46,9 @@ from pacsindex.dicomweb.retrieve import (
     instance_wanted,
     metadata,
 )
-from pacsindex.errors import AuthError, InvalidQuery, TokenRejected
+from pacsindex.errors import AuthError, InvalidQuery, NotAcceptable, TokenRejected
 from pacsindex.sources.readers import Readers
-from pacsindex.web import tokens
+from pacsindex.web import tokens, viewing
 from pacsindex.web.indexing import index_reader
 from pacsindex.web.models import Problem
 from pacsindex.web.security import COOKIE, client_address, signed_in, state
@@ -398,3 +398,161 @@ class DicomWebCors:
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+
+# -- WADO-RS rendered resources and thumbnails (issue 16, pacsindex.viewer) ------------------------------
+# PS3.18 10.4.1.1.3 and 10.4.1.1.4: an instance or one frame drawn as image/jpeg (the default) or image/png,
+# with `window` (center,width[,function]), `viewport` (vw,vh: the picture fits in it) and `quality`. A study
+# or series renders (and thumbnails) its middle instance. Drawn by the same renderer as the viewer: a file
+# that cannot be decoded gives a placeholder image and an X-Render-Problem header, never an error status.
+
+_RENDERED = (JPEG_MEDIA := "image/jpeg", PNG_MEDIA := "image/png")
+THUMBNAIL_SIZE = 128
+
+
+def _rendered_media(request: Request) -> str:
+    asked = request.query_params.get("accept") or request.headers.get("accept") or "*/*"
+    for item in asked.split(","):
+        kind = item.split(";")[0].strip().lower()
+        if kind in _RENDERED:
+            return kind
+        if kind in ("image/*", "*/*"):
+            return JPEG_MEDIA
+    raise NotAcceptable("rendered images are sent as image/jpeg or image/png")
+
+
+def _window(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        center, width = float(parts[0]), float(parts[1])
+    except (IndexError, ValueError) as exc:
+        raise InvalidQuery("window is center,width[,function], e.g. window=40,400,linear") from exc
+    if width <= 0 or len(parts) > 3:
+        raise InvalidQuery("window is center,width[,function] with a width above 0")
+    return center, width
+
+
+def _viewport(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        width, height = int(parts[0]), int(parts[1])
+    except (IndexError, ValueError) as exc:
+        raise InvalidQuery("viewport is vw,vh in pixels, e.g. viewport=512,512") from exc
+    if not (1 <= width <= 4096 and 1 <= height <= 4096):
+        raise InvalidQuery("viewport sizes are 1 to 4096 pixels")
+    return width, height
+
+
+def _frame(frames: str | None) -> int:
+    if frames is None:
+        return 1
+    if not frames.isdigit() or not 1 <= int(frames) <= 100_000:
+        raise InvalidQuery("ask for one frame at a time, numbered from 1")
+    return int(frames)
+
+
+async def _rendered(
+    request: Request,
+    who: Caller,
+    study: str,
+    series: str | None,
+    sop: str | None,
+    frames: str | None = None,
+    thumbnail: bool = False,
+) -> Response:
+    media = _rendered_media(request)
+    params = request.query_params
+    quality = params.get("quality", "90")
+    if not quality.isdigit() or not 1 <= int(quality) <= 100:
+        raise InvalidQuery("quality is 1 to 100")
+    viewport = _viewport(params.get("viewport"))
+    settings = state(request).settings
+    with index_reader(settings.db) as conn:
+        target = find(conn, study, series, sop)
+    chosen = target.files[len(target.files) // 2] if sop is None else target.files[0]
+    wanted = viewing.render_request(
+        frame=_frame(frames),
+        size=THUMBNAIL_SIZE if thumbnail and viewport is None else None,
+        fmt=media,
+        quality=int(quality),
+        viewport=viewport,
+    )
+    window = _window(params.get("window"))
+    if window is not None and not thumbnail:
+        wanted = viewing.render_request(
+            wanted.frame, wanted.size, window[0], window[1], media, int(quality), viewport
+        )
+    what = "thumbnail" if thumbnail else "rendered"
+    _audit_retrieval(
+        request,
+        who,
+        f"{what} {INSTANCE if sop else SERIES if series else STUDY}",
+        study,
+        series,
+        target.PatientID,
+    )
+    rendered = await viewing.viewing(request).renderer.render(chosen.path, wanted)
+    return viewing.image_response(rendered, NO_STORE)
+
+
+RENDERED = {"description": "the image drawn as image/jpeg or image/png", "content": {"image/jpeg": {}}}
+
+
+@router.get("/studies/{study}/rendered", responses={200: RENDERED})
+async def study_rendered(study: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: the study's middle instance (of its first series), drawn."""
+    return await _rendered(request, who, study, None, None)
+
+
+@router.get("/studies/{study}/series/{series}/rendered", responses={200: RENDERED})
+async def series_rendered(study: str, series: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: the series' middle instance, drawn."""
+    return await _rendered(request, who, study, series, None)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/rendered", responses={200: RENDERED})
+async def instance_rendered(study: str, series: str, sop: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: one instance drawn (its first frame), with window, viewport and quality."""
+    return await _rendered(request, who, study, series, sop)
+
+
+FRAME = "/studies/{study}/series/{series}/instances/{sop}/frames/{frames}"
+
+
+@router.get(FRAME + "/rendered", responses={200: RENDERED})
+async def frame_rendered(
+    study: str, series: str, sop: str, frames: str, request: Request, who: Caller_
+) -> Response:
+    """WADO-RS: one frame of an instance drawn."""
+    return await _rendered(request, who, study, series, sop, frames)
+
+
+@router.get("/studies/{study}/thumbnail", responses={200: RENDERED})
+async def study_thumbnail(study: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: a small picture of the study (its middle instance)."""
+    return await _rendered(request, who, study, None, None, thumbnail=True)
+
+
+@router.get("/studies/{study}/series/{series}/thumbnail", responses={200: RENDERED})
+async def series_thumbnail(study: str, series: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: a small picture of the series (its middle instance)."""
+    return await _rendered(request, who, study, series, None, thumbnail=True)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/thumbnail", responses={200: RENDERED})
+async def instance_thumbnail(study: str, series: str, sop: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: a small picture of one instance."""
+    return await _rendered(request, who, study, series, sop, thumbnail=True)
+
+
+@router.get(FRAME + "/thumbnail", responses={200: RENDERED})
+async def frame_thumbnail(
+    study: str, series: str, sop: str, frames: str, request: Request, who: Caller_
+) -> Response:
+    """WADO-RS: a small picture of one frame."""
+    return await _rendered(request, who, study, series, sop, frames, thumbnail=True)

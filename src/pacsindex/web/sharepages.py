@@ -138,6 +138,7 @@ def landing_page(token: str, share: Share, series: dict[str, Any], tz: tzinfo) -
         "<p class='share-actions'><a class='button primary' id='share-download' "
         f"href='/share/{_e(token)}/download' download>"
         f"Download (zip, {_e(size_text(int(series['total_size'])))})</a>"
+        f" <a class='button' id='share-view' href='/share/{_e(token)}/view'>View the images</a>"
         f" <a href='/share/{_e(token)}/files'>List the files</a></p>"
         "<p class='muted'>The zip holds the DICOM files and MANIFEST.txt, which lists every file. "
         "Do not forward this link: it gives access to patient images.</p>"

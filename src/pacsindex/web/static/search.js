@@ -243,7 +243,7 @@ function studyBlock(s) {
             {},
             h("td", { class: "num" }, x.SeriesNumber ?? "–"),
             h("td", {}, h("span", { class: "modality" }, x.Modality || "?")),
-            h("td", {}, h("a", { href: `#/series/${x.SeriesKey}`, class: "series-link" }, x.SeriesDescription || "(no description)")),
+            h("td", {}, h("a", { href: `#/series/${x.SeriesKey}`, class: "series-link" }, h("img", { src: `/api/series/${x.SeriesKey}/thumbnail`, alt: "", loading: "lazy", class: "result-thumb", width: 40, height: 40 }), x.SeriesDescription || "(no description)")),
             h("td", { class: "num" }, count(x.file_count)),
           ),
         ),

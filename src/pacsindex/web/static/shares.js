@@ -25,7 +25,7 @@ const OUTCOME_LABEL = {
   locked: "Locked",
   busy: "Busy (try later)",
 };
-const KIND_LABEL = { page: "Opened", passcode: "Passcode", files: "File list", download: "Zip download", file: "One file" };
+const KIND_LABEL = { page: "Opened", passcode: "Passcode", files: "File list", download: "Zip download", file: "One file", view: "Viewed images", image: "Image (refused)" };
 
 // -- from the series view ---------------------------------------------------------------------------------
 
