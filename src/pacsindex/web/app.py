@@ -29,7 +29,7 @@ from pacsindex.index import store
 from pacsindex.ingest.jobs import IndexJobs, SourceFactory
 from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sources.files import source_for as default_source_for
-from pacsindex.web import admin, errors, indexing, nas, searching, sharing, signin
+from pacsindex.web import admin, errors, indexing, nas, operations, searching, sharing, signin
 from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web
 from pacsindex.web.security import WebState, signed_in
@@ -78,9 +78,10 @@ def create_app(
         clock=now,
         hasher=hasher,
     )
+    sources: SourceFactory = source_for or (lambda root: default_source_for(root, settings))
     jobs = IndexJobs(
         settings.db,
-        source_for or (lambda root: default_source_for(root, settings)),
+        sources,
         options=scan_options or ScanOptions(workers=settings.workers),
         status_path=settings.status_path,
         tz=settings.tz,
@@ -89,7 +90,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        operations.startup(app)  # the indexing schedule; sends to Orthanc a stop left unfinished resume
         yield
+        operations.shutdown(app)  # runs and sends stop between files, audited as stopped
         jobs.shutdown()
         web.audit.flush(timeout=30)
 
@@ -117,6 +120,7 @@ def create_app(
     sharing.install(app, settings, clock=now, hasher=hasher)  # /api/shares, /share/*
     orthanc_web.install(app, settings)  # /api/settings/orthanc, /api/orthanc/sends
     dicomweb_web.install(app, settings, clock=now)  # /dicom-web/*, /api/tokens
+    operations.install(app, settings, sources, clock=now)  # /healthz, /api/index/schedule, /api/reports
     _page_routes(app)
     app.add_middleware(_Headers, secure=settings.secure_cookies)
     return app
