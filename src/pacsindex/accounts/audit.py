@@ -88,7 +88,7 @@ ACTIONS = (
 MAX_PAGE = 500
 QUICK_WRITE_MS = 300
 REFUSAL_WINDOW_S = 3600  # identical refusals of an unauthenticated caller within this share one row
-_ALLOWED = (None, "ok", "incomplete")
+_AGGREGATED = ("not_found", "expired", "revoked", "limited")  # refusals nobody can bound; passcode tries
 
 _Row = tuple[str, str | None, str | None, str, str | None, bool]  # ..., aggregate: add to a recent twin
 
@@ -96,7 +96,7 @@ _Row = tuple[str, str | None, str | None, str, str | None, bool]  # ..., aggrega
 def aggregated(user: str | None, detail: dict[str, Any]) -> bool:
     """Whether an entry is a refusal of someone not signed in (a made-up share link, say): those add to
     the count of an identical recent entry instead of growing the log without bound."""
-    return user is None and detail.get("outcome", None) not in _ALLOWED
+    return user is None and detail.get("outcome", None) in _AGGREGATED
 
 
 class AuditLog:

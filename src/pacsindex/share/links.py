@@ -85,6 +85,7 @@ MIN_EXPIRY_S = 60
 MAX_PAGE = 500
 GRANT_S = 30 * 60  # how long a right passcode lasts in the recipient's browser
 REFUSAL_WINDOW_S = 3600  # identical refusals from one address within this share one access-log row
+AGGREGATED = ("not_found", "expired", "revoked", "limited")  # passcode tries stay one row each
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,9 +395,9 @@ class Shares:
         outcome: str,
         at: float,
     ) -> int:
-        if outcome != "ok":
-            # Made-up links cannot grow the log without bound: the same refusal from the same address
-            # within an hour adds to one row's count.
+        if outcome in AGGREGATED:
+            # Made-up or dead links cannot grow the log without bound: the same refusal from the same
+            # address within an hour adds to one row's count.
             with self._db() as conn:
                 row = conn.execute(
                     """SELECT id FROM access_log WHERE client IS ? AND at >= ? AND outcome = ? AND kind = ?
