@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from fpdf import FPDF
+from fpdf.fonts import FontFace
 
 from pacsindex.ops.reports import AccessReport
 
@@ -84,7 +85,11 @@ def report_pdf(report: AccessReport, practice: str = "") -> bytes:
         return bytes(pdf.output())
     pdf.set_font(family, size=8)
     with pdf.table(
-        col_widths=WIDTHS, text_align="LEFT", line_height=4.5, first_row_as_headings=True
+        col_widths=WIDTHS,
+        text_align="LEFT",
+        line_height=4.5,
+        first_row_as_headings=True,
+        headings_style=FontFace(emphasis="", fill_color=(225, 225, 225)),
     ) as table:
         table.row([text(h) for h in ("Time", "Who", "Address", "What", "Series", "Details")])
         for a in report.accesses:
