@@ -20,6 +20,8 @@ from pacsindex.index import store
 from pacsindex.index.search import search
 from pacsindex.ops.scheduler import load_schedule, next_full
 from pacsindex.sources.files import DirListing, LocalTree
+from pacsindex.web import create_app
+from pacsindex.web.server import ThreadedServer
 
 SA = ZoneInfo("Africa/Johannesburg")
 
@@ -151,3 +153,45 @@ def test_index_watch_keeps_indexing_until_ctrl_c(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, err
     assert "next run in 1 s" in err and "Traceback" not in err
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.now = at.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_nightly_pass_indexes_with_retries_and_purges(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    add_study(archive, "NKOSI^THABO", "PID-1", "1.2.826.1")
+    db = tmp_path / "pacsindex.db"
+    store.connect(db).close()
+    conn = store.connect(db)
+    conn.execute(
+        "INSERT INTO audit (at, user_name, action) VALUES ('2020-01-01T00:00:00+00:00', 'old', 'signin')"
+    )
+    conn.close()
+    clock = Clock(datetime(2026, 12, 7, 1, 59, 0, tzinfo=SA))
+    settings = Settings(
+        db=db,
+        workers=1,
+        roots=(str(archive),),
+        index_every_minutes=0,
+        index_full_at="02:00",
+        retention_audit_days=365,
+    )
+    app = create_app(settings, clock=clock)
+    with ThreadedServer(app, settings):
+        scheduler = app.state.ops.scheduler
+        assert scheduler.status()["next_kind"] == "full"
+        assert scheduler.status()["next_run"] == "2026-12-07T02:00:00+02:00"
+        clock.now += 90  # 02:00:30
+        scheduler.wake()
+        audit = app.state.pacsindex.audit
+        wait_until(lambda: audit.entries(action="purge"), what="the nightly purge")
+        assert [e["detail"]["kind"] for e in audit.entries(action="index_start")] == ["full"]
+        assert audit.entries(user="old") == []
+        assert scheduler.status()["next_run"] == "2026-12-08T02:00:00+02:00"
+        wait_until(lambda: found(db, "nkosi"), what="the nightly pass to index")

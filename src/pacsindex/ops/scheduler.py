@@ -125,6 +125,10 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def wake(self) -> None:
+        """Look at the clock again now (after the clock jumped: a resumed computer, a test's clock)."""
+        self._wake.set()
+
     # -- the admin's changes ---------------------------------------------------------------------------
     def change(
         self, *, every_minutes: float | None = None, full_at: str | None = None, paused: bool | None = None
