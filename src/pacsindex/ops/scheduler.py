@@ -8,8 +8,8 @@ not start a run at once. An admin may change the interval and the night time and
 is kept in the saved section "schedule" in the data directory, so it outlives a restart.
 
 The timing is one thread waiting on an Event with a timeout (woken early by a change or a stop); the work
-is the indexing run's own thread. Every scheduled start, skip and failure is reported to `on_event`,
-which the service writes to the audit log.
+is the indexing run's own thread. Every scheduled start and failure is reported to `on_event`, which the
+service writes to the audit log; a pass skipped because a run was going is only logged.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 SECTION = "schedule"
 SCHEDULER = "scheduler"  # the name scheduled runs are started by, in the status and the audit log
 Clock = Callable[[], float]
-Event = Callable[[str, dict[str, Any]], None]  # (what: started, skipped, failed, purged; details)
+Event = Callable[[str, dict[str, Any]], None]  # (what: started or failed; details)
 
 
 @dataclass(frozen=True)
@@ -203,8 +203,8 @@ class Scheduler:
                 self._next_incremental = self._after(now)
             paused = self.schedule.paused
         if paused:
-            return
-        if self.jobs.running:
+            pass  # pausing stops indexing, not retention: the purge below still runs at night
+        elif self.jobs.running:
             self._note(kind, now, "skipped", "an indexing run was going")
         else:
             roots = self.roots()
@@ -226,7 +226,8 @@ class Scheduler:
             self._last = {"kind": kind, "at": at, "outcome": outcome, "message": message}
         if outcome != "started":
             log.info("scheduled %s pass %s: %s", kind, outcome, message)
-        if self.on_event is not None:
+        # Skips are not audited: with no roots set up they would add an entry every interval.
+        if self.on_event is not None and outcome != "skipped":
             self.on_event(outcome, {"kind": kind, **({"reason": message} if message else {}), **more})
 
     def _show(self, ts: float) -> str:

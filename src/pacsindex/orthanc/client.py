@@ -1,8 +1,8 @@
 """Sending a series to the practice's PACS, Orthanc, over its REST API: the connection settings (saved
 section "orthanc": url, user, password), a small client (`GET /system` to test, `POST /tools/find` to see
 which instances Orthanc already holds, `POST /instances` to store one file), `send_series` with progress
-and per-file failures. The web page runs sends in background threads (web/orthanc.py); the
-`pacsindex send-to-orthanc KEY` command is in cli/staff.py.
+and per-file failures. The web service's sends run in background threads kept in the index
+(`pacsindex.orthanc.sends`); the `pacsindex send-to-orthanc KEY` command is in cli/staff.py.
 
 Instances Orthanc already has (same SOPInstanceUID in the same series) are skipped without reading the
 file; Orthanc answering "AlreadyStored" counts as skipped too, so a second send adds nothing. A file that

@@ -10,9 +10,10 @@ between files (both resume next time) and are audited as stopped.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -210,6 +211,7 @@ def report_patients(
     "/access",
     responses={
         200: {"content": {"text/csv": {}, "application/pdf": {}}},
+        400: {"model": Problem},
         404: {"model": Problem},
     },
 )
@@ -282,7 +284,4 @@ def _safe(text: str) -> str:
 
 
 def _json(report: reports.AccessReport) -> str:
-    import json
-    from dataclasses import asdict
-
     return json.dumps(asdict(report), ensure_ascii=False)
