@@ -136,3 +136,25 @@ def test_the_cli_writes_the_report_and_the_export(live: Live, tmp_path: Path) ->
     today = str(datetime.now(SA).date())
     exported = run_cli("audit-export", "--from", today, "--to", today, "--db", db).stdout
     assert exported.startswith("id,at_utc,at_local") and "access_report" in exported
+
+
+def test_the_pdf_prints_any_alphabet_and_degrades_without_a_unicode_font(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pacsindex.ops import pdf
+    from pacsindex.ops.reports import Access, AccessReport
+
+    report = AccessReport(
+        PatientID="PID-I",
+        PatientNames=("Иванов^Иван",),
+        made_at="2026-12-07T10:00:00+02:00",
+        timezone="Africa/Johannesburg",
+        accesses=(Access("2026-12-07T09:00:00+02:00", "thandi", "10.0.0.5", "opened a series", "", ""),),
+    )
+    if pdf._font() is not None:
+        (tmp_path / "a.pdf").write_bytes(pdf.report_pdf(report))
+        assert "Иванов, Иван" in PdfReader(tmp_path / "a.pdf").pages[0].extract_text()
+    monkeypatch.setattr(pdf, "FONTS", ())
+    (tmp_path / "b.pdf").write_bytes(pdf.report_pdf(report))
+    text = PdfReader(tmp_path / "b.pdf").pages[0].extract_text()
+    assert "PID-I" in text and "opened a series" in text and "??????, ????" in text
