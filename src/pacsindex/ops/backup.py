@@ -28,7 +28,7 @@ from typing import Any
 
 from pacsindex import __version__
 from pacsindex.config.settings import Settings
-from pacsindex.errors import Conflict, PacsIndexError, StoreError
+from pacsindex.errors import BackupError, Conflict, StoreError
 from pacsindex.index import schema, store
 from pacsindex.index.locking import WriterLock
 from pacsindex.share import store as share_store
@@ -40,10 +40,6 @@ INDEX_FILE = "pacsindex.db"
 SHARES_FILE = "shares.db"
 SETTINGS_DIR = "settings"
 COUNTED = ("patients", "studies", "series", "files", "users", "audit", "orthanc_sends")
-
-
-class BackupError(PacsIndexError):
-    exit_code = 4
 
 
 class ServiceLock:
