@@ -48,6 +48,7 @@ class Settings:
     share_max_hours: int = 168  # the longest a share link may last (7 days)
     share_max_streams: int = 4  # share downloads sent at once; more get 429 with Retry-After
     public_url: str = ""  # e.g. https://pacs.example.co.za: the start of share links; default: as asked
+    cors_origins: tuple[str, ...] = ()  # viewers on other origins allowed to call /dicom-web (CORS)
     # operations (pacsindex.ops): the indexing schedule, retention (POPIA s14), the disk warning
     index_every_minutes: float = 15.0  # incremental re-scan while `pacsindex serve` runs; 0: none
     index_full_at: str = "02:00"  # the nightly full pass, practice time (HH:MM); "": none
@@ -91,6 +92,8 @@ _SECRETS = {"smb_password"}  # read from the environment only: a settings file t
 def _coerce(name: str, value: Any) -> Any:
     kind = str(_SIMPLE[name].type)
     try:
+        if name == "cors_origins" and isinstance(value, str):
+            return tuple(o for o in re.split(r"[,\s]+", value) if o)  # origins hold ":", so not pathsep
         if "Path" in kind:
             return Path(os.path.expanduser(str(value))) if value not in (None, "") else None
         if kind == "int":
@@ -142,6 +145,9 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError("share_max_streams must be between 1 and 256")
     if s.public_url and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", s.public_url):
         raise ConfigError(f"public_url must be an http:// or https:// address, not {s.public_url!r}")
+    for origin in s.cors_origins:
+        if origin != "*" and not re.match(r"^https?://[^/?#\s]+$", origin):
+            raise ConfigError(f"cors_origins: {origin!r} is not an origin like http://viewer.example:3000")
     _validated_ops(s)
     return s
 

@@ -1,7 +1,7 @@
-"""DICOMweb routes under `/dicom-web`: QIDO-RS searches and WADO-RS retrievals (instances, series, studies
-and their metadata) over the index, for PACS and viewers (Orthanc, OHIF, Weasis), plus WADO-URI for one
-instance. The domain is in `pacsindex.dicomweb.query`, `dicomweb_json` and `dicomweb_retrieve`; this module
-only
+"""DICOMweb routes under `/dicom-web`: QIDO-RS searches and WADO-RS retrievals (instances, series, studies,
+their metadata, frames and bulk data) over the index, for PACS and viewers (Orthanc, OHIF, Weasis), plus
+WADO-URI for one instance, and CORS for `/dicom-web` when `cors_origins` is set. The domain is in
+`pacsindex.dicomweb` (query, dicomjson, retrieve, accept, part10, frames, bulkdata); this module only
 translates HTTP.
 
 Who may ask: a machine client with an API token that an admin made (`Authorization: Bearer TOKEN`, or HTTP
@@ -20,26 +20,31 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pacsindex.accounts import audit
 from pacsindex.accounts.apitokens import ApiTokens, Clock
 from pacsindex.config.settings import Settings
 from pacsindex.dicomweb import query as dicomweb
+from pacsindex.dicomweb.accept import Wanted, check_syntaxes
+from pacsindex.dicomweb.bulkdata import BulkBody, open_bulk
 from pacsindex.dicomweb.dicomjson import INSTANCE, SERIES, STUDY
+from pacsindex.dicomweb.frames import open_frames, parse_frame_list
 from pacsindex.dicomweb.retrieve import (
     DICOM,
+    InstanceFile,
     Multipart,
+    Single,
     check_json_accept,
     find,
+    instance_wanted,
     metadata,
-    open_single,
-    retrieve_type,
 )
 from pacsindex.errors import AuthError, InvalidQuery, TokenRejected
 from pacsindex.sources.readers import Readers
@@ -108,6 +113,8 @@ def install(app: FastAPI, settings: Settings, *, clock: Clock) -> None:
     app.state.apitokens = ApiTokens(settings.db, clock=clock)
     app.include_router(router)
     app.include_router(tokens.router, prefix="/api", dependencies=[Depends(signed_in)])
+    if settings.cors_origins:
+        app.add_middleware(DicomWebCors, origins=settings.cors_origins)
 
 
 def api_tokens(request: Request) -> ApiTokens:
@@ -189,21 +196,32 @@ def search_instances(study: str, series: str, request: Request, who: Caller_) ->
 def _retrieve(
     request: Request, who: Caller, study: str, series: str | None = None, sop: str | None = None
 ) -> Response:
-    kind = retrieve_type(request.headers.get("accept"), single=sop is not None)
+    wanted = instance_wanted(request.headers.get("accept"), single=sop is not None)
     settings = state(request).settings
     with index_reader(settings.db) as conn:
         target = find(conn, study, series, sop)
     readers = Readers(settings=settings)
-    body: Iterator[bytes]
-    if kind == "single":
-        body = open_single(target.files[0], readers)
-        media = DICOM
-    else:
-        multipart = Multipart(target.files, readers)
-        body, media = iter(multipart), multipart.content_type
     what = INSTANCE if sop is not None else SERIES if series is not None else STUDY
+    if wanted.kind == "single":
+        single = Single(target.files[0], readers)
+        single.check(wanted)
+        _audit_retrieval(request, who, what, study, series, target.PatientID)
+        return _single_response(single)
+    # What the index knows already refuses early, before every file is opened; raw datasets are checked
+    # once their encoding is seen.
+    check_syntaxes(wanted, [f.TransferSyntaxUID for f in target.files if f.TransferSyntaxUID])
+    multipart = Multipart(target.files, readers)
+    multipart.check(wanted)
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
-    return StreamingResponse(body, media_type=media, headers=NO_STORE)
+    headers = dict(NO_STORE)
+    if multipart.warning:
+        headers["Warning"] = multipart.warning
+    return StreamingResponse(iter(multipart), media_type=multipart.content_type, headers=headers)
+
+
+def _single_response(single: Single) -> Response:
+    headers = {**NO_STORE, "Content-Length": str(single.length)}
+    return StreamingResponse(iter(single), media_type=DICOM, headers=headers)
 
 
 def _audit_retrieval(
@@ -261,7 +279,7 @@ def _metadata(
         target = find(conn, study, series, sop)
     what = "instance metadata" if sop else "series metadata" if series else "study metadata"
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
-    body = metadata(target.files, Readers(settings=settings))
+    body = metadata(target.files, Readers(settings=settings), base_url(request))
     return StreamingResponse(body, media_type=media, headers=NO_STORE)
 
 
@@ -295,6 +313,7 @@ def wado_uri(
     seriesUID: Annotated[str, Query(max_length=64)],  # noqa: N803
     objectUID: Annotated[str, Query(max_length=64)],  # noqa: N803
     contentType: Annotated[str, Query(max_length=64)] = DICOM,  # noqa: N803
+    transferSyntax: Annotated[str | None, Query(max_length=64)] = None,  # noqa: N803
 ) -> Response:
     """WADO-URI: one instance as application/dicom (what OHIF's `wadouri` image loader asks for)."""
     if requestType != "WADO":
@@ -304,6 +323,78 @@ def wado_uri(
     settings = state(request).settings
     with index_reader(settings.db) as conn:
         target = find(conn, studyUID, seriesUID, objectUID)
-    body = open_single(target.files[0], Readers(settings=settings))
+    single = Single(target.files[0], Readers(settings=settings))
+    if transferSyntax:
+        single.check(Wanted("single", frozenset({transferSyntax})))
     _audit_retrieval(request, who, INSTANCE, studyUID, seriesUID, target.PatientID)
-    return StreamingResponse(body, media_type=DICOM, headers=NO_STORE)
+    return _single_response(single)
+
+
+# -- frames, bulk data and CORS (for viewers: OHIF's wadors loader, Weasis) ---------------------------
+
+FRAMES = {
+    "description": "as stored: multipart/related; type=application/octet-stream for native pixels, "
+    "image/jpeg, image/jls, image/jp2, image/dicom-rle ... for compressed ones",
+    "content": {"multipart/related": {}},
+}
+
+
+def _one_instance(
+    request: Request, who: Caller, study: str, series: str, sop: str, what: str
+) -> InstanceFile:
+    with index_reader(state(request).settings.db) as conn:
+        target = find(conn, study, series, sop)
+    _audit_retrieval(request, who, what, study, series, target.PatientID)
+    return target.files[0]
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}", responses={200: FRAMES})
+def retrieve_frames(
+    study: str, series: str, sop: str, frames: str, request: Request, who: Caller_
+) -> Response:
+    """WADO-RS: frames of one instance ("1" or "1,3,5"), in the transfer syntax they are stored in; 406 for
+    an Accept header that names another (pacsindex does not transcode)."""
+    numbers = parse_frame_list(frames)
+    f = _one_instance(request, who, study, series, sop, INSTANCE)
+    readers = Readers(settings=state(request).settings)
+    body = open_frames(f.path, readers, numbers, request.headers.get("accept"), f"instance {sop}")
+    return StreamingResponse(iter(body), media_type=body.content_type, headers=NO_STORE)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{path:path}", responses={200: FRAMES})
+def retrieve_bulkdata(
+    study: str, series: str, sop: str, path: str, request: Request, who: Caller_
+) -> Response:
+    """WADO-RS: a bulk data value that an instance's metadata names by BulkDataURI (the pixel data, or a
+    large binary value at `tag` or `tag/item/tag`)."""
+    f = _one_instance(request, who, study, series, sop, INSTANCE)
+    readers = Readers(settings=state(request).settings)
+    body = open_bulk(f.path, readers, path, request.headers.get("accept"), f"instance {sop}")
+    headers = dict(NO_STORE)
+    if isinstance(body, BulkBody):
+        headers["Content-Length"] = str(body.length)
+    return StreamingResponse(iter(body), media_type=body.content_type, headers=headers)
+
+
+class DicomWebCors:
+    """CORS for `/dicom-web` only, for a viewer served from another origin (`cors_origins`): preflight
+    answered, the Authorization header allowed (the viewer sends its API token), Warning readable. Other
+    paths never get CORS headers: the staff pages and API stay same-origin."""
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=list(origins),
+            allow_methods=["GET", "HEAD", "OPTIONS"],
+            allow_headers=["Authorization", "Accept", "Content-Type", "Range", "Cache-Control"],
+            expose_headers=["Warning", "Content-Length", "Content-Type"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == PREFIX or path.startswith(PREFIX + "/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
