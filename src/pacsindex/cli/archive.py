@@ -36,6 +36,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     p.add_argument("--json-out", metavar="FILE", help="also write every series with its files as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--watch", type=interval, metavar="INTERVAL",
+        help="index again every INTERVAL (e.g. 15m, 30s, 1h) until Ctrl-C, without the web service",
+    )
     common(p)
 
     p = sub.add_parser("series", help="list series, or show one series with its files")
@@ -75,6 +79,19 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("-v", "--verbose", action="count", default=0)
 
 
+
+
+def interval(text: str) -> float:
+    """`--watch` intervals: 90s, 15m, 1h, or plain minutes."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    value, unit = (text[:-1], text[-1].lower()) if text[-1:].lower() in units else (text, "m")
+    try:
+        seconds = float(value) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an interval such as 30s, 15m or 1h") from None
+    if not 1 <= seconds <= 7 * 86400:
+        raise argparse.ArgumentTypeError("the interval must be between 1 second and a week")
+    return seconds
 
 
 class _Bar:
@@ -152,18 +169,34 @@ def cmd_index(args: argparse.Namespace) -> int:
         cancel.set()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    result: Progress | None = None
     try:
-        result = run_index(
-            settings.db,
-            sources,
-            ScanOptions(workers=settings.workers, limit=args.limit),
-            on_progress=on_progress,
-            cancel=cancel,
-        )
+        while True:
+            try:
+                result = run_index(
+                    settings.db,
+                    sources,
+                    ScanOptions(workers=settings.workers, limit=args.limit),
+                    on_progress=on_progress,
+                    cancel=cancel,
+                )
+            except PacsIndexError as exc:
+                if args.watch is None:
+                    raise
+                print(f"pacsindex: this run failed: {exc}", file=sys.stderr)  # the next may succeed
+            else:
+                if args.watch is None or cancel.is_set():
+                    break
+                print(_summary_line(result), file=sys.stderr)
+            print(f"next run in {args.watch:g} s (Ctrl-C stops)", file=sys.stderr, flush=True)
+            if cancel.wait(args.watch):  # Ctrl-C while waiting: stop cleanly
+                break
     finally:
         signal.signal(signal.SIGINT, previous)
         status.close()
         bar.stop()
+    if result is None:  # --watch, stopped before any run succeeded
+        return 1
     if args.json_out:
         write_index_json(settings.db, Path(args.json_out))
     summary = {k: v for k, v in result.as_status(settings.tz).items()}

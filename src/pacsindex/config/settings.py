@@ -51,6 +51,15 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # viewers on other origins allowed to call /dicom-web (CORS)
     render_workers: int = 2  # processes that decode and draw images (viewer, thumbnails, /rendered)
     thumbnail_cache_mb: int = 200  # series thumbnails kept in the data directory, least recently used dropped
+    # operations (pacsindex.ops): the indexing schedule, retention (POPIA s14), the disk warning
+    index_every_minutes: float = 15.0  # incremental re-scan while `pacsindex serve` runs; 0: none
+    index_full_at: str = "02:00"  # the nightly full pass, practice time (HH:MM); "": none
+    retention_audit_days: int = 2557  # 7 years, as health records
+    retention_shares_days: int = 365  # expired or withdrawn share links and their access logs
+    retention_sends_days: int = 90  # finished Orthanc sends
+    retention_sessions_days: int = 30  # ended sign-in sessions
+    retention_signin_failures_days: int = 30  # failed sign-ins (the lockout itself lasts minutes)
+    disk_warning_percent: int = 10  # warn when less than this much of the data directory's disk is free
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later features read
 
     @property
@@ -91,6 +100,8 @@ def _coerce(name: str, value: Any) -> Any:
             return Path(os.path.expanduser(str(value))) if value not in (None, "") else None
         if kind == "int":
             return int(value)
+        if kind == "float":
+            return float(value)
         if kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -143,7 +154,26 @@ def _validated(s: Settings) -> Settings:
     for origin in s.cors_origins:
         if origin != "*" and not re.match(r"^https?://[^/?#\s]+$", origin):
             raise ConfigError(f"cors_origins: {origin!r} is not an origin like http://viewer.example:3000")
+    _validated_ops(s)
     return s
+
+
+def _validated_ops(s: Settings) -> None:
+    if not 0 <= s.index_every_minutes <= 7 * 24 * 60:
+        raise ConfigError("index_every_minutes must be between 0 (no schedule) and a week")
+    if s.index_full_at and not re.match(r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$", s.index_full_at):
+        raise ConfigError(f"index_full_at must be a time such as 02:00, not {s.index_full_at!r}")
+    for name in (
+        "retention_audit_days",
+        "retention_shares_days",
+        "retention_sends_days",
+        "retention_sessions_days",
+        "retention_signin_failures_days",
+    ):
+        if not 1 <= getattr(s, name) <= 365 * 100:
+            raise ConfigError(f"{name} must be between 1 and 36500 days")
+    if not 0 <= s.disk_warning_percent <= 100:
+        raise ConfigError("disk_warning_percent must be between 0 and 100")
 
 
 def load(

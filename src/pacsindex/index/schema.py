@@ -198,6 +198,30 @@ MIGRATIONS: list[str] = [
     );
     CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens(name COLLATE NOCASE) WHERE revoked_at IS NULL;
     """,
+    # 6 (operations, issue 13): identical refusals from one address share an audit row with a count;
+    # sends to Orthanc kept in the index so they survive a restart (pacsindex.orthanc.sends owns the table)
+    """
+    ALTER TABLE audit ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE audit ADD COLUMN last_at TEXT;
+    CREATE TABLE orthanc_sends (
+        id TEXT PRIMARY KEY,
+        SeriesKey TEXT NOT NULL,
+        orthanc_url TEXT NOT NULL,
+        started_by TEXT NOT NULL,
+        client TEXT,
+        state TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        total INTEGER NOT NULL DEFAULT 0,
+        done INTEGER NOT NULL DEFAULT 0,
+        sent INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        failures TEXT NOT NULL DEFAULT '[]',
+        error TEXT
+    );
+    CREATE INDEX orthanc_sends_state ON orthanc_sends(state, started_at);
+    """,
 ]
 
 

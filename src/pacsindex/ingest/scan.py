@@ -61,6 +61,7 @@ class ScanOptions:
     commit_seconds: float = 0.5
     progress_files: int = 50
     progress_seconds: float = 0.25
+    retry_errors: bool = False  # read again files that failed before though unchanged (the nightly pass)
 
 
 def _init_worker() -> None:
@@ -339,7 +340,12 @@ class Run:
                     unchanged = 0
                     for entry in entries:
                         old = known.pop(entry.name, None)
-                        if old is not None and old.size == entry.size and old.mtime_ns == entry.mtime_ns:
+                        if (
+                            old is not None
+                            and old.size == entry.size
+                            and old.mtime_ns == entry.mtime_ns
+                            and not (opts.retry_errors and old.status == "error")
+                        ):
                             unchanged += 1
                             if old.status != "dicom":
                                 c[old.status if old.status == "non_dicom" else "errors"] += 1

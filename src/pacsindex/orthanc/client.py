@@ -1,8 +1,8 @@
 """Sending a series to the practice's PACS, Orthanc, over its REST API: the connection settings (saved
 section "orthanc": url, user, password), a small client (`GET /system` to test, `POST /tools/find` to see
 which instances Orthanc already holds, `POST /instances` to store one file), `send_series` with progress
-and per-file failures. The web page runs sends in background threads (web/orthanc.py); the
-`pacsindex send-to-orthanc KEY` command is in cli/staff.py.
+and per-file failures. The web service's sends run in background threads kept in the index
+(`pacsindex.orthanc.sends`); the `pacsindex send-to-orthanc KEY` command is in cli/staff.py.
 
 Instances Orthanc already has (same SOPInstanceUID in the same series) are skipped without reading the
 file; Orthanc answering "AlreadyStored" counts as skipped too, so a second send adds nothing. A file that
@@ -302,17 +302,21 @@ def send_series(
     cancel: threading.Event | None = None,
     settings: Any = None,
     reader_for: Callable[[str], Any] | None = None,
+    resume: SendProgress | None = None,
 ) -> SendProgress:
     """Upload every file of the series Orthanc does not have yet; the final progress. Raises only for what
-    ends the whole send (Orthanc unreachable, password refused, unknown series)."""
+    ends the whole send (Orthanc unreachable, password refused, unknown series). `resume`, the progress a
+    stopped send had reached, carries its counters on from the first file it had not done."""
     series, files = series_files(db, key)
     p = SendProgress(SeriesKey=series["SeriesKey"], total=len(files))
+    if resume is not None:
+        p = replace(resume, SeriesKey=p.SeriesKey, total=len(files), done=min(resume.done, len(files)))
     report = on_progress or (lambda _p: None)
     report(p)
     series_uid = series.get("SeriesInstanceUID")
     have = client.series_instance_uids(series_uid) if series_uid else set()
     readers = Readers(reader_for, settings)
-    for f in files:
+    for f in files[p.done :]:
         if cancel is not None and cancel.is_set():
             break
         uid, path = f.get("SOPInstanceUID"), str(f["path"])

@@ -86,6 +86,8 @@ MAX_DOWNLOADS = 1000
 MIN_EXPIRY_S = 60
 MAX_PAGE = 500
 GRANT_S = 30 * 60  # how long a right passcode lasts in the recipient's browser
+REFUSAL_WINDOW_S = 3600  # identical refusals from one address within this share one access-log row
+AGGREGATED = ("not_found", "expired", "revoked", "limited")  # passcode tries stay one row each
 
 
 def share_series_keys(share: Share) -> frozenset[str]:
@@ -264,7 +266,7 @@ class Shares:
         self.get(share_id)
         with self._db() as conn:
             rows = conn.execute(
-                """SELECT id, at, kind, client, user_agent, outcome, bytes_sent FROM access_log
+                """SELECT id, at, kind, client, user_agent, outcome, bytes_sent, repeats FROM access_log
                    WHERE share_id = ? ORDER BY id DESC LIMIT ? OFFSET ?""",
                 (share_id, limit, offset),
             ).fetchall()
@@ -402,6 +404,21 @@ class Shares:
         outcome: str,
         at: float,
     ) -> int:
+        if outcome in AGGREGATED:
+            # Made-up or dead links cannot grow the log without bound: the same refusal from the same
+            # address within an hour adds to one row's count.
+            with self._db() as conn:
+                row = conn.execute(
+                    """SELECT id FROM access_log WHERE client IS ? AND at >= ? AND outcome = ? AND kind = ?
+                       AND share_id IS ? AND user_agent IS ? ORDER BY id DESC LIMIT 1""",
+                    (_clip(client, 64), at - REFUSAL_WINDOW_S, outcome, kind, share_id, _clip(user_agent)),
+                ).fetchone()
+                if row is not None:
+                    conn.execute(
+                        "UPDATE access_log SET repeats = repeats + 1, last_at = ? WHERE id = ?",
+                        (at, row["id"]),
+                    )
+                    return int(row["id"])
         with self._db() as conn:
             cur = conn.execute(
                 """INSERT INTO access_log (at, share_id, kind, client, user_agent, outcome)

@@ -50,6 +50,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX access_log_share ON access_log(share_id, at);
     """,
+    # 2 (operations, issue 13): identical refusals from one address share a row with a count
+    """
+    ALTER TABLE access_log ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE access_log ADD COLUMN last_at REAL;
+    CREATE INDEX access_log_refusals ON access_log(client, at) WHERE outcome != 'ok';
+    """,
 ]
 
 

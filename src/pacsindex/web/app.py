@@ -32,7 +32,18 @@ from pacsindex.sources.files import source_for as default_source_for
 from pacsindex.sources.readers import Readers
 from pacsindex.viewer.pool import Renderer
 from pacsindex.viewer.thumbs import ThumbnailCache
-from pacsindex.web import admin, errors, indexing, nas, searching, shareview, sharing, signin, viewing
+from pacsindex.web import (
+    admin,
+    errors,
+    indexing,
+    nas,
+    operations,
+    searching,
+    shareview,
+    sharing,
+    signin,
+    viewing,
+)
 from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web
 from pacsindex.web.security import WebState, signed_in
@@ -81,9 +92,10 @@ def create_app(
         clock=now,
         hasher=hasher,
     )
+    sources: SourceFactory = source_for or (lambda root: default_source_for(root, settings))
     jobs = IndexJobs(
         settings.db,
-        source_for or (lambda root: default_source_for(root, settings)),
+        sources,
         options=scan_options or ScanOptions(workers=settings.workers),
         status_path=settings.status_path,
         tz=settings.tz,
@@ -96,7 +108,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         renderer.warm()
+        operations.startup(app)  # the indexing schedule; sends to Orthanc a stop left unfinished resume
         yield
+        operations.shutdown(app)  # runs and sends stop between files, audited as stopped
         renderer.shutdown()
         jobs.shutdown()
         web.audit.flush(timeout=30)
@@ -127,6 +141,7 @@ def create_app(
     dicomweb_web.install(app, settings, clock=now)  # /dicom-web/*, /api/tokens
     viewing.install(app, settings, renderer, thumbnails)  # /viewer/*, /api/series/*/images, /api/images/*
     shareview.install(app)  # /share/{token}/view*: the recipient's viewer
+    operations.install(app, settings, sources, clock=now)  # /healthz, /api/index/schedule, /api/reports
     _page_routes(app)
     app.add_middleware(_Headers, secure=settings.secure_cookies)
     return app

@@ -193,6 +193,7 @@ class AuditEntry(BaseModel):
     client: str | None = None
     action: str
     detail: dict[str, object]
+    repeats: int = Field(default=1, description="identical refusals from one address within an hour")
 
 
 class SettingsOut(BaseModel):

@@ -127,6 +127,7 @@ class AccessOut(BaseModel):
         "locked or busy"
     )
     bytes_sent: int
+    repeats: int = Field(default=1, description="identical refusals from this address within an hour")
 
 
 # -- routes --------------------------------------------------------------------------------------------

@@ -327,7 +327,7 @@ class SmbTree:
             reason = "permission denied" if isinstance(got, PermissionError) else got.strerror
             return WalkError(url, f"cannot list folder: {reason}", True), []
         files: list[Entry] = []
-        subdirs: list[str] = []
+        subdirs: list[tuple[int, str]] = []
         for entry, size, mtime_ns, attrs, file_id in got:
             if entry == "." or entry == ".." or attrs & _REPARSE_POINT:
                 continue  # a junction, or a symlink the server shows as one: it may loop back up the tree
@@ -337,10 +337,12 @@ class SmbTree:
                         continue
                     if file_id:
                         self._seen.add(file_id)
-                subdirs.append(f"{url}/{entry}")
+                subdirs.append((mtime_ns, f"{url}/{entry}"))
             else:
                 files.append(Entry(entry, size, mtime_ns))
-        return DirListing(url, "/", files, True), subdirs
+        # Recently changed folders first, as for a local tree: new studies are indexed early in a pass.
+        newest_first = [p for _m, p in sorted(subdirs, key=lambda t: (-t[0], t[1]))]
+        return DirListing(url, "/", files, True), newest_first
 
     def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
         self._fatal = None
