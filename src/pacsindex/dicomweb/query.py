@@ -276,8 +276,8 @@ def _where(attr: Attr, value: str) -> tuple[str, list[Any]]:
         if kind == "codes":
             items = sorted({v.upper() for v in items})
         marks = ",".join("?" * len(items))
-        if attr.keyword == "StudyInstanceUID":  # study_key is the UID when there is one, and indexed
-            return f"st.study_key IN ({marks}) AND {col} IN ({marks})", [*items, *items]
+        if attr.keyword == "StudyInstanceUID":  # indexed (studies_uid)
+            return f"{col} IN ({marks})", items
         if attr.keyword == "SeriesInstanceUID":
             keys = [series_key(u, None, None, "") for u in items]
             return f"s.SeriesKey IN ({marks}) AND {col} IN ({marks})", [*keys, *items]
@@ -308,8 +308,8 @@ def _scope(query: Query) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if query.study_uid is not None:
-        where.append("st.study_key = ? AND st.StudyInstanceUID = ?")
-        params += [query.study_uid, query.study_uid]
+        where.append("st.StudyInstanceUID = ?")
+        params.append(query.study_uid)
     if query.series_uid is not None:
         where.append("s.SeriesKey = ? AND s.SeriesInstanceUID = ?")
         params += [series_key(query.series_uid, None, None, ""), query.series_uid]
