@@ -58,9 +58,10 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("problems", help="files that could not be indexed, non-DICOM files, bare images")
     p.add_argument(
         "--kind",
-        choices=("error", "non_dicom", "images"),
+        choices=("error", "non_dicom", "note", "images"),
         default="error",
         help="error: corrupt or unreadable files and folders (default); non_dicom: other files; "
+        "note: files read but odd (what pydicom would warn about); "
         "images: folders of images without a DICOM header (raw JPEG 2000, JP2)",
     )
     p.add_argument("--limit", type=positive, default=1000, metavar="N")

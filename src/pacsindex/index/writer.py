@@ -10,7 +10,7 @@ committed batch while the run goes on.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from pacsindex.dicom.headers import FileResult, HeaderRecord
@@ -212,14 +212,15 @@ class Writer:
         )
         self._pending += 1
 
-    def remove_described(self, label: str, keep: set[int]) -> int:
-        """After a complete read of a catalog: drop the rows it described before and no longer lists."""
+    def remove_described(self, label: str, keep: set[tuple[int, str]]) -> int:
+        """After a complete read of a catalog: drop the rows it described before and no longer lists
+        (`keep`: the (folder id, name) of every file it listed this time)."""
         self._begin()
-        lo = label + "\x1f"
         rows = self.conn.execute(
-            "SELECT id FROM files WHERE record_sig >= ? AND record_sig < ?", (lo, label + "\x20")
-        )
-        return self.remove_files([r[0] for r in rows if r[0] not in keep])
+            "SELECT id, dir_id, name FROM files WHERE record_sig >= ? AND record_sig < ?",
+            (label + "\x1f", label + "\x20"),
+        ).fetchall()
+        return self.remove_files([r[0] for r in rows if (r[1], r[2]) not in keep])
 
     def add_error(self, path: str, reason: str) -> None:
         self._begin()
@@ -282,7 +283,7 @@ class Writer:
         self._series[key] = series_id
         return series_id
 
-    def _refresh(self, table: str, row_id: int, fields: dict[str, object]) -> bool:
+    def _refresh(self, table: str, row_id: int, fields: Mapping[str, object]) -> bool:
         """Set a row's columns to `fields` where they differ (an unchanged row is not written, so the
         full-text triggers do not fire); returns whether it changed."""
         sets = ", ".join(f"{c} = ?" for c in fields)

@@ -1,29 +1,66 @@
-"""DICOMDIR media directories: know a CD/DVD export's files and series from its records, without opening
-each file.
+"""DICOMDIR media directories: know a CD/DVD export's files and series from its records, opening one file
+per series instead of every file.
 
-A DICOMDIR's PATIENT → STUDY → SERIES → IMAGE records carry the identifying fields of every file it
-references. When a folder holds one, the scanner loads it (pydicom's `FileSet`, which reads the DICOMDIR only)
-and a referenced file that is new to the index and not newer than the DICOMDIR is indexed from its record.
-A file changed since (newer than the DICOMDIR, or different from what the index holds) is read for real,
-so a stale DICOMDIR never hides a change. The DICOMDIR itself is never indexed as an image.
+A DICOMDIR's PATIENT → STUDY → SERIES → IMAGE records say which files exist and which series each belongs
+to, but real DICOMDIRs carry only a few keys per record (pydicom's FileSet writes the required ones: no
+SeriesDescription, birth date, sex, institution, insurance...). So the index never takes its series, study
+or patient fields from the records: for each series the first referenced file met is read in full (its
+header), and the other files of that series are indexed from that header plus their own IMAGE record
+(SOPInstanceUID, SOPClassUID, InstanceNumber, transfer syntax). Every field the index keeps is therefore
+the same whether or not a DICOMDIR is present; the DICOMDIR saves opening the other files.
+
+A referenced file is used only when it is new to the index and not newer than the DICOMDIR; a file
+changed since (or one whose record lacks its SOPInstanceUID) is read for real, so a stale DICOMDIR never
+hides a change. The DICOMDIR itself is never indexed as an image.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
-from pacsindex.dicom.headers import ALL_FIELDS, HeaderRecord, _int, _text
+from pacsindex.dicom.headers import FileResult, HeaderRecord, read_header
+from pacsindex.dicom.record import FILE_FIELDS, int_value, text_value
+
+__all__ = ["DicomdirIndex", "release"]
 
 log = logging.getLogger(__name__)
 
+_TRIES = 3  # files of one series tried for its header before its files are all read one by one
+
+
+class _Opener(Protocol):
+    def open(self, path: str) -> Any: ...
+
+
+class _Listed(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _FileRecord:
+    series: str  # SeriesInstanceUID of the record's series
+    fields: dict[str, Any]  # the per-file fields the IMAGE record gives
+    dicomdir_mtime_ns: int
+
 
 class DicomdirIndex:
-    """The records of the DICOMDIRs met in one run, by the absolute path of the files they reference."""
+    """The records of the DICOMDIRs met in one run, by the absolute path of the files they reference, and
+    the header read for each of their series."""
 
     def __init__(self) -> None:
-        self._records: dict[str, tuple[HeaderRecord, int]] = {}
+        self._records: dict[str, _FileRecord] = {}
+        self._headers: dict[str, HeaderRecord] = {}  # by SeriesInstanceUID
+        self._failed: dict[str, int] = {}  # series whose header could not be read from a file, and how often
+        self.reads = 0  # headers read for a series (those files are indexed from that read)
+        self.wasted = 0  # headers that could not be read for a series (those files are read again)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -44,21 +81,48 @@ class DicomdirIndex:
             for instance in fileset:
                 try:
                     file_path = os.path.normpath(instance.path)
+                    series = text_value(getattr(instance, "SeriesInstanceUID", None))
                 except Exception:  # a record whose file ID makes no path
                     continue
-                self._records[file_path] = (_record(instance), mtime_ns)
-                count += 1
+                if series:
+                    self._records[file_path] = _FileRecord(series, _file_fields(instance), mtime_ns)
+                    count += 1
         finally:
             release(fileset)
         return count
 
-    def lookup(self, path: str, mtime_ns: int) -> HeaderRecord | None:
-        """The record for a file, if a DICOMDIR not older than the file references it."""
+    def result(self, path: str, entry: _Listed, reader: _Opener) -> FileResult | None:
+        """The file's result without opening it (or, for the first file of a series, by reading its
+        header); None when the file must be read the ordinary way (then the series' next file is tried
+        for its header, up to three files)."""
         found = self._records.get(os.path.normpath(path))
-        if found is None:
+        if found is None or entry.mtime_ns > found.dicomdir_mtime_ns or not found.fields["SOPInstanceUID"]:
             return None
-        record, dicomdir_mtime = found
-        return record if mtime_ns <= dicomdir_mtime else None
+        header = self._headers.get(found.series)
+        if header is None:
+            if self._failed.get(found.series, 0) >= _TRIES:
+                return None
+            first = read_header(path, reader.open, entry.size, entry.name)
+            if first.record is None or first.record.SeriesInstanceUID != found.series:
+                self.wasted += 1  # read again by a worker, which records why it failed
+                self._failed[found.series] = self._failed.get(found.series, 0) + 1
+                return None
+            self.reads += 1
+            self._headers[found.series] = first.record
+            return first
+        own = {k: v for k, v in found.fields.items() if v is not None}
+        return FileResult(path, "dicom", replace(header, **own))
+
+
+def _file_fields(instance: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for keyword in FILE_FIELDS:
+        try:
+            raw = getattr(instance, keyword)
+        except (AttributeError, KeyError):
+            raw = None
+        values[keyword] = int_value(raw) if keyword == "InstanceNumber" else text_value(raw)
+    return values
 
 
 def release(fileset: Any) -> None:
@@ -67,14 +131,3 @@ def release(fileset: Any) -> None:
     staging = getattr(fileset, "_stage", {}).get("t")
     if staging is not None:
         staging.cleanup()
-
-
-def _record(instance: Any) -> HeaderRecord:
-    values: dict[str, Any] = {}
-    for keyword in (*ALL_FIELDS, "TransferSyntaxUID"):
-        try:
-            raw = getattr(instance, keyword)
-        except (AttributeError, KeyError):
-            raw = None
-        values[keyword] = _int(raw) if keyword in ("SeriesNumber", "InstanceNumber") else _text(raw)
-    return HeaderRecord(**values)

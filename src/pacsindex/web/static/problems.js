@@ -8,6 +8,7 @@ const PAGE = 100;
 const KINDS = [
   ["error", "Unreadable"],
   ["non_dicom", "Not DICOM"],
+  ["note", "Read with a note"],
 ];
 
 export function renderProblems(container) {
