@@ -33,6 +33,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--status-file", metavar="FILE", help="status JSON (default index_status.json beside the db)"
     )
+    p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="read every file stored as an error again (transient ones are retried anyway)",
+    )
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     p.add_argument("--json-out", metavar="FILE", help="also write every series with its files as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -49,7 +54,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--modality", metavar="CODE")
     p.add_argument("--date-from", metavar="YYYY-MM-DD")
     p.add_argument("--date-to", metavar="YYYY-MM-DD")
-    p.add_argument("--medical-aid", metavar="NAME", help="only patients of this medical scheme")
+    p.add_argument(
+        "--medical-aid", metavar="NAME", help="only patients of this medical scheme (a name or alias: GEMS)"
+    )
     p.add_argument("--hospital", metavar="NAME", help="only studies from this hospital")
     p.add_argument("--hospital-group", metavar="NAME", help="only studies from this group (e.g. Netcare)")
     p.add_argument("--json", action="store_true")
@@ -157,7 +164,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         result = run_index(
             settings.db,
             sources,
-            ScanOptions(workers=settings.workers, limit=args.limit),
+            ScanOptions(workers=settings.workers, limit=args.limit, retry_errors=args.retry_errors),
             on_progress=on_progress,
             cancel=cancel,
         )
@@ -261,8 +268,29 @@ def cmd_series(args: argparse.Namespace) -> int:
     return 0
 
 
+def _medical_aid(text: str | None, settings: Any) -> str | None:
+    """`--medical-aid` as a scheme's name: any alias or spelling of it ("GEMS") is the scheme; a name the
+    tables do not know is searched as given, with the closest names suggested."""
+    if not text:
+        return text
+    from pacsindex.index.sa.samatch import load_tables
+
+    tables = load_tables(settings.extra)
+    found = tables.medical_aid_named(text)
+    if found is not None:
+        if found.name != text:
+            print(f"medical aid {text!r}: {found.name}", file=sys.stderr)
+        return found.name
+    close = tables.medical_aid_suggestions(text)
+    if close:
+        names = " or ".join(map(repr, close))
+        print(f"no medical aid is called {text!r}; did you mean {names}?", file=sys.stderr)
+    return text
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    medical_aid = _medical_aid(args.medical_aid, settings)
     with store.reading(settings.db) as conn:
         rows = search(
             conn,
@@ -270,7 +298,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             modality=args.modality,
             date_from=args.date_from,
             date_to=args.date_to,
-            medical_aid=args.medical_aid,
+            medical_aid=medical_aid,
             hospital=args.hospital,
             hospital_group=args.hospital_group,
             limit=args.limit,
