@@ -144,8 +144,9 @@ class Run:
     # -- progress --------------------------------------------------------------------------------------
     def snapshot(self, state: str = "running", message: str | None = None) -> Progress:
         assert self._progress is not None
-        if message is None and state == "running":
-            # A source on a slow link says so (e.g. SMB: "mount the share locally instead").
+        if message is None and state in ("running", "completed"):
+            # A source on a slow link says so (e.g. SMB: "map the share instead"), in the final summary
+            # and index_status.json too.
             message = next((h for h in (getattr(s, "hint", None) for s in self.sources) if h), None)
         c = self.counters
         now = store.utcnow()
