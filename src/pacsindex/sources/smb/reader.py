@@ -77,9 +77,14 @@ SLOW_MS = 25.0  # a round trip slower than this earns the hint to index from a m
 # -- reading files ---------------------------------------------------------------------------------------
 
 
+_IN_USE = {0xC0000043, 0xC0000054}  # NTSTATUS sharing violation, file lock conflict
+
+
 def _head(client: _Client, share: str, replies: list[tuple[int, bytes]]) -> tuple[int, bytes] | OSError:
     """(size, data) from the replies to a create + read + close compound."""
     (cstatus, create), (rstatus, read), (lstatus, _) = replies
+    if cstatus in _IN_USE:  # passes by itself: the file is read again on the next run
+        return OSError(errno.EBUSY, "the file is open in another program (a modality still writing it?)")
     if cstatus:
         return _status_error(cstatus)
     size, _, _, file_id = _created(create)
@@ -118,8 +123,9 @@ class SmbReader:
             try:
                 _retrying(loc, self.creds, self.timeout, _Batch(loc, group, heads))
             except _Offline as exc:
+                lost = ConnectionError(errno.EIO, f"network error, {RETRIES} retries: {exc}")  # transient
                 for path in group:
-                    heads.setdefault(path, OSError(errno.EIO, f"network error, {RETRIES} retries: {exc}"))
+                    heads.setdefault(path, lost)
 
         def opener(path: str) -> IO[bytes]:
             head = heads.pop(path, None)
@@ -153,7 +159,7 @@ class SmbReader:
         try:
             return bytes(_retrying(loc, self.creds, self.timeout, op))
         except (_Offline, SourceError) as exc:
-            raise OSError(errno.EIO, f"network error, {RETRIES} retries: {exc}") from exc
+            raise ConnectionError(errno.EIO, f"network error, {RETRIES} retries: {exc}") from exc
 
 
 @dataclass
