@@ -1,0 +1,111 @@
+"""Odd files as real archives hold them: a Part 10 file cut right after its meta group, a raw implicit-VR
+dataset whose first element is 66-90 bytes long, raw big-endian datasets without meta, ACR-NEMA dates
+(`YYYY.MM.DD`) normalised so date filters and QIDO treat them as dates, and what pydicom would warn about
+kept as a note that `pacsindex problems --kind note` shows."""
+
+from __future__ import annotations
+
+import json
+import struct
+import warnings
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+
+from conftest import make_dataset, run_cli, write_dicom
+from pacsindex.dicom import read_header
+from pacsindex.dicomweb import query as dicomweb
+from pacsindex.index import store
+from pacsindex.index.search import search
+from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.sources.files import LocalReader, LocalTree
+
+PYDICOM_DATA = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+def read(path: Path, fast: bool = True):  # type: ignore[no-untyped-def]
+    return read_header(str(path), LocalReader().open, path.stat().st_size, path.name, fast=fast)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_file_cut_right_after_its_meta_group_is_truncated(tmp_path: Path, fast: bool) -> None:
+    f = write_dicom(tmp_path / "IM1.dcm", PatientName="CUT^SHORT")
+    data = f.read_bytes()
+    (meta_length,) = struct.unpack_from("<I", data, 132 + 8)  # (0002,0000) group length, explicit VR UL
+    f.write_bytes(data[: 132 + 12 + meta_length])
+    r = read(f, fast)
+    assert r.status == "error" and r.record is None
+    assert r.reason == "truncated header: no data set after the file meta information"
+
+
+@pytest.mark.parametrize("length", [66, 70, 80, 90])
+def test_raw_implicit_vr_whose_first_element_is_66_to_90_bytes(tmp_path: Path, length: int) -> None:
+    ds = make_dataset(PatientName="LENGTH^TEST")
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "X" * (length - len("ORIGINAL\\PRIMARY\\"))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a long code string: pydicom would rather we did not
+        f = write_dicom(tmp_path / "IMG0001", ds, preamble=False)
+    assert struct.unpack_from("<HHI", f.read_bytes()) == (0x0008, 0x0008, length)  # the first element
+    r = read(f)
+    assert r.status == "dicom" and r.record is not None and r.record.PatientName == "LENGTH^TEST"
+    assert r.record == read(f, fast=False).record
+
+
+def test_raw_big_endian_datasets_without_meta_are_read(tmp_path: Path) -> None:
+    r = read(PYDICOM_DATA / "ExplVR_BigEndNoMeta.dcm")  # pydicom's own test collection
+    ref = pydicom.dcmread(PYDICOM_DATA / "ExplVR_BigEndNoMeta.dcm", force=True)
+    assert r.status == "dicom" and r.record is not None
+    assert r.record.StudyInstanceUID == ref.StudyInstanceUID and r.record.StudyDate == ref.StudyDate
+
+    ds = make_dataset(PatientName="BIG^ENDIAN", Modality="MR")
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = False, False
+    write_dataset(buf, ds)
+    f = tmp_path / "BE0001"
+    f.write_bytes(buf.getvalue())
+    r = read(f)
+    assert r.status == "dicom" and r.record is not None
+    assert (r.record.PatientName, r.record.Modality) == ("BIG^ENDIAN", "MR")
+
+
+def old_style(path: Path, study: str, born: str) -> Path:
+    ds = make_dataset(PatientName="OLD^STYLE", StudyInstanceUID="1.2.12.3", SeriesInstanceUID="1.2.12.3.1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom says these are not DICOM dates: that is the point
+        ds.StudyDate = study
+        ds.PatientBirthDate = born
+        return write_dicom(path, ds, preamble=False)  # an ACR-NEMA era raw dataset
+
+
+def test_acr_nema_dates_are_dates_in_search_qido_and_dicom_json(tmp_path: Path) -> None:
+    old_style(tmp_path / "archive" / "OLD" / "IMG0001", "1995.03.14", "1950.07.01")
+    db = tmp_path / "i.db"
+    run_index(db, [LocalTree(str(tmp_path / "archive"))], ScanOptions(workers=1))
+    with store.reading(db) as conn:
+        (row,) = search(conn, "old", date_from="1995-03-01", date_to="1995-03-31")
+        assert row["StudyDate"] == "19950314" and row["PatientBirthDate"] == "19500701"
+        query = dicomweb.parse_query("study", [("StudyDate", "19950301-19950331")])
+        (study,) = dicomweb.search(conn, query, "https://pacs/dicom-web").items
+    assert study["00080020"] == {"vr": "DA", "Value": ["19950314"]}
+    assert study["00100030"] == {"vr": "DA", "Value": ["19500701"]}
+
+    notes = json.loads(run_cli("problems", "--kind", "note", "--db", str(db), "--json").stdout)
+    assert [Path(n["path"]).name for n in notes] == ["IMG0001"]
+    assert "StudyDate written the old way (YYYY.MM.DD)" in notes[0]["reason"]
+
+
+def test_what_pydicom_warns_about_stays_as_a_note(tmp_path: Path) -> None:
+    ds = make_dataset(PatientName="WARN^ME", charset="ISO_IR 999")  # a character set nobody knows
+    ds.PatientName = "WÄRN^ME".encode("latin-1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = write_dicom(tmp_path / "archive" / "IM1.dcm", ds)
+    r = read(f)
+    assert r.status == "dicom" and r.note and "ISO_IR 999" in r.note
+    db = tmp_path / "i.db"
+    run_index(db, [LocalTree(str(tmp_path / "archive"))], ScanOptions(workers=1))
+    out = run_cli("problems", "--kind", "note", "--db", str(db))
+    assert "IM1.dcm" in out.stdout and "ISO_IR 999" in out.stdout
