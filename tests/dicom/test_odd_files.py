@@ -44,9 +44,9 @@ def test_a_file_cut_right_after_its_meta_group_is_truncated(tmp_path: Path, fast
 @pytest.mark.parametrize("length", [66, 70, 80, 90])
 def test_raw_implicit_vr_whose_first_element_is_66_to_90_bytes(tmp_path: Path, length: int) -> None:
     ds = make_dataset(PatientName="LENGTH^TEST")
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "X" * (length - len("ORIGINAL\\PRIMARY\\"))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a long code string: pydicom would rather we did not
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "X" * (length - len("ORIGINAL\\PRIMARY\\"))]
         f = write_dicom(tmp_path / "IMG0001", ds, preamble=False)
     assert struct.unpack_from("<HHI", f.read_bytes()) == (0x0008, 0x0008, length)  # the first element
     r = read(f)
