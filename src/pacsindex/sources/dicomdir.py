@@ -1,13 +1,14 @@
 """DICOMDIR media directories: know a CD/DVD export's files and series from its records, opening one file
 per series instead of every file.
 
-A DICOMDIR's PATIENT → STUDY → SERIES → IMAGE records say which files exist and which series each belongs
-to, but real DICOMDIRs carry only a few keys per record (pydicom's FileSet writes the required ones: no
-SeriesDescription, birth date, sex, institution, insurance...). So the index never takes its series, study
-or patient fields from the records: for each series the first referenced file met is read in full (its
-header), and the other files of that series are indexed from that header plus their own IMAGE record
-(SOPInstanceUID, SOPClassUID, InstanceNumber, transfer syntax). Every field the index keeps is therefore
-the same whether or not a DICOMDIR is present; the DICOMDIR saves opening the other files.
+A DICOMDIR's PATIENT → STUDY → SERIES → IMAGE records (walked by their offsets) say which files exist and
+which series each belongs to, but real DICOMDIRs carry only a few keys per record (pydicom's FileSet
+writes the required ones: no SeriesDescription, birth date, sex, institution, insurance...). So the index
+never takes its series, study or patient fields from the records: for each series the first referenced
+file met is read in full (its header), and the other files of that series are indexed from that header
+plus their own IMAGE record (SOPInstanceUID, SOPClassUID, InstanceNumber, transfer syntax). Every field
+the index keeps is therefore the same whether or not a DICOMDIR is present; the DICOMDIR saves opening the
+other files.
 
 A referenced file is used only when it is new to the index and not newer than the DICOMDIR; a file
 changed since (or one whose record lacks its SOPInstanceUID) is read for real, so a stale DICOMDIR never
@@ -66,36 +67,52 @@ class DicomdirIndex:
         return len(self._records)
 
     def load(self, path: str, mtime_ns: int) -> int:
-        """Read a DICOMDIR; returns how many file records it gave (0 when it cannot be read)."""
+        """Read a DICOMDIR; returns how many file records it gave (0 when it cannot be read).
+
+        The records are walked here (root → lower levels → next siblings, by their offsets) rather than
+        through pydicom's FileSet, which builds a writable file set and took seconds for a few thousand
+        records, all in the scanner's main thread."""
         from pydicom import dcmread
-        from pydicom.fileset import FileSet
 
         try:
-            fileset = FileSet(dcmread(path))
+            ds = dcmread(path)
+            records = {item.seq_item_tell: item for item in ds.DirectoryRecordSequence}
+            root = int(ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity)
         except Exception as exc:  # a broken DICOMDIR only means its files are read one by one
             log.info("DICOMDIR not usable, its files are read one by one: %s", type(exc).__name__)
             log.debug("DICOMDIR %s: %s", path, exc)
             return 0
+        folder = os.path.dirname(path)
         count = 0
-        try:
-            for instance in fileset:
+        seen: set[int] = set()
+        pending: list[tuple[int, str | None]] = [(root, None)]  # (offset of a record list, its series)
+        while pending:
+            offset, series = pending.pop()
+            while offset and offset not in seen and offset in records:
+                seen.add(offset)  # a loop of offsets in a damaged DICOMDIR ends here
+                record = records[offset]
                 try:
-                    file_path = os.path.normpath(instance.path)
-                    series = text_value(getattr(instance, "SeriesInstanceUID", None))
-                except Exception:  # a record whose file ID makes no path
-                    continue
-                if series:
-                    self._records[file_path] = _FileRecord(series, _file_fields(instance), mtime_ns)
-                    count += 1
-        finally:
-            release(fileset)
+                    kind = _text(record, _TYPE)
+                    own = _text(record, _SERIES_UID) if kind == "SERIES" else series
+                    file_id = _text(record, _FILE_ID)
+                    if file_id and own and kind != "SERIES":
+                        file_path = _key(os.path.join(folder, *file_id.split("\\")))
+                        self._records[file_path] = _FileRecord(own, _file_fields(record), mtime_ns)
+                        count += 1
+                    lower = _offset(record, _LOWER)
+                    if lower:
+                        pending.append((lower, own))
+                    offset = _offset(record, _NEXT)
+                except Exception:  # one odd record: skip it, its files are read one by one
+                    log.debug("DICOMDIR %s: an unusable record", path, exc_info=True)
+                    break
         return count
 
     def result(self, path: str, entry: _Listed, reader: _Opener) -> FileResult | None:
         """The file's result without opening it (or, for the first file of a series, by reading its
         header); None when the file must be read the ordinary way (then the series' next file is tried
         for its header, up to three files)."""
-        found = self._records.get(os.path.normpath(path))
+        found = self._records.get(_key(path))
         if found is None or entry.mtime_ns > found.dicomdir_mtime_ns or not found.fields["SOPInstanceUID"]:
             return None
         header = self._headers.get(found.series)
@@ -114,14 +131,48 @@ class DicomdirIndex:
         return FileResult(path, "dicom", replace(header, **own))
 
 
-def _file_fields(instance: Any) -> dict[str, Any]:
+# Tags of the record keys read (DICOMDIRs are explicit VR little endian; values are read raw, since
+# pydicom's conversion of every value cost seconds for a few thousand records).
+_TYPE, _SERIES_UID, _FILE_ID = 0x00041430, 0x0020000E, 0x00041500
+_NEXT, _LOWER = 0x00041400, 0x00041420
+_RECORD_KEYS = {  # the per-file fields, as IMAGE (and other leaf) records hold them
+    "SOPInstanceUID": 0x00041511,  # ReferencedSOPInstanceUIDInFile
+    "SOPClassUID": 0x00041510,  # ReferencedSOPClassUIDInFile
+    "TransferSyntaxUID": 0x00041512,  # ReferencedTransferSyntaxUIDInFile
+    "InstanceNumber": 0x00200013,
+}
+
+
+def _key(path: str) -> str:
+    """A referenced file's path as looked up: file IDs are upper case on the disc, but a CD mounted on
+    Linux or copied by Explorer may show them in lower case."""
+    return os.path.normpath(path).casefold()
+
+
+def _raw(record: Any, tag: int) -> Any:
+    elem = record._dict.get(tag)
+    return None if elem is None else elem.value
+
+
+def _text(record: Any, tag: int) -> str | None:
+    value = _raw(record, tag)
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return text_value(value)
+
+
+def _offset(record: Any, tag: int) -> int:
+    value = _raw(record, tag)
+    if isinstance(value, bytes):
+        return int.from_bytes(value[:4], "little") if len(value) >= 4 else 0
+    return int(value or 0)
+
+
+def _file_fields(record: Any) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for keyword in FILE_FIELDS:
-        try:
-            raw = getattr(instance, keyword)
-        except (AttributeError, KeyError):
-            raw = None
-        values[keyword] = int_value(raw) if keyword == "InstanceNumber" else text_value(raw)
+        raw = _text(record, _RECORD_KEYS[keyword])
+        values[keyword] = int_value(raw) if keyword == "InstanceNumber" else raw
     return values
 
 
