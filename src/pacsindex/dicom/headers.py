@@ -163,7 +163,7 @@ def read_header(
         return FileResult(path, "error", reason="not a usable DICOM object: no SOP, study or series UID")
     values["TransferSyntaxUID"] = syntax
     finish_values(values, notes)
-    note = "; ".join(dict.fromkeys(notes))[:_MAX_NOTE] or None
+    note = "; ".join(dict.fromkeys(notes))[:_MAX_NOTE] if notes else None
     return FileResult(path, "dicom", record=HeaderRecord(**values), note=note)
 
 

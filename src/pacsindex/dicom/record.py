@@ -179,9 +179,13 @@ def normalise_date(value: str | None) -> tuple[str | None, bool]:
 
 def finish_values(values: dict[str, Any], notes: list[str]) -> None:
     """The clean-up both parsers share, in place: old-style dates normalised, each with a note."""
-    for keyword in ALL_FIELDS:
-        if keyword in DATE_FIELDS:
-            fixed, changed = normalise_date(values.get(keyword))
+    for keyword in _DATE_KEYS:
+        value = values[keyword]
+        if value is not None and len(value) == 10:  # cheap test first: this runs for every file
+            fixed, changed = normalise_date(value)
             if changed:
                 values[keyword] = fixed
                 notes.append(f"{keyword} written the old way (YYYY.MM.DD), read as a DICOM date")
+
+
+_DATE_KEYS = tuple(k for k in ALL_FIELDS if k in DATE_FIELDS)
