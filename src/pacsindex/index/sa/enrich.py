@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pacsindex.dicom.headers import HeaderRecord
-from pacsindex.index.sa.said import check_digit_typo, digits_only, parse_sa_id, quality_issues
+from pacsindex.index.sa.said import check_digit_typo, parse_sa_id, quality_issues
 from pacsindex.index.sa.samatch import Tables, default_tables
 
 
@@ -52,14 +52,3 @@ class Enricher:
     def study(self, rec: HeaderRecord) -> StudyExtras:
         found = self.tables.hospital(rec.InstitutionName, rec.StationName, free=(rec.InstitutionAddress,))
         return StudyExtras(found.name if found else None, found.group if found else None)
-
-    def search_terms(self, rec: HeaderRecord) -> list[str]:
-        """Extra text a series is found by: IDs without their spaces or hyphens (scheme and hospital are
-        filters, not search words)."""
-        terms = []
-        for value in (rec.PatientID, rec.OtherPatientIDs):
-            if value:
-                digits = digits_only(value)
-                if len(digits) >= 6 and digits != value:
-                    terms.append(digits)
-        return terms
