@@ -64,6 +64,23 @@ def test_every_spelling_of_a_folder_indexes_the_same_rows(samba: SambaServer, tm
         assert dirs == [f"smb://{host}/archive/Flaky", f"smb://{host}/archive/Flaky/CT"], "one spelling"
 
 
+def test_rows_an_older_index_kept_under_other_spellings_are_dropped(
+    samba: SambaServer, tmp_path: Path
+) -> None:
+    folder = samba.shares["archive"] / "Twice"
+    for i in range(3):
+        write_dicom(folder / f"IM{i}.dcm", InstanceNumber=i + 1, SeriesInstanceUID="1.2.12.11")
+    db = tmp_path / "i.db"
+    host = f"127.0.0.1:{samba.port}"
+    run_index(db, [source_for(f"smb://{host}/archive/twice", creds(samba))], ScanOptions(workers=1))
+    with sqlite3.connect(db) as conn:  # as an index from before one spelling per folder held it
+        conn.execute("UPDATE dirs SET path = replace(path, '/archive/Twice', '/Archive/TWICE')")
+    conn.close()
+    p = run_index(db, [source_for(f"smb://{host}/ARCHIVE/twice", creds(samba))], ScanOptions(workers=1))
+    assert p.files_read == 3 and p.files_removed == 3
+    assert rows(db) == (3, 3, [f"smb://{host}/archive/Twice"])
+
+
 @pytest.fixture(scope="module")
 def spaced(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A Samba whose share has a space in its name, as practices name them."""

@@ -3,7 +3,9 @@
 `PRAGMA user_version` says how many migrations a database has had; `migrate` runs the rest, each in its own
 transaction, so a database is always at one version or the next. Migrations are only ever appended:
 1 the index (patients, studies, series, files, folders, errors, runs), 2 staff accounts, sessions and the
-audit log, 3 the South African fields, 4 the trigram full-text index for search, 5 API tokens.
+audit log, 3 the South African fields, 4 the trigram full-text index for search, 5 API tokens; then
+index correctness (issue 12): file notes, transient errors and catalog signatures; studies keyed by
+patient; a rebuild of the search text (index/refold.py runs it on the first writable open).
 """
 
 from __future__ import annotations

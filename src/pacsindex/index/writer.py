@@ -136,12 +136,26 @@ class Writer:
         ).fetchone()
         return self.remove_files([row[0]]) if row else 0
 
+    def _any_spelling(self, path: str, sep: str) -> list[int]:
+        """Folders under an smb:// root in any letter case: SMB names are case-insensitive, and an index
+        from before roots had one spelling may hold the same folder under several."""
+        lo, hi = subtree_range(path.lower(), sep)
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM dirs WHERE lower(path) = ? OR (lower(path) >= ? AND lower(path) < ?)",
+                (path.lower(), lo, hi),
+            )
+        ]
+
     def remove_unseen(self, roots: Sequence[tuple[str, str]]) -> int:
-        """After a complete run: drop the files of folders under the roots that no longer exist."""
+        """After a complete run: drop the files of folders under the roots that no longer exist (for an
+        smb:// root, also those stored under another spelling of it)."""
         self._begin()
         removed = 0
         for path, sep in roots:
-            gone = [d for d in self._subtree_dirs(path, sep) if d not in self.seen_dirs]
+            below = self._any_spelling if path[:6].lower() == "smb://" else self._subtree_dirs
+            gone = [d for d in below(path, sep) if d not in self.seen_dirs]
             for dir_id in gone:
                 ids = [r[0] for r in self.conn.execute("SELECT id FROM files WHERE dir_id = ?", (dir_id,))]
                 removed += self.remove_files(ids)
