@@ -109,3 +109,26 @@ def test_what_pydicom_warns_about_stays_as_a_note(tmp_path: Path) -> None:
     run_index(db, [LocalTree(str(tmp_path / "archive"))], ScanOptions(workers=1))
     out = run_cli("problems", "--kind", "note", "--db", str(db))
     assert "IM1.dcm" in out.stdout and "ISO_IR 999" in out.stdout
+
+
+def test_notes_are_a_kind_of_problem_in_the_web_api(tmp_path: Path) -> None:
+    import httpx
+    from argon2 import PasswordHasher
+
+    from pacsindex.config.settings import Settings
+    from pacsindex.web import create_app
+    from pacsindex.web.server import ThreadedServer
+
+    old_style(tmp_path / "archive" / "OLD" / "IMG0001", "1995.03.14", "1950.07.01")
+    settings = Settings(db=tmp_path / "pacsindex.db", workers=1)
+    run_index(settings.db, [LocalTree(str(tmp_path / "archive"))], ScanOptions(workers=1))
+    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    app.state.pacsindex.accounts.add_user("it", "correct horse battery")
+    with ThreadedServer(app, settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.post(
+            "/auth/signin", json={"name": "it", "password": "correct horse battery"}
+        ).is_success
+        page = client.get("/api/index/errors", params={"kind": "note"}).json()
+        errors = client.get("/api/index/errors").json()
+    assert [Path(i["path"]).name for i in page["items"]] == ["IMG0001"] and page["kind"] == "note"
+    assert "read as a DICOM date" in page["items"][0]["reason"] and errors["items"] == []
