@@ -6,6 +6,7 @@ kept as a note that `pacsindex problems --kind note` shows."""
 from __future__ import annotations
 
 import json
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
+from chromium import browser_fixture  # noqa: F401  (the "browser" fixture)
 from conftest import make_dataset, run_cli, write_dicom
 from pacsindex.dicom import read_header
 from pacsindex.dicomweb import query as dicomweb
@@ -132,3 +134,34 @@ def test_notes_are_a_kind_of_problem_in_the_web_api(tmp_path: Path) -> None:
         errors = client.get("/api/index/errors").json()
     assert [Path(i["path"]).name for i in page["items"]] == ["IMG0001"] and page["kind"] == "note"
     assert "read as a DICOM date" in page["items"][0]["reason"] and errors["items"] == []
+
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.mark.browser
+def test_the_problems_page_shows_files_read_with_a_note(browser: object, tmp_path: Path) -> None:
+    from argon2 import PasswordHasher
+
+    from pacsindex.config.settings import Settings
+    from pacsindex.web import create_app
+    from pacsindex.web.server import ThreadedServer
+
+    expect = playwright_api.expect
+    old_style(tmp_path / "archive" / "OLD" / "IMG0001", "1995.03.14", "1950.07.01")
+    settings = Settings(db=tmp_path / "pacsindex.db", workers=1)
+    run_index(settings.db, [LocalTree(str(tmp_path / "archive"))], ScanOptions(workers=1))
+    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    app.state.pacsindex.accounts.add_user("it", "correct horse battery", admin=True)
+    with ThreadedServer(app, settings) as server:
+        page = browser.new_context().new_page()  # type: ignore[attr-defined]
+        page.goto(server.url + "/")
+        page.fill("#signin-name", "it")
+        page.fill("#signin-password", "correct horse battery")
+        page.keyboard.press("Enter")
+        expect(page.locator("#who")).to_have_text("it")
+        page.goto(server.url + "/#/problems")
+        expect(page.locator(".problems")).to_contain_text("No unreadable files.")
+        page.click("button[data-kind=note]")
+        expect(page.locator(".problems-table td.path")).to_have_text([re.compile(r"IMG0001$")])
+        expect(page.locator(".problems-table tbody td").nth(1)).to_contain_text("read as a DICOM date")
