@@ -111,3 +111,10 @@ def test_an_older_index_is_refolded_on_first_open(db: Path, tmp_path: Path) -> N
     assert conn.execute("SELECT count(*) FROM refold").fetchone()[0] == 0
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
     conn.close()
+
+
+def test_hospital_filters_take_aliases_too(db: Path) -> None:
+    out = run_cli("search", "", "--hospital", "milpark hosp", "--db", str(db), "--json")
+    assert len(json.loads(out.stdout)) == len(PEOPLE) and "Netcare Milpark Hospital" in out.stderr
+    out = run_cli("search", "", "--hospital-group", "Netcare Hospital Group", "--db", str(db), "--json")
+    assert len(json.loads(out.stdout)) == len(PEOPLE) and "'Netcare Hospital Group': Netcare" in out.stderr

@@ -268,29 +268,38 @@ def cmd_series(args: argparse.Namespace) -> int:
     return 0
 
 
-def _medical_aid(text: str | None, settings: Any) -> str | None:
-    """`--medical-aid` as a scheme's name: any alias or spelling of it ("GEMS") is the scheme; a name the
+def _canonical(what: str, text: str | None, settings: Any) -> str | None:
+    """A search filter's name as the index stores it: any alias or spelling of a medical scheme ("GEMS"),
+    hospital ("CHBAH") or hospital group is taken for its name (and the name said on stderr); a name the
     tables do not know is searched as given, with the closest names suggested."""
     if not text:
         return text
     from pacsindex.index.sa.samatch import load_tables
 
     tables = load_tables(settings.extra)
-    found = tables.medical_aid_named(text)
+    found: str | None
+    if what == "medical aid":
+        aid = tables.medical_aid_named(text)
+        found, close = (aid.name if aid else None), tables.medical_aid_suggestions(text)
+    else:
+        place = tables.hospital_named(text)
+        found = (place.group if what == "hospital group" else place.name) if place else None
+        close = tables.hospital_suggestions(text, groups=what == "hospital group")
     if found is not None:
-        if found.name != text:
-            print(f"medical aid {text!r}: {found.name}", file=sys.stderr)
-        return found.name
-    close = tables.medical_aid_suggestions(text)
+        if found != text:
+            print(f"{what} {text!r}: {found}", file=sys.stderr)
+        return found
     if close:
         names = " or ".join(map(repr, close))
-        print(f"no medical aid is called {text!r}; did you mean {names}?", file=sys.stderr)
+        print(f"no {what} is called {text!r}; did you mean {names}?", file=sys.stderr)
     return text
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    medical_aid = _medical_aid(args.medical_aid, settings)
+    medical_aid = _canonical("medical aid", args.medical_aid, settings)
+    hospital = _canonical("hospital", args.hospital, settings)
+    hospital_group = _canonical("hospital group", args.hospital_group, settings)
     with store.reading(settings.db) as conn:
         rows = search(
             conn,
@@ -299,8 +308,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             date_from=args.date_from,
             date_to=args.date_to,
             medical_aid=medical_aid,
-            hospital=args.hospital,
-            hospital_group=args.hospital_group,
+            hospital=hospital,
+            hospital_group=hospital_group,
             limit=args.limit,
         )
     if args.json:

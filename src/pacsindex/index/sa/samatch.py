@@ -226,6 +226,9 @@ class Tables:
         for entry, hospital in zip(facilities, facility_hospitals, strict=True):
             hospital_aliases += [(alias, hospital, 1) for alias in _all(entry)]
         self._hospitals = _Matcher(hospital_aliases, ignore_hospital_aliases, common_hospital_aliases)
+        self._hospital_names: dict[str, Hospital] = {}  # every name and alias, folded → facility or group
+        for alias, hospital, _rank in hospital_aliases:
+            self._hospital_names.setdefault(_key(alias), hospital)
 
     def medical_aid(self, *texts: str | None, free: Sequence[str | None] = ()) -> MedicalAid | None:
         """The scheme named in any of `texts` (structured fields: insurance plan, issuers, other IDs), else
@@ -248,6 +251,16 @@ class Tables:
     def medical_aid_named(self, text: str) -> MedicalAid | None:
         """The scheme whose name or alias `text` is (any spelling): "GEMS" → Government Employees..."""
         return self._aid_names.get(_key(text))
+
+    def hospital_named(self, text: str) -> Hospital | None:
+        """The facility (or group) whose name or alias `text` is: "CHBAH" → Chris Hani Baragwanath..."""
+        return self._hospital_names.get(_key(text))
+
+    def hospital_suggestions(self, text: str, groups: bool = False, limit: int = 3) -> list[str]:
+        """Facility names (or, with `groups`, group names) close to `text`, best first."""
+        close = difflib.get_close_matches(_key(text), list(self._hospital_names), n=limit * 3, cutoff=0.6)
+        names = (self._hospital_names[k].group if groups else self._hospital_names[k].name for k in close)
+        return [n for n in dict.fromkeys(names) if n][:limit]
 
     def medical_aid_suggestions(self, text: str, limit: int = 3) -> list[str]:
         """Scheme names close to `text` (a misspelt name or alias), best first."""
