@@ -165,3 +165,17 @@ def test_the_problems_page_shows_files_read_with_a_note(browser: object, tmp_pat
         page.click("button[data-kind=note]")
         expect(page.locator(".problems-table td.path")).to_have_text([re.compile(r"IMG0001$")])
         expect(page.locator(".problems-table tbody td").nth(1)).to_contain_text("read as a DICOM date")
+
+
+def test_an_unknown_character_set_and_a_date_that_is_not_one_are_notes_on_the_fast_path_too(
+    tmp_path: Path,
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = make_dataset(PatientName="ASCII^ONLY", charset="ISO_IR 999")
+        ds.StudyDate = "2019-1-5"
+        f = write_dicom(tmp_path / "IM1.dcm", ds)
+    r = read(f)
+    assert r.status == "dicom" and r.record is not None and r.record.PatientName == "ASCII^ONLY"
+    assert r.note is not None and "unknown character set ISO_IR 999" in r.note
+    assert "StudyDate is not a date as DICOM writes it" in r.note and r.record.StudyDate == "2019-1-5"

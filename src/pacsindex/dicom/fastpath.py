@@ -188,6 +188,21 @@ def _decode(tag: int, value: bytes, charset: str | None, notes: list[str]) -> An
     return text_value(text)
 
 
+_KNOWN_CHARSETS = {"ISO_IR 100", "ISO_IR 192", "ISO_IR 6"}  # grows with every character set found known
+
+
+def _check_charset(charset: str, notes: list[str]) -> None:
+    """pydicom warns about a SpecificCharacterSet it does not know even when every value is ASCII (and the
+    fast path never asks it to decode): keep that as a note too."""
+    from pydicom.charset import python_encoding
+
+    unknown = [c for c in (t.strip() for t in charset.split("\\")) if c and c not in python_encoding]
+    if unknown:
+        notes.append(f"unknown character set {', '.join(unknown)}: text read with the default instead")
+    else:
+        _KNOWN_CHARSETS.add(charset)
+
+
 def fast_values(win: Window, part10: bool, notes: list[str]) -> Values | str:
     """The kept values, or a reason the file is truncated. Raises Fallback for what pydicom should read."""
     try:
@@ -215,6 +230,8 @@ def fast_values(win: Window, part10: bool, notes: list[str]) -> Values | str:
     except _Truncated as exc:
         return str(exc)
     charset = _ascii(found[0x00080005][1]) if 0x00080005 in found else None
+    if charset is not None and charset not in _KNOWN_CHARSETS:
+        _check_charset(charset, notes)
     values: dict[str, Any] = dict.fromkeys(ALL_FIELDS)
     for tag, (_, raw) in found.items():
         keyword = _KEYWORD_OF.get(tag)

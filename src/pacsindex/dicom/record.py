@@ -181,11 +181,14 @@ def finish_values(values: dict[str, Any], notes: list[str]) -> None:
     """The clean-up both parsers share, in place: old-style dates normalised, each with a note."""
     for keyword in _DATE_KEYS:
         value = values[keyword]
-        if value is not None and len(value) == 10:  # cheap test first: this runs for every file
-            fixed, changed = normalise_date(value)
-            if changed:
-                values[keyword] = fixed
-                notes.append(f"{keyword} written the old way (YYYY.MM.DD), read as a DICOM date")
+        if value is None or (len(value) == 8 and value.isdigit()):  # the usual case, tested first
+            continue
+        fixed, changed = normalise_date(value)
+        if changed:
+            values[keyword] = fixed
+            notes.append(f"{keyword} written the old way (YYYY.MM.DD), read as a DICOM date")
+        else:
+            notes.append(f"{keyword} is not a date as DICOM writes it (YYYYMMDD); kept as written")
 
 
 _DATE_KEYS = tuple(k for k in ALL_FIELDS if k in DATE_FIELDS)
