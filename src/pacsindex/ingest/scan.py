@@ -11,7 +11,6 @@ process a pickle and a pipe write, and at one job per folder those were a sixth 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -25,17 +24,16 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pacsindex.dicom.headers import FileResult, HeaderRecord, read_header
+from pacsindex.dicom.headers import FileResult, read_header
 from pacsindex.errors import PacsIndexError, StoreError
 from pacsindex.index import store
 from pacsindex.index.locking import WriterLock
 from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
-from pacsindex.sources.dicomdir import DicomdirIndex
+from pacsindex.ingest.records import Described, Records, describe, is_unchanged
 from pacsindex.sources.files import (
     DirListing,
     Entry,
-    LocalTree,
     Reader,
     Source,
     WalkError,
@@ -132,9 +130,7 @@ class Run:
         self.on_progress = on_progress
         self.cancel = cancel or threading.Event()
         self.counters = dict.fromkeys((*store.RUN_COUNTERS, "files_from_records"), 0)
-        self._dicomdirs = DicomdirIndex()
-        self._described: set[tuple[int, str]] = set()  # files written from a catalog's record this run
-        self._catalog_seen: set[tuple[int, str]] = set()  # files a catalog listed this run
+        self._records = Records()
         self._series_count = 0
         self._rate = RateMeter()
         self._last_emit = (0, 0.0)
@@ -342,10 +338,10 @@ class Run:
                     c["enumerated_files"] += len(entries)
                     fresh: list[Entry] = []
                     unchanged = 0
-                    described = self._describe(source, item)
+                    described = describe(source, item)
                     for entry in entries:
                         old = known.pop(entry.name, None)
-                        if old is not None and self._unchanged(old, entry, described):
+                        if old is not None and is_unchanged(old, entry, described, opts.retry_errors):
                             unchanged += 1
                             if old.status != "dicom":
                                 c[old.status if old.status == "non_dicom" else "errors"] += 1
@@ -360,7 +356,7 @@ class Run:
                         gone = [k.id for name, k in known.items() if name not in changed]
                         c["files_removed"] += writer.remove_files(gone)
                     if described is not None:
-                        self._catalog_seen.update((dir_id, e.name) for e in entries)
+                        self._records.catalog_seen.update((dir_id, e.name) for e in entries)
                     fresh = self._from_records(source, reader, writer, item, dir_id, known, fresh, described)
                     add(reader, item, dir_id, known, fresh)
                     if pack and time.monotonic() - pack_since >= job_seconds:
@@ -375,7 +371,8 @@ class Run:
                     close()
             if getattr(source, "known_record", None) is not None and not (self.cancel.is_set() or limit_hit):
                 # The catalog was read to its end: the rows it described before and lists no more are gone.
-                c["files_removed"] += writer.remove_described(source.label, self._catalog_seen)
+                seen = self._records.catalog_seen
+                c["files_removed"] += writer.remove_described(source.label, seen)
             if self.cancel.is_set():
                 pack, pack_files = [], 0  # like a job not started yet: the next run reads these files
                 break
@@ -394,33 +391,6 @@ class Run:
         self._emit(force=True)
         return not limit_hit and not self.cancel.is_set()
 
-    def _describe(self, source: Source, item: DirListing) -> dict[str, tuple[HeaderRecord, str]] | None:
-        """A catalog's records for a listed folder's files, with their signatures (None: not a catalog)."""
-        catalog = getattr(source, "known_record", None)
-        if catalog is None:
-            return None
-        described: dict[str, tuple[HeaderRecord, str]] = {}
-        for entry in item.entries:
-            record = catalog(item.path + item.sep + entry.name)
-            if record is not None:
-                digest = hashlib.sha1(repr(record).encode("utf-8")).hexdigest()
-                described[entry.name] = (record, f"{source.label}\x1f{digest}")
-        return described
-
-    def _unchanged(
-        self, old: KnownFile, entry: Entry, described: dict[str, tuple[HeaderRecord, str]] | None
-    ) -> bool:
-        """Whether a listed file needs no new read: same size and time, not an error that may pass (or
-        any error, with retry_errors), and for a catalog, the same record as the index holds."""
-        if old.size != entry.size or old.mtime_ns != entry.mtime_ns:
-            return False
-        if old.status == "error" and (old.transient or self.options.retry_errors):
-            return False
-        if described is not None:
-            found = described.get(entry.name)
-            return found is None or found[1] == old.record_sig
-        return True
-
     def _from_records(
         self,
         source: Source,
@@ -430,50 +400,17 @@ class Run:
         dir_id: int,
         known: dict[str, KnownFile],
         fresh: list[Entry],
-        described: dict[str, tuple[HeaderRecord, str]] | None,
+        described: Described | None,
     ) -> list[Entry]:
-        """Index files whose fields are already known without opening each: every file a catalog lists
-        (from its record), and new files a DICOMDIR in a local tree describes (its records say which files
-        hold which series; one header per series gives what the records lack). Returns the files still to
-        read."""
-        if isinstance(source, LocalTree):
-            for entry in item.entries:
-                if entry.name.upper() == "DICOMDIR":
-                    self._dicomdirs.load(item.path + item.sep + entry.name, entry.mtime_ns)
-        if described is None and not len(self._dicomdirs):
-            return fresh
-        to_read: list[Entry] = []
-        direct: list[Entry] = []
-        results: list[FileResult] = []
-        sigs: list[str | None] = []
-        opened, wasted = self._dicomdirs.reads, self._dicomdirs.wasted
-        # In name order, so which file of a series gives its header does not depend on the listing order.
-        for entry in fresh if described is not None else sorted(fresh, key=lambda e: e.name):
-            path = item.path + item.sep + entry.name
-            sig = None
-            if described is not None:
-                found = described.get(entry.name)
-                record, sig = found if found is not None else (None, None)
-                result = FileResult(path, "dicom", record) if record is not None else None
-            elif entry.name in known:
-                result = None  # changed since it was indexed: read it for real
-            else:
-                result = self._dicomdirs.result(path, entry, reader)
-            if result is None:
-                to_read.append(entry)
-            else:
-                direct.append(entry)
-                results.append(result)
-                sigs.append(sig)
-        if direct:
-            job = _Job(dir_id, item.path, item.sep, direct, known)
-            self._write_results(writer, job, results, read=False, sigs=sigs)
-            if described is not None:
-                self._described.update((dir_id, e.name) for e in direct)
-        opened = self._dicomdirs.reads - opened  # one header per DICOMDIR series, read here
-        self.counters["files_read"] += opened + self._dicomdirs.wasted - wasted
-        self.counters["files_from_records"] += len(direct) - opened
-        return to_read
+        """Index the files whose fields records give (a catalog's, a DICOMDIR's: see ingest/records.py)
+        without opening each; returns the files still to read."""
+        split = self._records.split(source, reader, item, dir_id, known, fresh, described)
+        if split.direct:
+            job = _Job(dir_id, item.path, item.sep, split.direct, known)
+            self._write_results(writer, job, split.results, read=False, sigs=split.sigs)
+        self.counters["files_read"] += split.opened + split.wasted  # one header per DICOMDIR series
+        self.counters["files_from_records"] += len(split.direct) - split.opened
+        return split.to_read
 
     def _write_results(
         self,
@@ -485,7 +422,7 @@ class Run:
     ) -> None:
         c = self.counters
         for i, (entry, result) in enumerate(zip(job.entries, results, strict=True)):
-            if read and (job.dir_id, entry.name) in self._described:
+            if read and (job.dir_id, entry.name) in self._records.described:
                 # A catalog of this run described this file while a worker read it: one row per file,
                 # and the catalog's record is what the practice filed.
                 c["files_processed"] += 1
