@@ -65,6 +65,7 @@ bench: install system
 	$(BIN)/python -m bench.bench_share --files $(BENCH_SHARE_FILES)
 	$(BIN)/python -m bench.bench_smb --files $(BENCH_SMB_FILES)
 	$(BIN)/python -m bench.bench_render --files $(BENCH_RENDER_FILES)
+	$(BIN)/python -m bench.bench_dicomdir --series 20 --per-series 100 --rounds 3
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .test-tools build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -33,6 +33,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--status-file", metavar="FILE", help="status JSON (default index_status.json beside the db)"
     )
+    p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="read every file stored as an error again (transient ones are retried anyway)",
+    )
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     p.add_argument("--json-out", metavar="FILE", help="also write every series with its files as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -53,7 +58,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--modality", metavar="CODE")
     p.add_argument("--date-from", metavar="YYYY-MM-DD")
     p.add_argument("--date-to", metavar="YYYY-MM-DD")
-    p.add_argument("--medical-aid", metavar="NAME", help="only patients of this medical scheme")
+    p.add_argument(
+        "--medical-aid", metavar="NAME", help="only patients of this medical scheme (a name or alias: GEMS)"
+    )
     p.add_argument("--hospital", metavar="NAME", help="only studies from this hospital")
     p.add_argument("--hospital-group", metavar="NAME", help="only studies from this group (e.g. Netcare)")
     p.add_argument("--json", action="store_true")
@@ -62,9 +69,10 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("problems", help="files that could not be indexed, non-DICOM files, bare images")
     p.add_argument(
         "--kind",
-        choices=("error", "non_dicom", "images"),
+        choices=("error", "non_dicom", "note", "images"),
         default="error",
         help="error: corrupt or unreadable files and folders (default); non_dicom: other files; "
+        "note: files read but odd (what pydicom would warn about); "
         "images: folders of images without a DICOM header (raw JPEG 2000, JP2)",
     )
     p.add_argument("--limit", type=positive, default=1000, metavar="N")
@@ -176,7 +184,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                 result = run_index(
                     settings.db,
                     sources,
-                    ScanOptions(workers=settings.workers, limit=args.limit),
+                    ScanOptions(workers=settings.workers, limit=args.limit, retry_errors=args.retry_errors),
                     on_progress=on_progress,
                     cancel=cancel,
                 )
@@ -293,8 +301,38 @@ def cmd_series(args: argparse.Namespace) -> int:
     return 0
 
 
+def _canonical(what: str, text: str | None, settings: Any) -> str | None:
+    """A search filter's name as the index stores it: any alias or spelling of a medical scheme ("GEMS"),
+    hospital ("CHBAH") or hospital group is taken for its name (and the name said on stderr); a name the
+    tables do not know is searched as given, with the closest names suggested."""
+    if not text:
+        return text
+    from pacsindex.index.sa.samatch import load_tables
+
+    tables = load_tables(settings.extra)
+    found: str | None
+    if what == "medical aid":
+        aid = tables.medical_aid_named(text)
+        found, close = (aid.name if aid else None), tables.medical_aid_suggestions(text)
+    else:
+        place = tables.hospital_named(text)
+        found = (place.group if what == "hospital group" else place.name) if place else None
+        close = tables.hospital_suggestions(text, groups=what == "hospital group")
+    if found is not None:
+        if found != text:
+            print(f"{what} {text!r}: {found}", file=sys.stderr)
+        return found
+    if close:
+        names = " or ".join(map(repr, close))
+        print(f"no {what} is called {text!r}; did you mean {names}?", file=sys.stderr)
+    return text
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    medical_aid = _canonical("medical aid", args.medical_aid, settings)
+    hospital = _canonical("hospital", args.hospital, settings)
+    hospital_group = _canonical("hospital group", args.hospital_group, settings)
     with store.reading(settings.db) as conn:
         rows = search(
             conn,
@@ -302,9 +340,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             modality=args.modality,
             date_from=args.date_from,
             date_to=args.date_to,
-            medical_aid=args.medical_aid,
-            hospital=args.hospital,
-            hospital_group=args.hospital_group,
+            medical_aid=medical_aid,
+            hospital=hospital,
+            hospital_group=hospital_group,
             limit=args.limit,
         )
     if args.json:

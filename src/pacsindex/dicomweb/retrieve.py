@@ -92,8 +92,8 @@ def find(
 ) -> Target:
     """The files of a study, a series of it, or one instance of that series, in series and instance order;
     NotFound when the index has no such study, series or instance (or none with a SOPInstanceUID)."""
-    where = ["st.study_key = ?", "st.StudyInstanceUID = ?", "s.SeriesInstanceUID IS NOT NULL"]
-    params: list[Any] = [study_uid, study_uid]
+    where = ["st.StudyInstanceUID = ?", "s.SeriesInstanceUID IS NOT NULL"]
+    params: list[Any] = [study_uid]
     what = "study"
     if series_uid is not None:
         where += ["s.SeriesKey = ?", "s.SeriesInstanceUID = ?"]

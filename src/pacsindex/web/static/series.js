@@ -49,6 +49,7 @@ export async function renderSeries(container, key) {
           ["Birth date", dicomDate(s.PatientBirthDate)],
           ["Sex", sex(s.PatientSex)],
           ["SA ID", s.sa_id ? h("span", { id: "series-sa-id" }, saId(s.sa_id), " ", qualityBadge(s.sa_id_issues, { id: "series-dq" })) : ""],
+          ...(s.study_uid_shared ? [["Check", h("span", { class: "badge dq study-shared", id: "series-study-shared" }, "⚠ The same StudyInstanceUID is filed under another patient too")]] : []),
           ...(s.sa_id_issues ? [["Check", h("ul", { class: "dq-list", id: "series-dq-text" }, saIdIssues(s.sa_id_issues).map((t) => h("li", {}, t)))]] : []),
           ["Medical aid", s.medical_aid ? h("span", { class: "chip aid" }, s.medical_aid) : ""],
         ]),
