@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests need (real Samba, Chromium, unzip ...), idempotently:
 # nothing is downloaded when they are already there. Needs root (or sudo) and apt-get.
 set -euo pipefail
-PACKAGES=(sqlite3 unzip samba smbclient chromium firebird3.0-server orthanc orthanc-dicomweb)
+PACKAGES=(sqlite3 unzip samba smbclient chromium firebird3.0-server orthanc orthanc-dicomweb dcmtk dicom3tools)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -50,6 +50,8 @@ TOKEN_CREATE = "token_create"  # an admin made an API token (for DICOMweb client
 TOKEN_REVOKE = "token_revoke"
 DICOMWEB_QUERY = "dicomweb_query"  # a QIDO-RS search (user "token:NAME" for an API token)
 DICOMWEB_RETRIEVE = "dicomweb_retrieve"  # a WADO-RS retrieval of a study, series, instance or metadata
+SHARE_UNLOCK = "share_unlock"  # an admin lifted a share link's passcode lockout
+PRACTICE_SETTINGS = "practice_settings"  # an admin changed the practice details recipients see
 ACTIONS = (
     SIGNIN,
     SIGNIN_FAILED,
@@ -72,6 +74,8 @@ ACTIONS = (
     TOKEN_REVOKE,
     DICOMWEB_QUERY,
     DICOMWEB_RETRIEVE,
+    SHARE_UNLOCK,
+    PRACTICE_SETTINGS,
 )
 
 MAX_PAGE = 500
