@@ -6,6 +6,7 @@ import { fields, focusHeading, h, notice, replace } from "./dom.js";
 import { count, dateTime, dicomDate, personName } from "./format.js";
 import { nasSettingsCard } from "./nas.js";
 import { orthancSettingsCard } from "./orthanc.js";
+import { practiceCard } from "./practice.js";
 import { tokensCard } from "./tokens.js";
 
 const ACTION_LABEL = {
@@ -30,6 +31,8 @@ const ACTION_LABEL = {
   orthanc_settings: "Changed Orthanc settings",
   orthanc_test: "Tested Orthanc connection",
   orthanc_send: "Sent series to Orthanc",
+  share_unlock: "Unlocked a share link",
+  practice_settings: "Changed practice details",
 };
 const PAGE = 100;
 
@@ -150,6 +153,7 @@ export function renderUsers(container, ctx) {
   container.append(orthancSettingsCard());
   container.append(tokensCard(ctx));
   container.append(nasSettingsCard());
+  container.append(practiceCard());
   focusHeading(container);
   load();
   loadSettings();
