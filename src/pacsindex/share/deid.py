@@ -15,9 +15,10 @@ before it (preamble, meta, header) is read, de-identified and encoded in memory:
 once the header is read. The Pixel Data element itself is copied byte for byte from the NAS: its length
 is known from its own header (or, encapsulated, from walking its fragment headers). So
 `size = len(new header) + pixel element length`, found when the zip is planned by reading only headers.
-When the zip is sent the header is de-identified again (dicognito with the same seed gives the same
-bytes) and the pixel element streamed; a header that comes out a different length means the file changed,
-and the download stops (FileChanged) rather than sending a zip that is not what was announced.
+The de-identified header (a few KB: private blocks are gone) is kept with the plan, so each header is read
+and de-identified once per download (the CPU cost, bench/bench_share.py); when the zip is sent it goes
+out, then the pixel element is streamed from the NAS. A source whose size changed since the plan stops
+the download (FileChanged) rather than sending a zip that is not what was announced.
 Elements after Pixel Data (trailing padding, digital signatures, which the profile removes) are dropped.
 
 A file without top-level pixel data (a structured report), or in a deflated transfer syntax, is
@@ -31,7 +32,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import pydicom
@@ -128,6 +129,8 @@ class DeidFile:
     values: Mapping[str, Any]
     pixel_start: int | None
     pixel_length: int
+    header: bytes = field(default=b"", repr=False)
+    source_size: int = 0
 
 
 def _value(ds: Dataset, keyword: str) -> Any:
@@ -142,11 +145,11 @@ class Deidentifier:
 
     def __init__(self, seed: str) -> None:
         self.seed = seed
+        # One Anonymizer for the share: its replacements depend only on the seed and the original value.
+        self._anonymizer = Anonymizer(seed=seed)
 
     def _clean(self, ds: Dataset) -> None:
-        # A fresh Anonymizer per file: with the same seed its replacements are the same, and it keeps no
-        # state that grows with the share.
-        Anonymizer(seed=self.seed).anonymize(ds)
+        self._anonymizer.anonymize(ds)
         ds.remove_private_tags()
         for elem in list(ds):
             if 0x6000 <= elem.tag.group <= 0x60FF and elem.tag.group % 2 == 0:  # overlays
@@ -208,9 +211,10 @@ class Deidentifier:
         with reader.open(path) as fh:
             header, ds, start = self._header(fh)
             length = 0 if start is None else _element_length(fh, start, ds)
+            source_size = fh.seek(0, io.SEEK_END)
         values = {k: _value(ds, k) for k in DIR_FIELDS}
         values["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
-        return DeidFile(len(header) + length, values, start, length)
+        return DeidFile(len(header) + length, values, start, length, header, source_size)
 
     def chunks(
         self, reader: Reader, path: str, name: str, planned: DeidFile, chunk: int = CHUNK
@@ -218,10 +222,10 @@ class Deidentifier:
         """The de-identified file: exactly `planned.size` bytes, or FileChanged."""
         try:
             with reader.open(path) as fh:
-                header, _, start = self._header(fh)
-                if len(header) + planned.pixel_length != planned.size or start != planned.pixel_start:
+                if fh.seek(0, io.SEEK_END) != planned.source_size:
                     raise FileChanged(f"{name} changed while it was being sent")
-                yield header
+                yield planned.header
+                start = planned.pixel_start
                 if start is None:
                     return
                 fh.seek(start)

@@ -210,8 +210,10 @@ class ShareStream(StreamingResponse):
         batch: int = CHUNK,
         stall_s: float = 60,
         status_code: int = 200,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self._chunks = chunks
+        self._release = release
         self._stall_s = stall_s
         self._on_close = on_close
         self._size = int(headers["Content-Length"]) if "Content-Length" in headers else None
@@ -266,6 +268,10 @@ class ShareStream(StreamingResponse):
             async for chunk in self.body_iterator:
                 if self._gone:
                     break
+                if self._size is not None and sent + len(chunk) >= self._size and self._release:
+                    # The client may ask again on the same connection as soon as it has the last byte:
+                    # the place must be free by then.
+                    self._release()
                 # A client that reads nothing leaves the server's send waiting for room in the socket:
                 # after stall_s its place goes to someone else (the connection is dropped).
                 with anyio.fail_after(self._stall_s):
@@ -336,6 +342,7 @@ def stream(
         sh.chunk,
         stall_s=stall,
         status_code=status_code,
+        release=slot.release,
     )
 
 
