@@ -30,7 +30,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 import logging
 import os
@@ -61,6 +60,7 @@ from pacsindex.errors import (
 )
 from pacsindex.share import accesslog, passcodes
 from pacsindex.share.accesslog import KINDS, OUTCOMES, Kind
+from pacsindex.share.grants import Signer
 from pacsindex.share.passcodes import MAX_PASSCODE, MIN_PASSCODE
 from pacsindex.share.store import Share, connect, iso, read_share, token_hash
 
@@ -154,7 +154,7 @@ class Shares:
         self.lockout_s = lockout_s
         self.grant_s = grant_s
         self.ticket_s = ticket_s
-        self._grant_key = secrets.token_bytes(32)  # grants last no longer than this process
+        self.signer = Signer(lambda: self.clock(), grant_s, ticket_s)  # keys last no longer than this process
         self._local = threading.local()
         connect(self.path).close()
 
@@ -411,20 +411,11 @@ class Shares:
         return self._tag(exc, share.id if share else None, kind, client, user_agent, outcome)
 
     def grant(self, share: Share) -> str:
-        """A cookie value saying this browser gave `share`'s passcode, valid for `grant_s` (and never past
-        the link's own expiry)."""
-        until = int(min(self.clock() + self.grant_s, share.expires_at))
-        return f"{share.id}.{until}.{self._mac(share, until)}"
+        """A cookie value saying this browser gave `share`'s passcode (`grants.Signer`)."""
+        return self.signer.grant(share)
 
     def granted(self, share: Share, value: str | None) -> bool:
-        if not value or len(value) > 200:
-            return False
-        parts = value.split(".")
-        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
-            return False
-        if int(parts[0]) != share.id or int(parts[1]) <= self.clock():
-            return False
-        return hmac.compare_digest(parts[2], self._mac(share, int(parts[1])))
+        return self.signer.granted(share, value)
 
     def known(self, token: str | None) -> bool:
         """Whether `token` names a link at all (nothing is logged): unknown ones must not take a slot."""
@@ -433,8 +424,7 @@ class Shares:
     def ticket(self, got: Access) -> str:
         """The download a recipient just reserved (`access(kind="download")`), as a URL part: valid until
         the link expires (at most `ticket_s`), for this link only, while this process runs."""
-        until = int(min(self.clock() + self.ticket_s, got.share.expires_at))
-        return f"{got.share.id}.{got.log_id}.{until}.{self._mac(got.share, until, f'ticket{got.log_id}')}"
+        return self.signer.ticket(got.share, got.log_id)
 
     def redeem(
         self, token: str | None, ticket: str, *, client: str | None, user_agent: str | None = None
@@ -443,15 +433,6 @@ class Shares:
         download, using no further download of the link. A withdrawn or expired link stops it."""
         now = self.clock()
         share = self._lookup(token)
-        parts = ticket.split(".") if isinstance(ticket, str) and len(ticket) < 200 else []
-        valid = (
-            share is not None
-            and len(parts) == 4
-            and all(p.isdigit() for p in parts[:3])
-            and int(parts[0]) == share.id
-            and now < int(parts[2])
-            and hmac.compare_digest(parts[3], self._mac(share, int(parts[2]), f"ticket{parts[1]}"))
-        )
         kind: Kind = "zip"
         if share is None:
             raise self._tag(
@@ -474,16 +455,12 @@ class Shares:
         if now >= share.expires_at:
             expired = ShareExpired(f"this share link expired on {iso(share.expires_at)}")
             raise self._tag(expired, share.id, kind, client, user_agent, "expired")
-        if not valid:
+        if not self.signer.ticket_valid(share, ticket):
             stale = ShareExpired("this download has run out: open the link again and press Download")
             raise self._tag(stale, share.id, kind, client, user_agent, "expired")
         return Access(share, self._log(share.id, kind, client, user_agent, "ok", now))
 
     # -- internals -------------------------------------------------------------------------------------
-    def _mac(self, share: Share, until: int, what: str = "grant") -> str:
-        message = f"{what}.{share.id}.{until}.{share.token_hash}".encode()
-        return hmac.new(self._grant_key, message, hashlib.sha256).hexdigest()
-
     def _lookup(self, token: str | None) -> Share | None:
         if not isinstance(token, str) or not _TOKEN_RE.match(token):
             return None
