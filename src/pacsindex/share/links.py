@@ -417,10 +417,6 @@ class Shares:
     def granted(self, share: Share, value: str | None) -> bool:
         return self.signer.granted(share, value)
 
-    def known(self, token: str | None) -> bool:
-        """Whether `token` names a link at all (nothing is logged): unknown ones must not take a slot."""
-        return self._lookup(token) is not None
-
     def ticket(self, got: Access) -> str:
         """The download a recipient just reserved (`access(kind="download")`), as a URL part: valid until
         the link expires (at most `ticket_s`), for this link only, while this process runs."""
