@@ -45,7 +45,8 @@ def check_zip(path: Path, db: Path, key: str) -> int:
         keys = [
             r[0]
             for r in conn.execute(
-                "SELECT SeriesKey FROM series WHERE study_id = (SELECT study_id FROM series WHERE SeriesKey = ?)",
+                "SELECT SeriesKey FROM series "
+                "WHERE study_id = (SELECT study_id FROM series WHERE SeriesKey = ?)",
                 (key,),
             )
         ]
