@@ -72,7 +72,7 @@ from pacsindex.web.sharestream import ShareStream
 log = logging.getLogger(__name__)
 
 COOKIE = "pacsindex_share"
-PLANS_KEPT = 16  # planned zips kept for resumed downloads (each a list of file sizes, not the files)
+PLANS_KEPT = 8  # planned zips kept for resumed downloads (sizes, and de-identified headers: a few KB a file)
 
 router = APIRouter(prefix="/share", tags=["share links (recipient)"], include_in_schema=False)
 
