@@ -11,18 +11,21 @@ as the zip goes out (`zipwriter`), and any byte range of it can be sent on its o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from pacsindex.share import dicomdir
-from pacsindex.share.deid import Deidentifier, DeidFile
+from pacsindex.share.deid import Deidentifier, DeidFile, plan_in_worker
 from pacsindex.share.download import exact_chunks, probe, safe_part, why
 from pacsindex.share.zipwriter import Entry, ZipLayout
 from pacsindex.sources.readers import CHUNK, ReaderFor, Readers
 
-__all__ = ["DICOMDIR", "MANIFEST", "README", "Member", "ShareZip", "share_filename"]
+PlanMap = Callable[[Callable[[str], "DeidFile | str"], list[str]], Iterable["DeidFile | str"]]
+
+__all__ = ["DICOMDIR", "MANIFEST", "README", "Member", "PlanMap", "ShareZip", "share_filename"]
 
 README = "README.txt"
 MANIFEST = "MANIFEST.txt"
@@ -85,9 +88,11 @@ class ShareZip:
         reader_for: ReaderFor | None = None,
         settings: Any = None,
         chunk: int = CHUNK,
+        plan_map: PlanMap | None = None,
     ) -> None:
         self.chunk = chunk
         self.deid = deidentifier
+        self._plan_map, self._reader_for, self._settings = plan_map, reader_for, settings
         self._readers = Readers(reader_for, settings)
         self.series = [dict(s) for s, _ in parts]
         self.filename = share_filename(self.series, deidentified=deidentifier is not None)
@@ -132,8 +137,12 @@ class ShareZip:
         patients: dict[tuple[Any, Any], int] = {}
         studies: dict[Any, tuple[int, int]] = {}
         sizes: dict[str, int | str] = {}
+        planned: dict[str, DeidFile | str] = {}
+        paths = [str(f["path"]) for _, files in parts for f in files]
         if self.deid is None:
-            sizes = probe(self._readers, [str(f["path"]) for _, files in parts for f in files])
+            sizes = probe(self._readers, paths)
+        else:
+            planned = self._deid_plans(paths)
         members: list[Member] = []
         for series_no, (series, files) in enumerate(parts, start=1):
             pkey = (series.get("PatientID"), series.get("PatientName"))
@@ -161,11 +170,10 @@ class ShareZip:
                     "path": path,
                 }
                 if self.deid is not None:
-                    try:
-                        plan = self.deid.plan(self._readers(path), path)
-                    except OSError as exc:
+                    plan = planned[path]
+                    if isinstance(plan, str):
                         members.append(
-                            Member(**base, size=indexed, indexed_size=indexed, values={}, missing=why(exc))
+                            Member(**base, size=indexed, indexed_size=indexed, values={}, missing=plan)
                         )
                         continue
                     members.append(
@@ -183,6 +191,21 @@ class ShareZip:
                     )
                 )
         return members
+
+    def _deid_plans(self, paths: list[str]) -> dict[str, DeidFile | str]:
+        """Each file's de-identified plan (or why it cannot be read): in worker processes through
+        `plan_map` when given (header work is CPU-bound), else here."""
+        assert self.deid is not None
+        if self._plan_map is not None and self._reader_for is None:
+            work = functools.partial(plan_in_worker, self.deid.seed, self._settings)
+            return dict(zip(paths, self._plan_map(work, paths), strict=True))
+        found: dict[str, DeidFile | str] = {}
+        for path in paths:
+            try:
+                found[path] = self.deid.plan(self._readers(path), path)
+            except OSError as exc:
+                found[path] = why(exc)
+        return found
 
     def _readme(self, practice: str) -> bytes:
         lines = [

@@ -55,6 +55,7 @@ __all__ = [
     "DeidFile",
     "Deidentifier",
     "burned_in_reason",
+    "plan_in_worker",
 ]
 
 BURNED_IN_MODALITIES = {
@@ -276,3 +277,23 @@ def _element_length(fh: IO[bytes], start: int, ds: Dataset) -> int:
         if (group, element) != (0xFFFE, 0xE000) or item_len == 0xFFFFFFFF:
             raise OSError("the encapsulated pixel data is damaged")
         pos += item_len
+
+
+_WORKER_DEIDENTIFIERS: dict[str, Deidentifier] = {}
+
+
+def plan_in_worker(seed: str, settings: Any, path: str) -> DeidFile | str:
+    """`Deidentifier(seed).plan` for one file in a worker process (the header work is CPU-bound, so it
+    runs in processes, not threads): the plan, or why the file cannot be read."""
+    from pacsindex.share.download import why
+    from pacsindex.sources.files import reader_for
+
+    deid = _WORKER_DEIDENTIFIERS.get(seed)
+    if deid is None:
+        if len(_WORKER_DEIDENTIFIERS) > 8:
+            _WORKER_DEIDENTIFIERS.clear()
+        deid = _WORKER_DEIDENTIFIERS[seed] = Deidentifier(seed)
+    try:
+        return deid.plan(reader_for(path, settings), path)
+    except OSError as exc:
+        return why(exc)

@@ -91,6 +91,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         jobs.shutdown()
+        app.state.sharing.close()  # the share de-identification worker processes, if any were started
         web.audit.flush(timeout=30)
 
     app = FastAPI(

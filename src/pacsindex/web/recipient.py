@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
+import os
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -49,7 +52,7 @@ from pacsindex.errors import (
     ShareError,
 )
 from pacsindex.share import service
-from pacsindex.share.bundle import ShareZip
+from pacsindex.share.bundle import PlanMap, ShareZip
 from pacsindex.share.deid import Deidentifier
 from pacsindex.share.download import CHUNK, ReaderFor, member_names, stream_file
 from pacsindex.share.limits import Slot, StreamLimiter
@@ -97,6 +100,23 @@ class Sharing:
     stall_s: float | None = None  # None: settings.share_stall_seconds
     plans: OrderedDict[str, Planned] = field(default_factory=OrderedDict)
     plans_lock: threading.Lock = field(default_factory=threading.Lock)
+    pool: ProcessPoolExecutor | None = None  # de-identification workers, started on first use
+
+    def plan_map(self) -> PlanMap:
+        """Runs de-identification planning in worker processes (CPU-bound header work: not threads)."""
+        with self.plans_lock:
+            if self.pool is None:
+                self.pool = ProcessPoolExecutor(
+                    max_workers=max(1, min(4, os.cpu_count() or 1)),
+                    mp_context=multiprocessing.get_context("spawn"),  # never fork a threaded server
+                )
+            pool = self.pool
+        return lambda work, paths: pool.map(work, paths, chunksize=16)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
 
 def sharing(request: Request) -> Sharing:
@@ -348,6 +368,7 @@ def _planned(request: Request, ticket: str, got: Access) -> Planned:
             reader_for=sh.reader_for,
             settings=sh.settings,
             chunk=sh.chunk,
+            plan_map=sh.plan_map() if share.deidentified else None,
         )
     )
     with sh.plans_lock:
