@@ -13,6 +13,7 @@ import re
 import secrets
 import socket
 import sqlite3
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -380,3 +381,33 @@ def test_an_admin_unlocks_a_locked_link(live: Live) -> None:
         assert anon.post(f"/share/{made['token']}", data={"passcode": "kidney-stone-42"}).status_code == 303
     audit = live.admin.get("/api/audit", params={"limit": 500}).json()
     assert ("share_unlock", made["id"]) in {(e["action"], e["detail"].get("share_id")) for e in audit}
+
+
+def test_a_flood_of_made_up_links_leaves_real_downloads_unaffected(live: Live) -> None:
+    sharing = live.app.state.sharing
+    made = live.share(f"{STUDY}.1")
+    stop = threading.Event()
+    answers: list[int] = []
+
+    def flood() -> None:
+        with live.recipient() as bot:
+            while not stop.is_set():
+                fake = secrets.token_urlsafe(32)
+                answers.append(bot.get(f"/share/{fake}/zip/1.2.3.abc").status_code)
+                answers.append(bot.post(f"/share/{fake}/download").status_code)
+
+    threads = [threading.Thread(target=flood) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: len(answers) > 50)
+        with live.recipient() as anon:
+            for _ in range(5):
+                r = anon.get(press(anon, made["token"]))
+                assert r.status_code == 200 and len(r.content) == int(r.headers["content-length"])
+            assert sharing.limiter.active <= 1  # only real downloads ever held a place
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert set(answers) == {404}
