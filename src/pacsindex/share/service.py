@@ -100,10 +100,8 @@ def share_parts(conn: sqlite3.Connection, share: Share) -> list[tuple[dict[str, 
     """The share's series still in the index, in the order they were chosen, each with its files in
     instance order. NotFound when none is left."""
     parts = []
-    allowed = share_series_keys(share)
-    for key in share.series_keys:
-        if key not in allowed:  # pragma: no cover - the same set
-            continue
+    allowed = share_series_keys(share)  # the one answer to "what may this link show"
+    for key in [k for k in share.series_keys if k in allowed] or sorted(allowed):
         series = store.get_series(conn, key)
         if series is None:
             continue
