@@ -13,9 +13,10 @@ const FIELDS = [
 export function practiceCard() {
   const said = h("div", { id: "practice-said", "aria-live": "polite" });
   const inputs = Object.fromEntries(
-    FIELDS.map(([key, , max]) => [key, h("input", { id: `practice-${key}`, type: "text", maxlength: String(max), size: "40" })]),
+    // Disabled until the saved values are in, so nothing typed is overwritten by them.
+    FIELDS.map(([key, , max]) => [key, h("input", { id: `practice-${key}`, type: "text", maxlength: String(max), size: "40", disabled: true })]),
   );
-  const save = h("button", { type: "submit", class: "primary", id: "practice-save" }, "Save");
+  const save = h("button", { type: "submit", class: "primary", id: "practice-save", disabled: true }, "Save");
   const form = h(
     "form",
     { class: "stacked", id: "practice-form" },
@@ -25,7 +26,11 @@ export function practiceCard() {
   );
   api("/api/settings/practice")
     .then((values) => {
-      for (const [key] of FIELDS) inputs[key].value = values[key] || "";
+      for (const [key] of FIELDS) {
+        inputs[key].value = values[key] || "";
+        inputs[key].disabled = false;
+      }
+      save.disabled = false;
     })
     .catch((err) => replace(said, notice(err.message, "error")));
   form.addEventListener("submit", async (event) => {
