@@ -57,6 +57,8 @@ PURGE = "purge"  # entries older than the retention ages removed, with how many 
 ACCESS_REPORT = "access_report"  # an admin made a patient's access report (POPIA s23)
 AUDIT_EXPORT = "audit_export"  # an admin exported the audit log for a date range
 BACKUP = "backup"  # a backup of the index and share store was written (or restored)
+SHARE_UNLOCK = "share_unlock"  # an admin lifted a share link's passcode lockout
+PRACTICE_SETTINGS = "practice_settings"  # an admin changed the practice details recipients see
 ACTIONS = (
     SIGNIN,
     SIGNIN_FAILED,
@@ -85,6 +87,8 @@ ACTIONS = (
     ACCESS_REPORT,
     AUDIT_EXPORT,
     BACKUP,
+    SHARE_UNLOCK,
+    PRACTICE_SETTINGS,
 )
 
 MAX_PAGE = 500

@@ -47,6 +47,9 @@ class Settings:
     share_default_hours: int = 24  # how long a new share link lasts unless its creator says otherwise
     share_max_hours: int = 168  # the longest a share link may last (7 days)
     share_max_streams: int = 4  # share downloads sent at once; more get 429 with Retry-After
+    share_max_streams_per_link: int = 2  # of those, for one link (issue 17)
+    share_max_streams_per_client: int = 2  # of those, to one client address (issue 17)
+    share_stall_seconds: int = 60  # a download whose client reads nothing this long loses its place
     public_url: str = ""  # e.g. https://pacs.example.co.za: the start of share links; default: as asked
     cors_origins: tuple[str, ...] = ()  # viewers on other origins allowed to call /dicom-web (CORS)
     render_workers: int = 2  # processes that decode and draw images (viewer, thumbnails, /rendered)
@@ -149,6 +152,10 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError("render_workers must be between 1 and 64")
     if not 1 <= s.thumbnail_cache_mb <= 1_000_000:
         raise ConfigError("thumbnail_cache_mb must be between 1 and 1000000")
+    if not 1 <= s.share_max_streams_per_link <= 256 or not 1 <= s.share_max_streams_per_client <= 256:
+        raise ConfigError("share_max_streams_per_link and share_max_streams_per_client must be 1 to 256")
+    if not 1 <= s.share_stall_seconds <= 3600:
+        raise ConfigError("share_stall_seconds must be between 1 and 3600")
     if s.public_url and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", s.public_url):
         raise ConfigError(f"public_url must be an http:// or https:// address, not {s.public_url!r}")
     for origin in s.cors_origins:

@@ -113,6 +113,7 @@ def create_app(
         operations.shutdown(app)  # runs and sends stop between files, audited as stopped
         renderer.shutdown()
         jobs.shutdown()
+        app.state.sharing.close()  # the share de-identification worker processes, if any were started
         web.audit.flush(timeout=30)
 
     app = FastAPI(

@@ -6,6 +6,7 @@ import { fields, focusHeading, h, notice, replace } from "./dom.js";
 import { count, dateTime, dicomDate, personName } from "./format.js";
 import { nasSettingsCard } from "./nas.js";
 import { orthancSettingsCard } from "./orthanc.js";
+import { practiceCard } from "./practice.js";
 import { tokensCard } from "./tokens.js";
 import { accessReportsCard } from "./reports.js";
 
@@ -36,6 +37,8 @@ const ACTION_LABEL = {
   access_report: "Made access report",
   audit_export: "Exported audit log",
   backup: "Backup or restore",
+  share_unlock: "Unlocked a share link",
+  practice_settings: "Changed practice details",
 };
 const PAGE = 100;
 
@@ -156,6 +159,7 @@ export function renderUsers(container, ctx) {
   container.append(orthancSettingsCard());
   container.append(tokensCard(ctx));
   container.append(nasSettingsCard());
+  container.append(practiceCard());
   focusHeading(container);
   load();
   loadSettings();
