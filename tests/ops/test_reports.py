@@ -44,7 +44,9 @@ def share_and_download(live: Live, key: str) -> None:
     made = live.staff.post("/api/shares", json={"SeriesKey": key}, headers=live.staff_csrf)
     assert made.status_code == 201, made.text
     with live.anon() as recipient:
-        assert recipient.get(f"/share/{made.json()['token']}/download").status_code == 200
+        pressed = recipient.post(f"/share/{made.json()['token']}/download")  # the Download button
+        assert pressed.status_code == 303, pressed.text
+        assert recipient.get(pressed.headers["location"]).status_code == 200
 
 
 def test_the_access_report_lists_search_open_share_and_download(live: Live, tmp_path: Path) -> None:
@@ -67,9 +69,11 @@ def test_the_access_report_lists_search_open_share_and_download(live: Live, tmp_
         "search listed their records",
         "opened a series",
         "shared a series by link",
+        "pressed Download",
         "downloaded the series",
     ]
-    assert [a["who"] for a in as_json["accesses"]] == ["sipho", "sipho", "sipho", "link recipient"]
+    who = ["sipho", "sipho", "sipho", "link recipient", "link recipient"]
+    assert [a["who"] for a in as_json["accesses"]] == who
     assert all(a["client"] == "127.0.0.1" and a["at"].endswith("+02:00") for a in as_json["accesses"])
     assert all(a["series"] == "2026-12-07 CT AXIAL" for a in as_json["accesses"])
 
@@ -79,7 +83,7 @@ def test_the_access_report_lists_search_open_share_and_download(live: Live, tmp_
     assert rows[0] == ["Access report for patient", "PID-M", "MÜLLER^HANS"]
     table = rows[rows.index(["time", "who", "address", "what", "series", "detail"]) + 1 :]
     assert [row[3] for row in table] == whats
-    assert "ok" in table[3][5] and "bytes" in table[3][5]
+    assert "ok" in table[4][5] and "bytes" in table[4][5]
 
     pdf = live.admin.get("/api/reports/access", params={"patient_id": "PID-M", "format": "pdf"})
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"

@@ -177,7 +177,13 @@ def _describe(
         detail += f", expires {d['expires_at']}" if d.get("expires_at") else ""
     elif action == audit.SHARE_ACCESS and d.get("share_id") in shares:
         row = shares[d["share_id"]]
-        kind = {"download": "downloaded the series", "file": "downloaded a file", "page": "opened the link"}
+        kind = {
+            "download": "pressed Download",
+            "zip": "downloaded the series",
+            "file": "downloaded a file",
+            "page": "opened the link",
+            "view": "viewed the images",
+        }
         what = kind.get(str(d.get("kind")), f"used the link ({d.get('kind')})")
         detail = f"link {d['share_id']}, {d.get('outcome')}{repeats}"
         if d.get("bytes_sent"):

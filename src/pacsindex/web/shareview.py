@@ -23,7 +23,7 @@ from pacsindex.errors import NotFound, PacsIndexError, PasscodeRequired, ShareLi
 from pacsindex.share.links import Access, share_series_keys
 from pacsindex.viewer import images as viewer_images
 from pacsindex.web.indexing import index_reader
-from pacsindex.web.recipient import sharing, use, with_grant
+from pacsindex.web.recipient import served, sharing, use, with_grant
 from pacsindex.web.security import client_address, state
 from pacsindex.web.sharepages import NO_STORE, page, passcode_form, refusal_page
 from pacsindex.web.viewing import (
@@ -95,6 +95,7 @@ def view(request: Request, token: str) -> Response:
         return page("Shared images", passcode_form(token), 200)
     except PacsIndexError as exc:
         return refusal_page(exc, token)
+    served(request, got, "view")  # audited: the recipient opened the images
     first = sorted(share_series_keys(got.share))[0]
     # JPEG (quality 90) for recipients: a phone on a mobile network, a tenth of the PNG's bytes
     response = viewer_page(
