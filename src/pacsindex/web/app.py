@@ -29,7 +29,7 @@ from pacsindex.index import store
 from pacsindex.ingest.jobs import IndexJobs, SourceFactory
 from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sources.files import source_for as default_source_for
-from pacsindex.web import admin, errors, indexing, nas, searching, sharing, signin
+from pacsindex.web import admin, errors, indexevents, indexing, nas, searching, sharing, signin, worklist
 from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web
 from pacsindex.web.security import WebState, signed_in
@@ -111,6 +111,8 @@ def create_app(
     api.include_router(searching.router)
     api.include_router(admin.router)
     api.include_router(nas.router)  # /api/settings/nas
+    api.include_router(indexevents.router)  # /api/index/events (server-sent), folders, runs
+    api.include_router(worklist.router)  # /api/studies
     app.include_router(signin.public)
     app.include_router(api)
 
@@ -192,7 +194,7 @@ class _Headers:
             await self.app(scope, receive, send_with_headers)
         finally:
             # The page polls the status every 2 s and loads its files once: DEBUG, or they drown the rest.
-            quiet = path == "/api/index/status" or path.startswith("/static/")
+            quiet = path in ("/api/index/status", "/api/studies/count") or path.startswith("/static/")
             log.log(
                 logging.DEBUG if quiet else logging.INFO,
                 "%s %s %d %.0f ms",

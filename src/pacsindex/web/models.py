@@ -193,6 +193,7 @@ class AuditEntry(BaseModel):
     client: str | None = None
     action: str
     detail: dict[str, object]
+    about: dict[str, object] = Field(default={}, description="the series, study or share it names, now")
 
 
 class SettingsOut(BaseModel):
