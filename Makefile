@@ -42,6 +42,7 @@ lint: install
 	$(BIN)/lint-imports
 
 test: install system lint
+	bash scripts/test-tools.sh  # axe-core from npm into test-tools/, for the accessibility checks
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Every benchmark, figures as ratios against a baseline in the same run (docs/benchmarks.md); JSON in

@@ -19,10 +19,7 @@ from pacsindex.web.wording import for_staff
 
 router = APIRouter(prefix="/index", tags=["indexing"])
 
-NO_INDEX = (
-    "there is no index yet: start indexing on the Indexing page (POST /api/index/start), "
-    "or run `pacsindex index ROOT --db DB` on the server"
-)
+NO_INDEX = "there is no index yet: start indexing on the Indexing page"
 
 
 @contextmanager

@@ -1,9 +1,11 @@
-// One series in full: patient, study and series fields, and its files in instance order.
+// One series in full: patient, study and series fields; its UIDs, SeriesKey and files (paths, transfer
+// syntaxes) behind "Technical details".
 
 import { api } from "./api.js";
 import { fields, focusHeading, h, notice, replace } from "./dom.js";
 import { mountOrthancCard } from "./orthanc.js";
 import { bytes, count, dicomDate, dicomTime, hospitalName, personName, qualityBadge, saId, saIdIssues, sex, transferSyntax } from "./format.js";
+import { technical } from "./study.js";
 
 const SHOWN_FILES = 500;
 
@@ -41,7 +43,7 @@ export async function renderSeries(container, key) {
         { class: "card" },
         h("h3", {}, "Patient"),
         fields([
-          ["Name", s.PatientName],
+          ["Name", personName(s.PatientName)],
           ["Patient ID", s.PatientID],
           ["Issuer of ID", s.IssuerOfPatientID],
           ["Other IDs", s.OtherPatientIDs],
@@ -64,7 +66,6 @@ export async function renderSeries(container, key) {
           ["Referring", s.ReferringPhysicianName ? personName(s.ReferringPhysicianName) : ""],
           ["Institution", s.InstitutionName],
           ["Hospital", hospitalName(s.hospital, s.hospital_group)],
-          ["Study UID", h("span", { class: "uid" }, s.StudyInstanceUID || "–")],
         ]),
       ),
       h(
@@ -78,20 +79,26 @@ export async function renderSeries(container, key) {
           ["Body part", s.BodyPartExamined],
           ["Series date", dicomDate(s.SeriesDate)],
           ["Equipment", [s.Manufacturer, s.StationName].filter(Boolean).join(" · ")],
-          ["Files", `${count(s.file_count)} (${bytes(s.total_size)})`],
-          ["Series UID", h("span", { class: "uid" }, s.SeriesInstanceUID || "–")],
-          ["SeriesKey", h("span", { class: "uid" }, s.SeriesKey)],
+          ["Images", `${count(s.file_count)} (${bytes(s.total_size)})`],
         ]),
       ),
     ),
-    h("section", { class: "card" }, h("h3", {}, `Files (${count(s.files.length)})`), filesBox),
+    technical(
+      [
+        ["Study UID", s.StudyInstanceUID],
+        ["Series UID", s.SeriesInstanceUID],
+        ["SeriesKey", s.SeriesKey],
+      ],
+      h("h3", { class: "files-title" }, `Files (${count(s.files.length)})`),
+      filesBox,
+    ),
   );
   focusHeading(container);
   mountOrthancCard(container, s.SeriesKey);
 }
 
 function backLink() {
-  return h("a", { href: "#/search", class: "back" }, "← Back to results");
+  return h("a", { href: "#/search", class: "back" }, "← Back to worklist");
 }
 
 // The folder the files share, if they all share one: shown once, so the table lists just the names.
