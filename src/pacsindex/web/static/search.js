@@ -125,6 +125,7 @@ export function createSearchView(ctx) {
     resultsBox = h("section", { class: "results", id: "results", "aria-label": "Studies", "aria-busy": "false" });
     replace(container, form, newBox, resultsBox);
     showResults();
+    if (ctx.status) refresh(ctx.status); // indexing may have added studies while another view was shown
     if (shown.rows && shown.selected) {
       window.scrollTo(0, shown.scrollY); // back from a study: where the user was, on the row they had chosen
       worklist.focusSelected();

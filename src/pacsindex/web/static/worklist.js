@@ -5,7 +5,7 @@
 
 import { api } from "./api.js";
 import { h, notice, replace } from "./dom.js";
-import { ageSex, count, dicomDate, hospitalName, personName, plural, qualityBadge } from "./format.js";
+import { ageSex, count, dicomDate, hospitalName, personName, plural, qualityBadge, saId } from "./format.js";
 
 const SORTABLE = { name: ["name", "name_desc"], date: ["date", "date_asc"] };
 
@@ -99,7 +99,13 @@ export function createWorklist(ctx, shown, on) {
         "td",
         { class: "patient-cell" },
         h("a", { href: studyHref(key), class: "patient-name", tabindex: "-1" }, personName(r.PatientName)),
-        h("span", { class: "who-line" }, ageSex(r.age, r.PatientSex), r.PatientID ? h("span", { class: "nowrap" }, `${r.age || r.PatientSex ? " · " : ""}ID ${r.PatientID}`) : null),
+        h(
+          "span",
+          { class: "who-line" },
+          ageSex(r.age, r.PatientSex),
+          r.PatientID && r.PatientID !== r.sa_id ? h("span", { class: "nowrap" }, `${r.age || r.PatientSex ? " · " : ""}ID ${r.PatientID}`) : null,
+          r.sa_id ? h("span", { class: "sa-id nowrap" }, " · SA ID ", saId(r.sa_id)) : null,
+        ),
         qualityBadge(r.sa_id_issues),
       ),
       h("td", { class: "date nowrap" }, dicomDate(r.StudyDate) || "no date"),
