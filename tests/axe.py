@@ -31,8 +31,10 @@ def violations(page: Any) -> list[dict[str, Any]]:
             const result = await axe.run(document, { runOnly: { type: "tag", values: tags } });
             return result.violations
                 .filter((v) => v.impact === "serious" || v.impact === "critical")
-                .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
-                               nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + ": " + n.failureSummary) }));
+                .map((v) => ({
+                    id: v.id, impact: v.impact, help: v.help,
+                    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + ": " + n.failureSummary),
+                }));
         }""",
         TAGS,
     )

@@ -59,7 +59,8 @@ def test_badge_chips_and_medical_aid_filter(browser: object, tmp_path: Path) -> 
         merwe = page.locator("tr.study-row", has_text="VAN DER MERWE")
         expect(merwe.locator(".chip.aid")).to_have_text(DISCOVERY)
         expect(merwe.locator(".chip.hospital")).to_have_text("Netcare Milpark Hospital")
-        expect(merwe.locator(".chip.hospital")).to_have_attribute("title", "Netcare Milpark Hospital · Netcare")
+        hospital = merwe.locator(".chip.hospital")
+        expect(hospital).to_have_attribute("title", "Netcare Milpark Hospital · Netcare")
         page.screenshot(path=str(ARTIFACTS / "ui-sa-search.png"), full_page=True)
 
         # Filter by medical aid: the choices come from the index; only Discovery's patient is left.
