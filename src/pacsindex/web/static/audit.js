@@ -102,7 +102,9 @@ function subject(e) {
   const d = e.detail || {};
   const about = (e.about && (e.about.series || e.about.study)) || {};
   const pick = (k) => about[k] ?? d[k];
-  const what = [pick("Modality"), pick("StudyDescription") || pick("SeriesDescription")].filter(Boolean).join(" ") || "a series";
+  const described = pick("StudyDescription") || pick("SeriesDescription") || "";
+  const modality = pick("Modality") && !described.toUpperCase().startsWith(String(pick("Modality")).toUpperCase()) ? pick("Modality") : "";
+  const what = [modality, described].filter(Boolean).join(" ") || "a series";
   const whose = pick("PatientName") ? ` of ${personName(pick("PatientName"))}` : "";
   const when = pick("StudyDate") ? ` (${dicomDate(pick("StudyDate"))})` : "";
   return `${what}${whose}${when}`;
