@@ -105,6 +105,14 @@ def test_admin_tests_and_saves_the_nas_connection(
         expect(page.locator("#index-chip")).to_have_text("Up to date", timeout=60_000)
         expect(page.locator(".runs-table tbody tr").first).to_contain_text(nas_url)
 
+        # Remove asks first; saying no keeps the NAS.
+        page.click("#nav a[href='#/settings']")
+        asked: list[str] = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+        page.click("#nas-remove")
+        expect(page.locator("#nas-url")).to_have_text(nas_url)
+        assert asked and asked[0].startswith("Remove the NAS settings")
+
         page.click("#nav a[href='#/audit']")
         expect(page.locator(".audit-table")).to_contain_text("thandi tested the NAS connection: it worked.")
         expect(page.locator(".audit-table")).to_contain_text("thandi changed the NAS settings.")
