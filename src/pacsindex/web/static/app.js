@@ -98,7 +98,7 @@ async function signOut() {
 
 const VIEWS = [
   // [prefix or exact hash, nav entry it belongs to, admin only, render(view, rest)]
-  ["#/study/", "search", false, (view, key) => renderStudy(view, key)],
+  ["#/study/", "search", false, (view, key) => renderStudy(view, key, ctx)],
   ["#/series/", "search", false, (view, key) => renderSeries(view, key).then(() => location.hash === `#/series/${key}` && mountShareCard(view, key, ctx))],
   ["#/shares", "shares", false, (view) => renderShares(view, ctx)],
   ["#/indexing", "indexing", false, (view) => renderIndexing(view, ctx)],

@@ -4,7 +4,7 @@
 
 import { api } from "./api.js";
 import { focusHeading, h, notice, replace } from "./dom.js";
-import { count, dateTime, dicomDate, personName } from "./format.js";
+import { count, dateTime, dicomDate, personName, studyLabel } from "./format.js";
 
 const ACTION_LABEL = {
   signin: "Signed in",
@@ -103,8 +103,7 @@ function subject(e) {
   const about = (e.about && (e.about.series || e.about.study)) || {};
   const pick = (k) => about[k] ?? d[k];
   const described = pick("StudyDescription") || pick("SeriesDescription") || "";
-  const modality = pick("Modality") && !described.toUpperCase().startsWith(String(pick("Modality")).toUpperCase()) ? pick("Modality") : "";
-  const what = [modality, described].filter(Boolean).join(" ") || "a series";
+  const what = described || pick("Modality") ? studyLabel(String(pick("Modality") || "").split(/[\s,]+/), described) : "a series";
   const whose = pick("PatientName") ? ` of ${personName(pick("PatientName"))}` : "";
   const when = pick("StudyDate") ? ` (${dicomDate(pick("StudyDate"))})` : "";
   return `${what}${whose}${when}`;

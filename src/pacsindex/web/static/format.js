@@ -48,6 +48,13 @@ function givenCase(text) {
     .join(" ");
 }
 
+// "CT CHEST" for a study described "CHEST" with CT in it; just "MR PROSTATE" when the description says so.
+export function studyLabel(modalities, description) {
+  const text = (description || "").trim();
+  const said = (m) => text.toUpperCase().split(/\s+/).includes(m.toUpperCase());
+  return [...(modalities || []).filter((m) => m && !said(m)), text].filter(Boolean).join(" ") || "(no description)";
+}
+
 // "62 y · Male": what reception says about the patient at a glance.
 export function ageSex(age, patientSex) {
   return [age, sex(patientSex)].filter(Boolean).join(" · ");

@@ -3,10 +3,10 @@
 
 import { api } from "./api.js";
 import { fields, focusHeading, h, notice, replace } from "./dom.js";
-import { ageSex, dicomDate, dicomTime, hospitalName, personName, plural, qualityBadge, saId } from "./format.js";
+import { ageSex, dateTime, dicomDate, dicomTime, hospitalName, personName, plural, qualityBadge, saId, studyLabel } from "./format.js";
 import { seriesList, viewerHref } from "./worklist.js";
 
-export async function renderStudy(container, key) {
+export async function renderStudy(container, key, ctx) {
   replace(container, h("p", { class: "muted" }, "Loading study…"));
   let s;
   try {
@@ -38,7 +38,7 @@ export async function renderStudy(container, key) {
           {},
           h("h2", { id: "study-patient" }, personName(s.PatientName)),
           h("p", { class: "series-sub" }, [ageSex(s.age, s.PatientSex), s.PatientID ? `ID ${s.PatientID}` : ""].filter(Boolean).join(" · ")),
-          h("p", { class: "series-sub", id: "study-what" }, [s.modalities.join(" "), s.StudyDescription || "(no description)", dicomDate(s.StudyDate) || "no date"].filter(Boolean).join(" · ")),
+          h("p", { class: "series-sub", id: "study-what" }, `${studyLabel(s.modalities, s.StudyDescription)} · ${dicomDate(s.StudyDate) || "no date"}`),
         ),
         actions,
       ),
@@ -73,6 +73,7 @@ export async function renderStudy(container, key) {
         ),
       ),
       h("section", { class: "card" }, h("h3", {}, "Series"), seriesList(s)),
+      h("p", { class: "print-only muted", id: "study-printed" }, `Printed ${dateTime(new Date().toISOString(), ctx.me.timezone)} by ${ctx.me.name}, from pacsindex. Confidential patient information.`),
       technical([
         ["Study UID", s.StudyInstanceUID],
         ...s.series.map((x) => [`Series ${x.SeriesNumber ?? "?"} UID`, x.SeriesInstanceUID]),
