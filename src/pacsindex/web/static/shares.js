@@ -192,7 +192,8 @@ function shareRows(s, ctx, reload) {
   });
   const actions = [logButton];
   if (s.status === "active" || s.status === "locked") {
-    actions.unshift(
+    // the way out last, as everywhere: Save or Log first, Remove or Revoke at the end
+    actions.push(
       h(
         "button",
         {
