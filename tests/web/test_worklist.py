@@ -5,9 +5,11 @@ series, progress as server-sent events, the folders Start indexes, and audit ent
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -157,3 +159,32 @@ def test_age_as_people_say_it() -> None:
     assert age_at("20240301", "20240315") == "14 d"
     assert age_at("", "20240315") is None and age_at("20240401", "20240315") is None
     assert age_at("20240230", "20240315") is None
+
+
+def test_the_event_stream_ends_cleanly_when_the_server_stops(tmp_path: Path) -> None:
+    settings = Settings(db=tmp_path / "pacsindex.db", workers=1)
+    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    app.state.pacsindex.accounts.add_user("thandi", PASSWORD)
+    outcome: list[object] = []
+    first = threading.Event()
+    server = ThreadedServer(app, settings).__enter__()
+    client = httpx.Client(base_url=server.url, timeout=60)
+    client.post("/auth/signin", json={"name": "thandi", "password": PASSWORD})
+
+    def follow() -> None:
+        try:
+            with client.stream("GET", "/api/index/events") as r:
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        first.set()
+            outcome.append("ended")
+        except httpx.HTTPError as exc:  # cut off, not ended
+            outcome.append(exc)
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    assert first.wait(30)
+    server.__exit__(None, None, None)
+    reader.join(60)
+    client.close()
+    assert outcome == ["ended"]

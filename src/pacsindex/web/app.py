@@ -9,6 +9,7 @@ swagger-ui-bundle package, never from a CDN) and `/openapi.json`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -103,6 +104,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.pacsindex = web
+    app.state.closing = threading.Event()  # set by web.server.Server as it shuts down: streams end
     errors.install(app)
 
     api = APIRouter(prefix="/api", dependencies=[Depends(signed_in)])

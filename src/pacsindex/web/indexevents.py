@@ -65,7 +65,10 @@ async def index_events(request: Request) -> StreamingResponse:
         yield "retry: 2000\n\n"
         last = ""
         started = sent = time.monotonic()
+        closing = getattr(request.app.state, "closing", None)
         while time.monotonic() - started < STREAM_LIFETIME_S:
+            if closing is not None and closing.is_set():
+                return  # the server is shutting down: end the stream, the browser reconnects later
             status = await run_in_threadpool(page_status, request)
             text = json.dumps(status, separators=(",", ":"))
             now = time.monotonic()
