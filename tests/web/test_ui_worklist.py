@@ -328,6 +328,13 @@ def test_admin_pages_in_plain_words_with_settings_in_one_place(browser: Any, ind
     page.fill("#share-passcode", "")
     page.click("#share-create")
     expect(page.locator("#share-url")).to_be_visible()
+    assert_accessible(page, "series with its share link")
+    recipient = browser.new_context(viewport=PHONE)  # the person the link is for: no account, often a phone
+    landing = recipient.new_page()
+    landing.goto(page.locator("#share-url").input_value())
+    expect(landing.locator("h1")).to_have_text("Shared series")
+    assert_accessible(landing, "a share link's page")
+    recipient.close()
     page.click("#nav a[href='#/audit']")
     table = page.locator(".audit-table")
     # "MR PROSTATE", not "MR MR PROSTATE": the modality is said once

@@ -195,7 +195,8 @@ class _Headers:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            # The page polls the status every 2 s and loads its files once: DEBUG, or they drown the rest.
+            # The page's background questions (status, new-results count) and its files: DEBUG, or they drown
+            # the rest.
             quiet = path in ("/api/index/status", "/api/studies/count") or path.startswith("/static/")
             log.log(
                 logging.DEBUG if quiet else logging.INFO,
