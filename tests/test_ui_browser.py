@@ -126,7 +126,9 @@ def test_sign_in_index_search_and_open_a_series(browser: object, tmp_path: Path)
         expect(page.locator("#series-folder")).to_contain_text("MÜLLER")
         page.screenshot(path=str(ARTIFACTS / "ui-series.png"), full_page=False)
 
-        # Back to the results, kept in memory (not in the address bar or history).
+        # Back to the study, then to the results, kept in memory (not in the address bar or history).
+        page.click("text=← Back to study")
+        expect(page.locator("#study-patient")).to_have_text("MÜLLER, Hans")
         page.click("text=← Back to worklist")
         expect(page.locator("#q")).to_have_value("müller")
         assert "müller" not in page.url.lower() and "ller" not in page.url

@@ -99,7 +99,7 @@ async function signOut() {
 const VIEWS = [
   // [prefix or exact hash, nav entry it belongs to, admin only, render(view, rest)]
   ["#/study/", "search", false, (view, key) => renderStudy(view, key, ctx)],
-  ["#/series/", "search", false, (view, key) => renderSeries(view, key).then(() => location.hash === `#/series/${key}` && mountShareCard(view, key, ctx))],
+  ["#/series/", "search", false, (view, key) => renderSeries(view, key, ctx.previous?.startsWith("#/study/") ? ctx.previous : null).then(() => location.hash === `#/series/${key}` && mountShareCard(view, key, ctx))],
   ["#/shares", "shares", false, (view) => renderShares(view, ctx)],
   ["#/indexing", "indexing", false, (view) => renderIndexing(view, ctx)],
   ["#/problems", "indexing", false, (view) => renderProblems(view)],
@@ -114,6 +114,8 @@ function route() {
   const view = $("view");
   const hash = location.hash || "#/search";
   if (current === "search") searchView.remember();
+  ctx.previous = ctx.here;
+  ctx.here = hash;
   ctx.onStatus = null;
   let name = "search";
   const found = VIEWS.find(([prefix, , adminOnly]) => (prefix.endsWith("/") ? hash.startsWith(prefix) : hash === prefix || hash.startsWith(`${prefix}/`)) && (!adminOnly || ctx.me.is_admin));

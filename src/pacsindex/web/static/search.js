@@ -240,6 +240,7 @@ export function createSearchView(ctx) {
       "div",
       { class: "summary-row" },
       h("p", { class: "summary", id: "result-summary" }, `${count(first)}–${count(last)} of ${plural(shown.total, "study", "studies")}`),
+      h("p", { class: "keys-hint muted", "aria-hidden": "true" }, "Keys: ↑ ↓ move · Enter opens · → series · V images · / search"),
       sortSelect,
     );
     const pager = h(

@@ -9,7 +9,9 @@ import { technical } from "./study.js";
 
 const SHOWN_FILES = 500;
 
-export async function renderSeries(container, key) {
+// `back`: where "Back" goes: the study the series was opened from, or the worklist.
+export async function renderSeries(container, key, back = null) {
+  const backLink = () => h("a", { href: back || "#/search", class: "back" }, back ? "← Back to study" : "← Back to worklist");
   replace(container, h("p", { class: "muted" }, "Loading series…"));
   let s;
   try {
@@ -95,10 +97,6 @@ export async function renderSeries(container, key) {
   );
   focusHeading(container);
   mountOrthancCard(container, s.SeriesKey);
-}
-
-function backLink() {
-  return h("a", { href: "#/search", class: "back" }, "← Back to worklist");
 }
 
 // The folder the files share, if they all share one: shown once, so the table lists just the names.
