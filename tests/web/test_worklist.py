@@ -111,7 +111,8 @@ def test_one_study_with_its_series_is_audited_with_the_patient_named(live: Live)
     numbers = [s["SeriesNumber"] for s in study["series"]]
     assert numbers == sorted(numbers)
     assert live.client.get("/api/studies/1.2.3.999999").status_code == 404
-    assert live.client.get("/api/studies/not-a-key").status_code == 422
+    assert live.client.get("/api/studies/not-a-key").status_code == 404
+    assert live.client.get("/api/studies/" + "1" * 131).status_code == 422
     live.client.get(f"/api/series/{study['series'][0]['SeriesKey']}")
     audit = wait_until(lambda: live.client.get("/api/audit", params={"action": "open_study"}).json())
     assert audit[0]["detail"]["PatientName"] == "MÜLLER^HANS"

@@ -36,7 +36,8 @@ SORTS: dict[str, str] = {
     "name_desc": "p.PatientName COLLATE NOCASE DESC, st.StudyDate DESC, st.id DESC",
 }
 # A study's key is its StudyInstanceUID, or "series|<SeriesKey>" for files that had none (see writer.py).
-STUDY_KEY_PATTERN = r"^([0-9][0-9.]{0,63}|series\|[0-9a-f]{40})$"
+# Archives hold UIDs that break the rules (letters, spaces), so any printable text without "/" is taken.
+STUDY_KEY_PATTERN = r"^[^/\x00-\x1f\x7f]{1,130}$"
 _DA = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 
 _STUDY_COLUMNS = """
