@@ -42,7 +42,8 @@ STUDY_KEY_PATTERN = r"^[^/\x00-\x1f\x7f]{1,130}$"
 _DA = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 
 _STUDY_COLUMNS = """
-    st.id AS study_no, st.StudyInstanceUID, st.StudyDate, st.StudyTime, st.StudyDescription, st.AccessionNumber,
+    st.id AS study_no, st.StudyInstanceUID, st.StudyDate, st.StudyTime, st.StudyDescription,
+    st.AccessionNumber,
     st.ReferringPhysicianName, st.InstitutionName, st.hospital, st.hospital_group,
     p.PatientName, p.PatientID, p.PatientBirthDate, p.PatientSex, p.sa_id, p.sa_id_issues, p.medical_aid,
     (SELECT group_concat(m, ' ') FROM (SELECT DISTINCT x.Modality AS m FROM series x
