@@ -325,14 +325,14 @@ def test_admin_pages_in_plain_words_with_settings_in_one_place(browser: Any, ind
     page.locator("tr.study-row .patient-name").first.click()
     description = page.locator("#study-page .fields dd").nth(7).inner_text()
     page.locator(".series-card a").first.click()
-    page.fill("#share-passcode", "")
+    page.select_option("#share-passcode-mode", "none")
     page.click("#share-create")
     expect(page.locator("#share-url")).to_be_visible()
     assert_accessible(page, "series with its share link")
     recipient = browser.new_context(viewport=PHONE)  # the person the link is for: no account, often a phone
     landing = recipient.new_page()
     landing.goto(page.locator("#share-url").input_value())
-    expect(landing.locator("h1")).to_have_text("Shared series")
+    expect(landing.locator("h1")).to_have_text("Shared images")
     assert_accessible(landing, "a share link's page")
     recipient.close()
     page.click("#nav a[href='#/audit']")
@@ -358,8 +358,8 @@ def test_admin_pages_in_plain_words_with_settings_in_one_place(browser: Any, ind
     # Settings in one menu; each section answers to the keyboard and axe.
     page.click("#nav a[href='#/settings']")
     menu = page.locator(".settings-menu a")
-    expect(menu).to_have_text(["NAS", "Orthanc", "API tokens", "Server"])
-    for section in ("nas", "orthanc", "tokens", "server"):
+    expect(menu).to_have_text(["NAS", "Orthanc", "API tokens", "Practice details", "Server"])
+    for section in ("nas", "orthanc", "tokens", "practice", "server"):
         page.click(f"#settings-{section}")
         expect(page.locator(f"#settings-{section}")).to_have_attribute("aria-current", "page")
         assert_accessible(page, f"settings: {section}")

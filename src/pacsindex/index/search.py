@@ -152,9 +152,9 @@ def series_where(filters: Filters) -> tuple[str, list[Any]]:
     if match:
         where.append("s.id IN (SELECT rowid FROM series_fts WHERE series_fts MATCH ?)")
         params.append(match)
-    for sql, value, _ in conditions:
+    for sql, values, _ in conditions:
         where.append(sql)
-        params.append(value)
+        params.extend(values)
     if lo:
         where.append("s.StudyDate >= ?")
         params.append(lo)
