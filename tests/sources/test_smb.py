@@ -38,7 +38,7 @@ from samba_server import (
     samba_fixture,  # noqa: F401  (the "samba" fixture)
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 LIMIT_S = 30.0  # an attempt to reach the NAS gives up within this
 
 
@@ -360,6 +360,6 @@ def test_exported_file_lists_parse(name: str) -> None:
 
 
 def test_export_script_is_there_for_windows_admins() -> None:
-    script = (Path(__file__).resolve().parent.parent / "tools" / "Export-NasFileList.ps1").read_text("utf-8")
+    script = (Path(__file__).resolve().parents[2] / "tools" / "Export-NasFileList.ps1").read_text("utf-8")
     assert "Get-ChildItem" in script and "robocopy" in script and "/UNILOG" in script
     assert os.path.getsize(DATA / "robocopy-unilog-utf16.txt") > 0
