@@ -17,7 +17,7 @@ from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sample.archive import write_sample
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
-from test_jobs import GatedTree
+from support_jobs import GatedTree
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect

@@ -19,7 +19,7 @@ from samba_server import (
     SambaServer,
     samba_fixture,  # noqa: F401  (the "samba" fixture)
 )
-from test_ui_browser import PASSWORD
+from support_web import PASSWORD
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect

@@ -15,8 +15,8 @@ from orthanc_server import OrthancServer, orthanc_fixture  # noqa: F401 - the `o
 from pacsindex.config.settings import Settings
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
-from test_orthanc import index, make_series, series_key
-from test_ui_browser import PASSWORD
+from support_orthanc import index, make_series, series_key
+from support_web import PASSWORD
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect

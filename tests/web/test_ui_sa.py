@@ -16,8 +16,8 @@ from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sources.files import LocalTree
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
-from test_ui_browser import PASSWORD
-from test_web_sa import DISCOVERY, write_sa_tree
+from support_sa import DISCOVERY, write_sa_tree
+from support_web import PASSWORD
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect

@@ -23,7 +23,7 @@ from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sources.files import LocalTree
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
-from test_dicomweb import parse_multipart
+from support_dicomweb import parse_multipart
 
 PASSWORD = "correct horse battery"
 STUDY_UID, SERIES_UID, SOP_UID = "0020000D", "0020000E", "00080018"

@@ -19,7 +19,7 @@ from orthanc_server import OrthancServer, orthanc_fixture  # noqa: F401 - the `o
 from pacsindex.config.settings import Settings
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
-from test_orthanc import closed_port, index, make_series, series_key, sop_uids
+from support_orthanc import closed_port, index, make_series, series_key, sop_uids
 
 pytestmark = pytest.mark.orthanc
 

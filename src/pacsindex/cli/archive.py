@@ -14,6 +14,7 @@ from typing import Any
 from pacsindex.cli.options import common, non_negative, positive, print_json, settings_from
 from pacsindex.errors import NotFound, PacsIndexError
 from pacsindex.index import store
+from pacsindex.index.sa.samatch import load_tables
 from pacsindex.index.search import search
 from pacsindex.ingest.progress import Progress, StatusFile
 from pacsindex.ingest.scan import ScanOptions, run_index
@@ -159,6 +160,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             ScanOptions(workers=settings.workers, limit=args.limit),
             on_progress=on_progress,
             cancel=cancel,
+            tables=load_tables(settings.extra),
         )
     finally:
         signal.signal(signal.SIGINT, previous)

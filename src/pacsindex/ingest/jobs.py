@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from pacsindex.errors import Conflict, IndexNotFound, InvalidQuery, PacsIndexError, StoreError
 from pacsindex.index import store
 from pacsindex.index.locking import WriterLock
+from pacsindex.index.sa.samatch import Tables
 from pacsindex.ingest.progress import STATUS_KEYS, Progress, StatusFile
 from pacsindex.ingest.scan import Run, ScanOptions
 from pacsindex.sources.files import Source
@@ -55,8 +56,10 @@ class IndexJobs:
         options: ScanOptions | None = None,
         status_path: str | os.PathLike[str] | None = None,
         tz: ZoneInfo | None = None,
+        tables: Tables | None = None,
     ) -> None:
         self.db_path = Path(db_path)
+        self.tables = tables  # from the settings file's [medical_aids] / [hospitals]: every run uses them
         self.source_for = source_for
         self.options = options or ScanOptions()
         self.status_path = Path(status_path) if status_path is not None else None
@@ -92,7 +95,9 @@ class IndexJobs:
                 if status_file is not None:
                     status_file.submit(progress)  # written by its own thread: the run never waits on it
 
-            run = Run(self.db_path, sources, self.options, on_progress=on_progress, cancel=cancel)
+            run = Run(
+                self.db_path, sources, self.options, on_progress, cancel, tables=self.tables
+            )
             thread = threading.Thread(
                 target=self._run, args=(run, status_file), name="pacsindex-index", daemon=True
             )

@@ -28,6 +28,8 @@ from pacsindex.dicom.headers import FileResult, read_header
 from pacsindex.errors import PacsIndexError, StoreError
 from pacsindex.index import store
 from pacsindex.index.locking import WriterLock
+from pacsindex.index.sa.enrich import Enricher
+from pacsindex.index.sa.samatch import Tables
 from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
 from pacsindex.sources.dicomdir import DicomdirIndex
@@ -123,9 +125,12 @@ class Run:
         options: ScanOptions | None = None,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        *,
+        tables: Tables | None = None,
     ) -> None:
         self.db_path = db_path
         self.sources = list(sources)
+        self.tables = tables  # the practice's medical-aid and hospital tables (settings file); None: built-in
         self.options = options or ScanOptions()
         self.on_progress = on_progress
         self.cancel = cancel or threading.Event()
@@ -194,7 +199,7 @@ class Run:
         run_id = store.begin_run(conn, roots, started)
         self._progress = Progress(run_id=run_id, roots=roots, state="running", started_at=started)
         self._series_count = store.series_count(conn)
-        writer = Writer(conn, run_id)
+        writer = Writer(conn, run_id, Enricher(self.tables))
         workers = self.options.workers or default_workers()
         executor: Executor
         if workers <= 1:
@@ -462,6 +467,9 @@ def run_index(
     options: ScanOptions | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    *,
+    tables: Tables | None = None,
 ) -> Progress:
-    """Index `sources` into the index at `db_path`; returns the final progress snapshot."""
-    return Run(db_path, sources, options, on_progress, cancel).run()
+    """Index `sources` into the index at `db_path`; returns the final progress snapshot. `tables`: the
+    medical-aid and hospital tables built from the settings (`samatch.load_tables(settings.extra)`)."""
+    return Run(db_path, sources, options, on_progress, cancel, tables=tables).run()
