@@ -135,7 +135,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             raise PacsIndexError("--catalog and --mapping go together")
         from pacsindex.sources.catalog.reader import CatalogSource
 
-        sources.append(CatalogSource(args.catalog, args.mapping))
+        sources.append(CatalogSource(args.catalog, args.mapping, os.environ))
     if not sources:
         raise PacsIndexError("nothing to index: give one or more ROOT folders or --list FILE")
     status = StatusFile(settings.status_path, settings.tz)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import sys
 from typing import Any
@@ -184,7 +185,7 @@ def cmd_send_to_orthanc(args: argparse.Namespace) -> int:
     """`pacsindex send-to-orthanc KEY`: 0 when every file is in Orthanc, 1 when some failed."""
     settings = settings_from(args)
     who = "cli:" + os_user()
-    conn = orthanc.connection_for(settings.data_path, url=args.url, user=args.user)
+    conn = orthanc.connection_for(settings.data_path, url=args.url, user=args.user, env=os.environ)
     key = str(args.key).strip().lower()
     orthanc.series_files(settings.db, key)  # NotFound before anything is sent or logged
     send_id = "cli-" + secrets.token_hex(4)

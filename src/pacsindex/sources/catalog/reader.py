@@ -292,8 +292,8 @@ class CatalogSource:
     path, is an error of the run, not a crash."""
 
     def __init__(
-        self, url: str, mapping_path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
-    ):
+        self, url: str, mapping_path: str | os.PathLike[str], environ: Mapping[str, str]
+    ) -> None:
         self.target = parse_catalog_url(url)
         self.mapping = load_mapping(mapping_path)
         self.password = catalog_password(self.mapping, environ)

@@ -90,7 +90,7 @@ class SmbCredentials:
     @classmethod
     def from_settings(cls, settings: Any = None) -> SmbCredentials:
         """From `config.Settings` (smb_user, smb_password, smb_domain: PACSINDEX_SMB_*), or from NAS settings
-        (an object or mapping with user, password, domain). None loads the settings."""
+        (an object or mapping with user, password, domain). None: the defaults (no account)."""
         if isinstance(settings, SmbCredentials):
             return settings
         settings = _loaded(settings)
@@ -99,12 +99,13 @@ class SmbCredentials:
 
 
 def _loaded(settings: Any) -> Any:
-    """The settings given, or (None) the settings from the environment and the config file."""
+    """The settings given, or (None) the defaults. Nothing here reads the environment or the config file:
+    the entry point builds `Settings` once and passes it down."""
     if settings is not None:
         return settings
-    from pacsindex.config import settings as config
+    from pacsindex.config.settings import Settings
 
-    return config.load()
+    return Settings()
 
 
 def _setting(settings: Any, *names: str, default: Any = "") -> Any:
