@@ -271,7 +271,7 @@ def test_starting_and_stopping_indexing_is_audited(app: FastAPI, client: TestCli
     csrf = sign_in(client, "bob")
     assert client.post("/api/index/start", headers=csrf).status_code == 202
     client.post("/api/index/stop", headers=csrf)  # 200, or 409 if the small run was already done
-    assert app.state.pacsindex.ingest.jobs.wait(60)
+    assert app.state.pacsindex.jobs.wait(60)
     sign_in(client, "alice")
     actions = [e["action"] for e in client.get("/api/audit", params={"user": "bob"}).json()]
     assert "index_start" in actions

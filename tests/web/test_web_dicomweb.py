@@ -116,7 +116,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             made.json()["token"],
             made.json()["id"],
             archive,
-            app.state.pacsindex.accounts.audit,
+            app.state.pacsindex.audit,
         )
 
 
