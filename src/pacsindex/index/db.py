@@ -250,7 +250,7 @@ def _version(conn: Connection, migrations: Sequence[str], what: str, db: Path) -
     if version == 0:
         if tables:  # someone else's SQLite file: never add our tables to it
             raise NotADatabase(
-                f"cannot open the {what} {db}: it is another program's SQLite database, not a pacsindex {what}"
+                f"cannot open the {what} {db}: it is another program's SQLite file, not a pacsindex {what}"
             )
     return int(version)
 

@@ -17,13 +17,13 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pacsindex.errors import Conflict, IndexNotFound, InvalidQuery, PacsIndexError, StoreError
 from pacsindex.index import store
+from pacsindex.index.clock import shown
 from pacsindex.index.locking import WriterLock
 from pacsindex.index.sa.samatch import Tables
 from pacsindex.ingest.progress import STATUS_KEYS, Progress, StatusFile
@@ -262,7 +262,6 @@ def _show(text: str | None, tz: ZoneInfo | None) -> str | None:
     if not text:
         return None
     try:
-        ts = datetime.fromisoformat(text)
+        return shown(text, tz)
     except ValueError:
         return text
-    return (ts.astimezone(tz) if tz else ts).isoformat(timespec="seconds")
