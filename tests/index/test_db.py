@@ -98,7 +98,8 @@ def test_errors_while_querying_are_store_errors(tmp_path: Path) -> None:
     assert isinstance(caught.value, sqlite3.OperationalError) and str(db) in str(caught.value)
 
     conn.execute("INSERT INTO dirs (path, sep) VALUES ('/a', '/')")
-    with pytest.raises(StoreIntegrityError) as clash:  # still an IntegrityError for code that tells them apart
+    # Still an IntegrityError, for code that tells a clash from other failures.
+    with pytest.raises(StoreIntegrityError) as clash:
         conn.execute("INSERT INTO dirs (path, sep) VALUES ('/a', '/')")
     assert isinstance(clash.value, sqlite3.IntegrityError)
 

@@ -149,13 +149,11 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        from pacsindex.web import create_app
-        from pacsindex.web.server import serve
-    except ImportError as exc:
-        raise PacsIndexError(f"the web service needs: pip install 'pacsindex[web]' ({exc})") from exc
+    from pacsindex.web import create_app
+    from pacsindex.web.server import check_port, serve
 
     settings = settings_from(args).with_overrides(host=args.host, port=args.port)
+    check_port(settings.host, settings.port)  # one line and exit 2, not uvicorn's log and traceback
     if args.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)  # start-up, then method + path of each request
     app = create_app(settings)

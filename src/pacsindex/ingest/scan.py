@@ -87,11 +87,6 @@ def read_job(reader: Reader, parts: Sequence[JobPart]) -> list[list[FileResult]]
     ]
 
 
-def read_batch(reader: Reader, folder: str, sep: str, entries: Sequence[Entry]) -> list[FileResult]:
-    """`read_job` for some files of one folder."""
-    return read_job(reader, [(folder, sep, entries)])[0]
-
-
 @dataclass
 class _Job:
     """Some files of one folder, as a part of a worker job (or written straight from a record)."""
