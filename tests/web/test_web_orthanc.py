@@ -6,24 +6,21 @@ send adds nothing, and all of it is in the audit log."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from orthanc_server import OrthancServer, orthanc_fixture  # noqa: F401 - the `orthanc` fixture
 from pacsindex.config.settings import Settings
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
 from support_orthanc import closed_port, index, make_series, series_key, sop_uids
+from support_web import LiveServer
 
 pytestmark = pytest.mark.orthanc
 
-PASSWORD = "correct horse battery"
 SERIES_UID = "1.2.826.99.7.1"
 
 
@@ -38,31 +35,16 @@ class Live:
     key: str
 
 
-def sign_in(client: httpx.Client, name: str) -> dict[str, str]:
-    r = client.post("/auth/signin", json={"name": name, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"X-CSRF-Token": r.json()["csrf_token"]}
-
-
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(live_server: Callable[..., LiveServer], tmp_path_factory: pytest.TempPathFactory) -> Live:
     base = tmp_path_factory.mktemp("web-orthanc")
     db = base / "pacsindex.db"
     make_series(base / "archive", SERIES_UID, 8, name="DLAMINI^ZANELE")
     index(db, base / "archive")
-    settings = Settings(db=db, workers=1)
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    app.state.pacsindex.accounts.add_user("admin", PASSWORD, admin=True)
-    app.state.pacsindex.accounts.add_user("sipho", PASSWORD)
-    with (
-        ThreadedServer(app, settings) as server,
-        httpx.Client(base_url=server.url, timeout=30) as admin,
-        httpx.Client(base_url=server.url, timeout=30) as staff,
-    ):
-        yield Live(
-            server.url, admin, staff, sign_in(admin, "admin"), sign_in(staff, "sipho"), db,
-            series_key(db, SERIES_UID),
-        )
+    server = live_server(settings=Settings(db=db, workers=1), users={"admin": True, "sipho": False})
+    admin, admin_csrf = server.sign_in("admin")
+    staff, staff_csrf = server.sign_in("sipho")
+    return Live(server.url, admin, staff, admin_csrf, staff_csrf, db, series_key(db, SERIES_UID))
 
 
 def audit(live: Live, action: str) -> list[dict[str, Any]]:

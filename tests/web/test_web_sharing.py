@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from pacsindex.config.settings import Settings
 from pacsindex.index import store
@@ -30,10 +29,7 @@ from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
 from pacsindex.share.download import CHUNK
 from pacsindex.sources.files import LocalReader, LocalTree
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
-
-PASSWORD = "correct horse battery"
+from support_web import LiveServer
 
 
 class Clock:
@@ -69,38 +65,23 @@ class Live:
         return httpx.Client(base_url=self.url, timeout=60)
 
 
-def sign_in(url: str, name: str) -> tuple[httpx.Client, dict[str, str]]:
-    client = httpx.Client(base_url=url, timeout=60)
-    r = client.post("/auth/signin", json={"name": name, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return client, {"X-CSRF-Token": r.json()["csrf_token"]}
-
-
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(live_server: Callable[..., LiveServer], tmp_path_factory: pytest.TempPathFactory) -> Live:
     base = tmp_path_factory.mktemp("web-sharing")
     write_sample(base / "archive", patients=4, files=150)
     settings = Settings(db=base / "pacsindex.db", roots=(str(base / "archive"),), workers=1)
     run_index(settings.db, [LocalTree(str(base / "archive"))], ScanOptions(workers=1))
     clock = Clock()
-    app = create_app(
-        settings, clock=clock, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    users = {"thandi": False, "sipho": False, "boss": True}
+    server = live_server(settings=settings, clock=clock, users=users)
+    staff, csrf = server.sign_in("thandi")
+    other, other_csrf = server.sign_in("sipho")
+    admin, admin_csrf = server.sign_in("boss")
+    found = staff.get("/api/search", params={"limit": 1000}).json()
+    series = max(found, key=lambda s: s["file_count"])
+    return Live(
+        server.url, server.app, clock, settings, staff, csrf, other, other_csrf, admin, admin_csrf, series
     )
-    accounts = app.state.pacsindex.accounts
-    accounts.add_user("thandi", PASSWORD)
-    accounts.add_user("sipho", PASSWORD)
-    accounts.add_user("boss", PASSWORD, admin=True)
-    with ThreadedServer(app, settings) as server:
-        staff, csrf = sign_in(server.url, "thandi")
-        other, other_csrf = sign_in(server.url, "sipho")
-        admin, admin_csrf = sign_in(server.url, "boss")
-        found = staff.get("/api/search", params={"limit": 1000}).json()
-        series = max(found, key=lambda s: s["file_count"])
-        yield Live(
-            server.url, app, clock, settings, staff, csrf, other, other_csrf, admin, admin_csrf, series
-        )
-        for c in (staff, other, admin):
-            c.close()
 
 
 def source_files(live: Live) -> list[dict[str, Any]]:
