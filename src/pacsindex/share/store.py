@@ -1,5 +1,5 @@
 """shares.db, the share links' own SQLite file: its schema as SQL text, migrations by `PRAGMA user_version`,
-connections in WAL mode, and the `Share` record read from a row. What the links do is `shares.py`'s.
+connections in WAL mode, and the `Share` record read from a row. What the links do is `links.py`'s.
 
 It is a file of its own, not tables in the index: the index can be deleted and rebuilt from the archive at
 any time, while who was sent which link, and who used it, must outlive that.

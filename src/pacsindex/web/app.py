@@ -23,9 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pacsindex import __version__
 from pacsindex.accounts.audit import AuditLog
-from pacsindex.accounts.auth import Accounts, Clock, Throttle
+from pacsindex.accounts.auth import Accounts, Throttle
 from pacsindex.config.settings import Settings
 from pacsindex.index import store
+from pacsindex.index.clock import Clock
 from pacsindex.index.sa.samatch import load_tables
 from pacsindex.ingest.jobs import IndexJobs, SourceFactory
 from pacsindex.ingest.scan import ScanOptions

@@ -1,6 +1,6 @@
 """DICOMweb routes under `/dicom-web`: QIDO-RS searches and WADO-RS retrievals (instances, series, studies
 and their metadata) over the index, for PACS and viewers (Orthanc, OHIF, Weasis), plus WADO-URI for one
-instance. The domain is in `pacsindex.dicomweb.query`, `dicomweb_json` and `dicomweb_retrieve`; this module
+instance. The domain is in `pacsindex.dicomweb.query`, `.dicomjson` and `.retrieve`; this module
 only
 translates HTTP.
 
@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from pacsindex.accounts import audit
-from pacsindex.accounts.apitokens import ApiTokens, Clock
+from pacsindex.accounts.apitokens import ApiTokens
 from pacsindex.config.settings import Settings
 from pacsindex.dicomweb import query as dicomweb
 from pacsindex.dicomweb.dicomjson import INSTANCE, SERIES, STUDY
@@ -42,6 +42,7 @@ from pacsindex.dicomweb.retrieve import (
     retrieve_type,
 )
 from pacsindex.errors import AuthError, InvalidQuery, TokenRejected
+from pacsindex.index.clock import Clock
 from pacsindex.sources.readers import Readers
 from pacsindex.web import tokens
 from pacsindex.web.indexing import index_reader

@@ -36,16 +36,9 @@ from pacsindex.errors import (
     ShareError,
 )
 from pacsindex.index import store
-from pacsindex.share.download import (
-    CHUNK,
-    ReaderFor,
-    SeriesZip,
-    Slot,
-    StreamLimiter,
-    member_names,
-    stream_file,
-)
+from pacsindex.share.download import SeriesZip, Slot, StreamLimiter, member_names, stream_file
 from pacsindex.share.links import Access, Kind, Shares
+from pacsindex.sources.readers import CHUNK, ReaderFor
 from pacsindex.web.indexing import index_reader
 from pacsindex.web.security import client_address, state
 from pacsindex.web.sharepages import (

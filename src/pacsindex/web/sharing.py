@@ -22,8 +22,9 @@ from pacsindex.accounts.auth import Session
 from pacsindex.config.settings import Settings
 from pacsindex.errors import Forbidden, NotFound, PacsIndexError
 from pacsindex.index import store
+from pacsindex.index.clock import Clock
 from pacsindex.share.download import StreamLimiter
-from pacsindex.share.links import MAX_PAGE, Clock, Shares
+from pacsindex.share.links import MAX_PAGE, Shares
 from pacsindex.share.store import Share
 from pacsindex.web import recipient
 from pacsindex.web.indexing import index_reader

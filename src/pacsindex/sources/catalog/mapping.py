@@ -1,5 +1,5 @@
 """Where a Firebird catalog is and how to read it: the `firebird://` URL, mapping.toml, the password's
-environment variable, and the full path of a file the catalog names (see catalog.py for the reading).
+environment variable, and the full path of a file the catalog names (see reader.py for the reading).
 
 mapping.toml names one SELECT and which of its columns give which DICOM fields (DICOM keywords, checked
 against pydicom's dictionary) and the file's path:

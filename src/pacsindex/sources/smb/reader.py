@@ -4,14 +4,14 @@ reads (`SmbReader`), over the connections of `pacsindex.sources.smb.conn`.
 `SmbReader.prefetch` sends a whole batch of header reads (create + read of the prefix + close, compounded),
 keeping as many in flight as keeps throughput growing. A file object holds no handle on the NAS: reading past
 the prefix fetches just the range asked for, in another compound. `SmbTree` lists folders with a few threads
-over one connection. On an established connection a network error is retried (smbconn); after that the
+over one connection. On an established connection a network error is retried (conn.py); after that the
 folder or file is recorded as an error and the run goes on. When the NAS cannot be connected again at all,
 the walk or the batch of reads raises `SourceUnreachable`: the run stops and the next run resumes.
 
 Credentials come from the saved NAS settings when the root is on the NAS they name
 (`pacsindex.sources.smb.nas`), else
 from the settings (`PACSINDEX_SMB_USER` / `PACSINDEX_SMB_PASSWORD`); they never appear in labels, stored
-paths, exceptions or logs. The names of smbconn are importable from here too.
+paths, exceptions or logs. The names of conn.py are importable from here too.
 """
 
 from __future__ import annotations
