@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pacsindex.errors import IndexNotFound, StoreError
 
@@ -151,10 +151,10 @@ class Connection(sqlite3.Connection):
         return super().cursor(factory)
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
-        return self.cursor().execute(sql, parameters)
+        return cast(Cursor, self.cursor()).execute(sql, parameters)
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Cursor:
-        return self.cursor().executemany(sql, seq_of_parameters)
+        return cast(Cursor, self.cursor()).executemany(sql, seq_of_parameters)
 
     def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
         try:

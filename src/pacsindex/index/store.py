@@ -115,7 +115,7 @@ def finish_run(
 
 def has_index(conn: sqlite3.Connection) -> bool:
     """Whether any indexing run has begun on this index (a fresh database holds only staff accounts)."""
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM runs)").fetchone()[0] == 1
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM runs)").fetchone()[0] == 1)
 
 
 def series_count(conn: sqlite3.Connection) -> int:

@@ -15,8 +15,8 @@ from dataclasses import astuple as astuple_extras
 from typing import NamedTuple
 
 from pacsindex.dicom.headers import FileResult, HeaderRecord
+from pacsindex.index.clock import iso, utcnow
 from pacsindex.index.sa.enrich import Enricher
-from pacsindex.index.store import iso, utcnow
 from pacsindex.index.textfold import search_text
 
 

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from pacsindex.errors import Conflict, IndexNotFound, InvalidQuery, PacsIndexError, StoreError
 from pacsindex.index import store
-from pacsindex.index.clock import shown
+from pacsindex.index.clock import shown, utcnow
 from pacsindex.index.locking import WriterLock
 from pacsindex.index.sa.samatch import Tables
 from pacsindex.ingest.progress import STATUS_KEYS, Progress, StatusFile
@@ -106,8 +106,8 @@ class IndexJobs:
                 run_id=0,
                 roots=tuple(s.label for s in sources),
                 state="running",
-                started_at=store.utcnow(),
-                last_updated=store.utcnow(),
+                started_at=utcnow(),
+                last_updated=utcnow(),
             )
             self._started_by = started_by
             self._failure = None
@@ -162,7 +162,7 @@ class IndexJobs:
         self._failure = message
         latest = self._latest
         if latest is not None and latest.state == "running":
-            self._latest = replace(latest, state="failed", message=message, last_updated=store.utcnow())
+            self._latest = replace(latest, state="failed", message=message, last_updated=utcnow())
 
     # -- status ----------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

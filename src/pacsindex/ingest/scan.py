@@ -27,6 +27,7 @@ from typing import Any
 from pacsindex.dicom.headers import FileResult, read_header
 from pacsindex.errors import PacsIndexError, StoreError
 from pacsindex.index import store
+from pacsindex.index.clock import utcnow
 from pacsindex.index.locking import WriterLock
 from pacsindex.index.sa.enrich import Enricher
 from pacsindex.index.sa.samatch import Tables
@@ -144,7 +145,7 @@ class Run:
             # A source on a slow link says so (e.g. SMB: "mount the share locally instead").
             message = next((h for h in (getattr(s, "hint", None) for s in self.sources) if h), None)
         c = self.counters
-        now = store.utcnow()
+        now = utcnow()
         rate = self._rate.add(c["files_processed"])
         eta = None
         if self._enumeration_done and state == "running":
@@ -189,7 +190,7 @@ class Run:
                 conn.close()
 
     def _run(self, conn: sqlite3.Connection) -> Progress:
-        started = store.utcnow()
+        started = utcnow()
         roots = tuple(s.label for s in self.sources)
         run_id = store.begin_run(conn, roots, started)
         self._progress = Progress(run_id=run_id, roots=roots, state="running", started_at=started)

@@ -35,14 +35,6 @@ from pacsindex.sources.smb.conn import (  # noqa: F401  (re-exported: pacsindex.
     _NO_MORE_FILES,
     _NOT_FOUND,
     _REPARSE_POINT,
-    BACKOFF_S,
-    DEFAULT_PORT,
-    GIVE_UP_S,
-    MAX_WINDOW,
-    RETRIES,
-    DirEntry,
-    SmbCredentials,
-    SmbLocation,
     _Client,
     _client_for,
     _created,
@@ -59,9 +51,39 @@ from pacsindex.sources.smb.conn import (  # noqa: F401  (re-exported: pacsindex.
     _setting,
     _stat_msgs,
     _status_error,
-    close_connections,
-    connect_timeout_from,
-    url_for,
+)
+from pacsindex.sources.smb.conn import (
+    BACKOFF_S as BACKOFF_S,
+)
+from pacsindex.sources.smb.conn import (
+    DEFAULT_PORT as DEFAULT_PORT,
+)
+from pacsindex.sources.smb.conn import (
+    GIVE_UP_S as GIVE_UP_S,
+)
+from pacsindex.sources.smb.conn import (
+    MAX_WINDOW as MAX_WINDOW,
+)
+from pacsindex.sources.smb.conn import (
+    RETRIES as RETRIES,
+)
+from pacsindex.sources.smb.conn import (
+    DirEntry as DirEntry,
+)
+from pacsindex.sources.smb.conn import (
+    SmbCredentials as SmbCredentials,
+)
+from pacsindex.sources.smb.conn import (
+    SmbLocation as SmbLocation,
+)
+from pacsindex.sources.smb.conn import (
+    close_connections as close_connections,
+)
+from pacsindex.sources.smb.conn import (
+    connect_timeout_from as connect_timeout_from,
+)
+from pacsindex.sources.smb.conn import (
+    url_for as url_for,
 )
 from pacsindex.sources.smb.nas import credentials_for
 
