@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from samba_server import (
     free_port,
     samba_fixture,  # noqa: F401  (the "samba" fixture)
 )
+from support_wait import wait_until
 from support_web import LiveServer
 
 FOLDER = "webnas"  # this module's folder in the shared test share
@@ -201,10 +201,12 @@ def test_saved_nas_is_indexed_by_a_start_without_roots(live: Live) -> None:
     # The page's indexing panel offers what /api/me lists: the saved NAS is among them.
     assert live.admin.get("/api/me").json()["roots"] == [url]
     assert live.admin.get("/api/settings").json()["roots"] == [url]
-    deadline = time.monotonic() + 120
-    while (status := live.admin.get("/api/index/status").json())["running"]:
-        assert time.monotonic() < deadline, status
-        time.sleep(0.05)
+
+    def ended() -> dict[str, Any] | None:
+        status: dict[str, Any] = live.admin.get("/api/index/status").json()
+        return None if status["running"] else status
+
+    status = wait_until(ended, 120, "the run to end")
     assert status["state"] == "completed", status
     assert status["files_read"] == 4 and status["errors"] == 0
     found = live.staff.get("/api/search", params={"q": "nkosi"}).json()

@@ -5,7 +5,6 @@ send adds nothing, and all of it is in the audit log."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from orthanc_server import OrthancServer, orthanc_fixture  # noqa: F401 - the `orthanc` fixture
 from pacsindex.config.settings import Settings
 from support_orthanc import closed_port, index, make_series, series_key, sop_uids
+from support_wait import wait_until
 from support_web import LiveServer
 
 pytestmark = pytest.mark.orthanc
@@ -55,17 +55,16 @@ def audit(live: Live, action: str) -> list[dict[str, Any]]:
 
 def wait_for_send(live: Live, send_id: str, timeout: float = 60.0) -> tuple[dict[str, Any], list[int]]:
     """The finished send, and the `done` counts seen while polling."""
-    deadline = time.monotonic() + timeout
     seen: list[int] = []
-    while True:
+
+    def finished() -> dict[str, Any] | None:
         r = live.staff.get(f"/api/orthanc/sends/{send_id}")
         assert r.status_code == 200, r.text
-        send = r.json()
+        send: dict[str, Any] = r.json()
         seen.append(send["done"])
-        if send["state"] != "running":
-            return send, seen
-        assert time.monotonic() < deadline, f"the send never finished: {send}"
-        time.sleep(0.02)
+        return send if send["state"] != "running" else None
+
+    return wait_until(finished, timeout, "the send to finish"), seen
 
 
 def test_only_admins_see_and_change_the_settings(live: Live) -> None:

@@ -29,6 +29,7 @@ from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
 from pacsindex.share.download import CHUNK
 from pacsindex.sources.files import LocalReader, LocalTree
+from support_wait import wait_until
 from support_web import LiveServer
 
 
@@ -360,10 +361,8 @@ def test_stream_limit_answers_429_while_the_service_keeps_answering(live: Live, 
     try:
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 30
-        while sharing.limiter.active < live.settings.share_max_streams:
-            assert time.monotonic() < deadline, "the downloads never all started"
-            time.sleep(0.01)
+        full = live.settings.share_max_streams
+        wait_until(lambda: sharing.limiter.active >= full, 30, "every download to have started")
         with live.recipient() as anon:
             busy = anon.get(f"/share/{made['token']}/download")
             assert busy.status_code == 429 and int(busy.headers["retry-after"]) > 0 and "Busy" in busy.text
@@ -383,23 +382,20 @@ def test_stream_limit_answers_429_while_the_service_keeps_answering(live: Live, 
     assert len(results) == live.settings.share_max_streams
     for data in results:
         check_zip(live, data, tmp_path)
-    deadline = time.monotonic() + 10
-    while sharing.limiter.active:
-        assert time.monotonic() < deadline, "places were never given back"
-        time.sleep(0.01)
+    wait_until(lambda: not sharing.limiter.active, 10, "the places to be given back")
     outcomes = [e["outcome"] for e in live.staff.get(f"/api/shares/{made['id']}/log").json()]
     assert outcomes.count("busy") == 2 and outcomes.count("ok") == live.settings.share_max_streams + 1
 
 
 def wait_for_incomplete(live: Live, share_id: int) -> list[dict]:
     """The share's access log once its last download is logged incomplete and its stream slot is free."""
-    deadline = time.monotonic() + 10
-    while True:
+
+    def logged() -> list[dict] | None:
         log = live.staff.get(f"/api/shares/{share_id}/log").json()
-        if log and log[0]["outcome"] == "incomplete" and not live.app.state.sharing.limiter.active:
-            return log
-        assert time.monotonic() < deadline, log
-        time.sleep(0.02)
+        done = log and log[0]["outcome"] == "incomplete" and not live.app.state.sharing.limiter.active
+        return list(log) if done else None
+
+    return wait_until(logged, 10, "the download logged as incomplete")
 
 
 def test_a_cut_download_is_logged_as_incomplete_and_frees_its_place(live: Live) -> None:
