@@ -284,6 +284,8 @@ def test_the_audit_log_says_which_token_did_what(live: Live, caplog: pytest.LogC
         client.search_for_studies(search_filters={"PatientName": "naidoo*"})
         client.retrieve_series("1.7.2", "1.7.2.1")
         live.staff.get("/dicom-web/studies/1.7.1/metadata")
+    made = live.admin.post("/api/tokens", json={"name": "Weasis trial"}, headers=live.csrf).json()
+    assert live.admin.post(f"/api/tokens/{made['id']}/revoke", headers=live.csrf).status_code == 200
     live.audit.flush(10)  # type: ignore[attr-defined]
     entries = live.admin.get("/api/audit", params={"limit": 500}).json()
     query = next(e for e in entries if e["action"] == "dicomweb_query" and e["detail"].get("PatientName"))

@@ -154,6 +154,9 @@ def test_staff_send_a_series_in_the_background_and_a_second_send_adds_nothing(
 
 
 def test_unknown_series_and_unknown_send_are_404(live: Live) -> None:
+    if not live.staff.get("/api/orthanc").json()["configured"]:  # when this test runs alone
+        body = {"url": f"http://127.0.0.1:{closed_port()}", "user": "pacs"}
+        assert live.admin.put("/api/settings/orthanc", json=body, headers=live.admin_csrf).status_code == 200
     r = live.staff.post("/api/orthanc/sends", json={"SeriesKey": "0" * 40}, headers=live.staff_csrf)
     assert r.status_code == 404 and "no series with that SeriesKey" in r.json()["detail"]
     assert live.staff.get(f"/api/orthanc/sends/{'0' * 16}").status_code == 404
