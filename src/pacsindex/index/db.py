@@ -71,17 +71,37 @@ class _StoreInterface(StoreError, sqlite3.Error):
 # Most specific first: the first row whose class matches (and whose words, if any, are in the message) wins.
 _TABLE: tuple[tuple[type[sqlite3.Error], tuple[str, ...], type[StoreError], str], ...] = (
     (sqlite3.IntegrityError, (), StoreIntegrityError, "the {what} {path}: {exc}"),
-    (sqlite3.OperationalError, ("locked", "busy"), StoreBusy,
-     "the {what} {path} is busy (another process is writing to it); try again in a moment"),
-    (sqlite3.OperationalError, ("readonly", "read-only"), _StoreOperational,
-     "cannot write to the {what} {path}: the file or its folder is read-only"),
-    (sqlite3.OperationalError, ("unable to open",), _StoreOperational,
-     "cannot open the {what} {path}: the folder is missing or not writable"),
-    (sqlite3.OperationalError, ("disk i/o", "full"), _StoreOperational,
-     "cannot write to the {what} {path}: {exc} (is the disk full or gone?)"),
+    (
+        sqlite3.OperationalError,
+        ("locked", "busy"),
+        StoreBusy,
+        "the {what} {path} is busy (another process is writing to it); try again in a moment",
+    ),
+    (
+        sqlite3.OperationalError,
+        ("readonly", "read-only"),
+        _StoreOperational,
+        "cannot write to the {what} {path}: the file or its folder is read-only",
+    ),
+    (
+        sqlite3.OperationalError,
+        ("unable to open",),
+        _StoreOperational,
+        "cannot open the {what} {path}: the folder is missing or not writable",
+    ),
+    (
+        sqlite3.OperationalError,
+        ("disk i/o", "full"),
+        _StoreOperational,
+        "cannot write to the {what} {path}: {exc} (is the disk full or gone?)",
+    ),
     (sqlite3.OperationalError, (), _StoreOperational, "the {what} {path}: {exc}"),
-    (sqlite3.DatabaseError, ("not a database", "malformed", "encrypted"), NotADatabase,
-     "cannot open the {what} {path}: it is not a pacsindex {what} (not SQLite, or damaged)"),
+    (
+        sqlite3.DatabaseError,
+        ("not a database", "malformed", "encrypted"),
+        NotADatabase,
+        "cannot open the {what} {path}: it is not a pacsindex {what} (not SQLite, or damaged)",
+    ),
     (sqlite3.DatabaseError, (), _StoreDatabase, "the {what} {path}: {exc}"),
     (sqlite3.Error, (), _StoreInterface, "the {what} {path}: {exc}"),
 )

@@ -112,16 +112,23 @@ class SendJobs:
         try:
             with OrthancClient(conn) as client:
                 final = send_series(
-                    self.db, job.SeriesKey, client,
-                    on_progress=lambda p: self._set(job, progress=p), settings=self.settings,
+                    self.db,
+                    job.SeriesKey,
+                    client,
+                    on_progress=lambda p: self._set(job, progress=p),
+                    settings=self.settings,
                 )
             self._set(job, progress=final, state="completed", finished_at=self.clock())
         except PacsIndexError as exc:
             self._set(job, state="failed", error=str(exc), finished_at=self.clock())
         except Exception as exc:  # a thread must not die silently: the page would poll forever
             log.error("send to Orthanc %s failed", job.id, exc_info=exc)
-            self._set(job, state="failed", error="internal error; the server log has the details",
-                      finished_at=self.clock())
+            self._set(
+                job,
+                state="failed",
+                error="internal error; the server log has the details",
+                finished_at=self.clock(),
+            )
         if on_done is not None:
             try:
                 on_done(job)
