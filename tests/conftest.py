@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+
+from support_web import LiveServer, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,3 +173,16 @@ def cli_json(*args: str, **kw: Any) -> Any:
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_cli
+
+
+# -- the live server (tests/support_web.py) ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LiveServer]]:
+    """A factory: `live_server(users={"thandi": False}, settings=..., scan_options=...)` starts the app on a
+    free port (see support_web.serve); every server it started stops at the end of the module."""
+    with ExitStack() as stack:
+
+        def make(**kwargs: Any) -> LiveServer:
+            return stack.enter_context(serve(tmp_path_factory.mktemp("live"), **kwargs))
+
+        yield make

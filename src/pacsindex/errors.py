@@ -14,7 +14,8 @@
     │   ├── ShareNotFound        the SMB share does not exist
     │   ├── PermissionDenied     the account may not read there
     │   └── FileChanged          a file changed size while it was being sent
-    ├── DicomReadError           one file's header could not be read (carries path + reason)
+    ├── OutputError              a file or folder pacsindex was asked to write cannot be written
+    ├── DicomReadError           one file's header or pixel data could not be read (DICOMweb frames)
     ├── NotFound                 an unknown SeriesKey, share, user ...
     ├── Conflict                 e.g. an indexing run is already going
     ├── AuthError                no valid session: not signed in, or signed out for being idle
@@ -38,8 +39,9 @@
         └── ShareBusy            too many share downloads at once (carries retry_after)
 
 Foreign exceptions (OSError, sqlite3.Error, smbprotocol's) are translated where they enter, with
-`raise ... from exc`. The CLI turns any PacsIndexError into one line and a non-zero exit; the web layer maps
-them to HTTP statuses in one table.
+`raise ... from exc`. The CLI turns any PacsIndexError into one line and its class's `exit_code` (the codes
+are listed in EXIT_CODES and in the README, and a test keeps the two alike); the web layer maps them to
+HTTP statuses in one table (web/status.py).
 """
 
 from __future__ import annotations
@@ -99,7 +101,15 @@ class FileChanged(SourceError):
     pass
 
 
+class OutputError(PacsIndexError):
+    """`--json-out FILE` or `sample DIR` names a place that cannot be written."""
+
+    exit_code = 11
+
+
 class DicomReadError(PacsIndexError):
+    """One file's header or pixel data could not be read (a DICOMweb frame or bulk data request)."""
+
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
@@ -207,3 +217,19 @@ class OrthancRejected(OrthancError):
 
 class BackupError(StoreError):
     pass
+# Every exit code of the `pacsindex` command: README.md's "Exit codes" table lists the same (a test checks).
+EXIT_CODES: dict[int, str] = {
+    0: "success, even when some files of the archive could not be read (see `pacsindex problems`)",
+    1: "the indexing run failed, or some files could not be sent to Orthanc",
+    2: "bad arguments or settings, including a bad settings-file section and a port already in use",
+    3: "no index yet: run `pacsindex index` first",
+    4: "the index cannot be opened or written: not a pacsindex index, from a newer pacsindex, read-only",
+    5: "a root, a file list or the NAS cannot be reached or read",
+    6: "not found: an unknown SeriesKey, user or token",
+    7: "another indexing run is using the index",
+    8: "authentication failed",
+    9: "not allowed",
+    10: "Orthanc cannot be used: unreachable, wrong password, or not an Orthanc",
+    11: "an output file or folder (`--json-out`, `sample DIR`) cannot be written",
+    130: "interrupted (Ctrl-C twice)",
+}

@@ -16,7 +16,6 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import os
@@ -24,18 +23,18 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from pacsindex.errors import Conflict, InvalidQuery, NotFound, StoreError, TokenRejected
 from pacsindex.index import store
+from pacsindex.index.clock import Clock, iso_utc
+from pacsindex.index.db import token_hash
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$")
 MAX_TOKEN = 256
@@ -73,10 +72,6 @@ class ApiToken:
         }
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def new_token() -> str:
     """32 random bytes, URL-safe base64: 43 characters."""
     return secrets.token_urlsafe(32)
@@ -90,10 +85,6 @@ def check_name(name: str) -> str:
             " starting with a letter or digit (e.g. the PACS or viewer that will use it)"
         )
     return name
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
 class ApiTokens:
@@ -123,7 +114,7 @@ class ApiTokens:
                 cur = conn.execute(
                     """INSERT INTO api_tokens (name, token_hash, created_by, created_at)
                        VALUES (?, ?, ?, ?)""",
-                    (name, token_hash(secret), created_by, _iso(self.clock())),
+                    (name, token_hash(secret), created_by, iso_utc(self.clock())),
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"a token named {name!r} is already in force: revoke it first") from exc
@@ -147,7 +138,7 @@ class ApiTokens:
         with self._db() as conn:
             conn.execute(
                 "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (_iso(self.clock()), token_id),
+                (iso_utc(self.clock()), token_id),
             )
             return self._get(conn, token_id)
 
@@ -167,7 +158,8 @@ class ApiTokens:
             if now - self._touched.get(token.id, 0.0) >= TOUCH_EVERY_S:
                 try:
                     conn.execute(f"PRAGMA busy_timeout = {TOUCH_WAIT_MS}")
-                    conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (_iso(now), token.id))
+                    sql = "UPDATE api_tokens SET last_used_at = ? WHERE id = ?"
+                    conn.execute(sql, (iso_utc(now), token.id))
                     self._touched[token.id] = now
                 except sqlite3.OperationalError as exc:
                     log.debug("API token use not recorded: %s", exc)

@@ -17,16 +17,16 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from pacsindex.errors import InvalidQuery, StoreError
 from pacsindex.index import store
+from pacsindex.index.clock import Clock, iso_utc
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
 
 # The actions recorded; the web page offers them as a filter.
 SIGNIN = "signin"
@@ -139,7 +139,7 @@ class AuditLog:
                 self._recent = {k: t for k, t in self._recent.items() if now - t < self.repeat_s}
             self._recent[key] = now
         row = (
-            datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
+            iso_utc(now),
             user,
             client,
             action,

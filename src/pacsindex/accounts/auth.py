@@ -17,7 +17,6 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import os
@@ -25,10 +24,9 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -45,10 +43,11 @@ from pacsindex.errors import (
     TooManyAttempts,
 )
 from pacsindex.index import store
+from pacsindex.index.clock import Clock, iso_utc
+from pacsindex.index.db import token_hash
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 10
@@ -118,14 +117,6 @@ def check_password(password: str) -> str:
     return password
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _iso_now(clock: Clock) -> str:
-    return datetime.fromtimestamp(clock(), timezone.utc).isoformat(timespec="seconds")
-
-
 class Accounts:
     """Users, sessions and sign-in throttling on the index database at `db_path`."""
 
@@ -160,7 +151,7 @@ class Accounts:
         check_name(name)
         check_password(password)
         digest = self.hasher.hash(password)
-        now = _iso_now(self.clock)
+        now = iso_utc(self.clock())
         with self._db() as conn:
             try:
                 conn.execute(
@@ -195,7 +186,7 @@ class Accounts:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
                 "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-                (digest, _iso_now(self.clock), user.id),
+                (digest, iso_utc(self.clock()), user.id),
             )
             conn.execute("DELETE FROM sessions WHERE user_id = ?", (user.id,))
             conn.execute("DELETE FROM signin_failures WHERE user_name = ?", (user.name.casefold(),))
@@ -290,10 +281,10 @@ class Accounts:
             conn.execute(
                 "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_active, client)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (_token_hash(token), row["id"], csrf, now, now, client),
+                (token_hash(token), row["id"], csrf, now, now, client),
             )
             conn.execute(
-                "UPDATE users SET last_signin_at = ? WHERE id = ?", (_iso_now(self.clock), row["id"])
+                "UPDATE users SET last_signin_at = ? WHERE id = ?", (iso_utc(self.clock()), row["id"])
             )
             if self._needs_rehash(row["password_hash"]):
                 conn.execute(
@@ -331,7 +322,7 @@ class Accounts:
         if not token or len(token) > 256:
             raise AuthError("sign in first")
         now = self.clock()
-        digest = _token_hash(token)
+        digest = token_hash(token)
         with self._db() as conn:
             row = conn.execute(
                 """SELECT s.csrf_token, s.created_at AS s_created, s.last_active AS s_active, u.*
@@ -369,7 +360,7 @@ class Accounts:
         if not token:
             return
         with self._db() as conn:
-            conn.execute("DELETE FROM sessions WHERE token_hash = ?", (_token_hash(token),))
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash(token),))
 
 
 def _user_from(row: sqlite3.Row) -> User:

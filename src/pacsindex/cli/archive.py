@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from pacsindex.cli.options import common, non_negative, positive, print_json, settings_from
-from pacsindex.errors import NotFound, PacsIndexError
+from pacsindex.errors import ConfigError, NotFound, OutputError, PacsIndexError
 from pacsindex.index import store
+from pacsindex.index.sa.samatch import load_tables
 from pacsindex.index.search import search
 from pacsindex.ingest.progress import Progress, StatusFile
 from pacsindex.ingest.scan import ScanOptions, run_index
@@ -156,12 +157,14 @@ def cmd_index(args: argparse.Namespace) -> int:
         sources.append(FileList(args.file_list))
     if args.catalog or args.mapping:
         if not (args.catalog and args.mapping):
-            raise PacsIndexError("--catalog and --mapping go together")
+            raise ConfigError("--catalog and --mapping go together: give both")
         from pacsindex.sources.catalog.reader import CatalogSource
 
-        sources.append(CatalogSource(args.catalog, args.mapping))
+        sources.append(CatalogSource(args.catalog, args.mapping, os.environ))
     if not sources:
-        raise PacsIndexError("nothing to index: give one or more ROOT folders or --list FILE")
+        raise ConfigError("nothing to index: give one or more ROOT folders or --list FILE")
+    if args.json_out:
+        check_writable(Path(args.json_out))  # before the run, not after an hour of it
     status = StatusFile(settings.status_path, settings.tz)
     bar = _Bar(enabled=not args.no_progress and sys.stderr.isatty())
     cancel = threading.Event()
@@ -187,6 +190,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                     ScanOptions(workers=settings.workers, limit=args.limit, retry_errors=args.retry_errors),
                     on_progress=on_progress,
                     cancel=cancel,
+                    tables=load_tables(settings.extra),
                 )
             except PacsIndexError as exc:
                 if args.watch is None:
@@ -206,7 +210,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     if result is None:  # --watch, stopped before any run succeeded
         return 1
     if args.json_out:
-        write_index_json(settings.db, Path(args.json_out))
+        try:
+            write_index_json(settings.db, Path(args.json_out))
+        except OSError as exc:
+            raise OutputError(f"cannot write --json-out {args.json_out}: {exc.strerror or exc}") from exc
     summary = {k: v for k, v in result.as_status(settings.tz).items()}
     if args.json:
         print_json(summary)
@@ -221,6 +228,19 @@ def _summary_line(p: Progress) -> str:
         f"{p.files_removed} removed), {p.series_count} series, {p.errors} errors, {p.non_dicom} non-DICOM"
     )
     return line + (f" — {p.message}" if p.message else "")
+
+
+def check_writable(out: Path) -> None:
+    """OutputError now if `out` cannot be written (its folder missing or read-only, or it is a folder)."""
+    probe = out.with_name(out.name + ".tmp")
+    try:
+        if out.is_dir():
+            raise IsADirectoryError(21, "it is a folder")
+        with open(probe, "w", encoding="utf-8"):
+            pass
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write --json-out {out}: {exc.strerror or exc}") from exc
 
 
 def write_index_json(db: Path, out: Path) -> None:
@@ -371,7 +391,10 @@ def cmd_problems(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from pacsindex.sample.archive import write_sample
 
-    summary = write_sample(args.dir, patients=args.patients, files=args.files, seed=args.seed)
+    try:
+        summary = write_sample(args.dir, patients=args.patients, files=args.files, seed=args.seed)
+    except OSError as exc:
+        raise OutputError(f"cannot write the sample archive in {args.dir}: {exc.strerror or exc}") from exc
     print(
         f"wrote {summary.files} DICOM files ({summary.patients} patients, {summary.studies} studies, "
         f"{summary.series} series) and {summary.other_files} other files under {summary.root}",

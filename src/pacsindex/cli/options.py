@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from pacsindex.config import settings as config
+from pacsindex.index.sa.samatch import load_tables
 
 
 def common(p: argparse.ArgumentParser) -> None:
@@ -40,7 +41,10 @@ def non_negative(text: str) -> int:
 
 
 def settings_from(args: argparse.Namespace) -> config.Settings:
+    """The settings of this command: file, environment, then its options. A bad `[medical_aids]` or
+    `[hospitals]` section is refused here, before anything runs (ConfigError: one line, exit 2)."""
     settings = config.load(getattr(args, "config", None))
+    load_tables(settings.extra)
     return settings.with_overrides(db=getattr(args, "db", None))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import sys
 from typing import Any
@@ -148,13 +149,11 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        from pacsindex.web import create_app
-        from pacsindex.web.server import serve
-    except ImportError as exc:
-        raise PacsIndexError(f"the web service needs: pip install 'pacsindex[web]' ({exc})") from exc
+    from pacsindex.web import create_app
+    from pacsindex.web.server import check_port, serve
 
     settings = settings_from(args).with_overrides(host=args.host, port=args.port)
+    check_port(settings.host, settings.port)  # one line and exit 2, not uvicorn's log and traceback
     if args.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)  # start-up, then method + path of each request
     app = create_app(settings)
@@ -184,7 +183,7 @@ def cmd_send_to_orthanc(args: argparse.Namespace) -> int:
     """`pacsindex send-to-orthanc KEY`: 0 when every file is in Orthanc, 1 when some failed."""
     settings = settings_from(args)
     who = "cli:" + os_user()
-    conn = orthanc.connection_for(settings.data_path, url=args.url, user=args.user)
+    conn = orthanc.connection_for(settings.data_path, url=args.url, user=args.user, env=os.environ)
     key = str(args.key).strip().lower()
     orthanc.series_files(settings.db, key)  # NotFound before anything is sent or logged
     send_id = "cli-" + secrets.token_hex(4)

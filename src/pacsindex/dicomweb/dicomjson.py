@@ -1,6 +1,6 @@
 """The DICOM JSON model (PS3.18 Annex F) for what the index holds: which attributes DICOMweb can show and
 match (tag, VR, level, the SQL column), one value as a JSON element, one result row as a JSON object, and the
-RetrieveURL of a study, series or instance. Used by `dicomweb.py` (QIDO-RS) and `dicomweb_retrieve.py`.
+RetrieveURL of a study, series or instance. Used by `query.py` (QIDO-RS) and `retrieve.py`.
 """
 
 from __future__ import annotations

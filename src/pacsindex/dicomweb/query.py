@@ -1,5 +1,5 @@
 """QIDO-RS over the index: DICOMweb query parameters → parameterised SQL → results in the DICOM JSON model
-(PS3.18 §8.3.4 and Annex F). Retrieval (WADO-RS) is in `dicomweb_retrieve.py`. No web framework here: the
+(PS3.18 §8.3.4 and Annex F). Retrieval (WADO-RS) is in `dicomweb/retrieve.py`. No web framework here: the
 web layer (`web/dicomweb.py`) hands in the query parameters as (name, value) pairs.
 
 Matching (the index holds one row per study and series, and one per file):

@@ -304,7 +304,7 @@ def _pixel_data_vr(fh: Any, ds: pydicom.Dataset) -> str | None:
     if head[:4] != (b"\xe0\x7f\x10\x00" if little else b"\x7f\xe0\x00\x10"):
         return None
     if not ds.original_encoding[0] and head[4:6] in (b"OB", b"OW"):
-        return head[4:6].decode()
+        return str(head[4:6].decode())
     return "OW" if int(ds.get("BitsAllocated") or 8) > 8 else "OB"
 
 

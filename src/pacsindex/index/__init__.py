@@ -1,1 +1,33 @@
-"""The index database: the only package that opens it (connect, schema, writer, queries, search)."""
+"""The index database: the only package that opens it (connect, schema, writer, queries, search).
+
+The submodules are public too (`store`, `search`, `schema`, `db`, `clock`); the names below are the ones
+other packages use, re-exported."""
+
+from __future__ import annotations
+
+from pacsindex.index.clock import Clock, iso_utc, shown, utcnow
+from pacsindex.index.db import open_db, token_hash
+from pacsindex.index.locking import WriterLock
+from pacsindex.index.sa.enrich import Enricher
+from pacsindex.index.sa.samatch import Tables, load_tables
+from pacsindex.index.search import MAX_LIMIT
+from pacsindex.index.textfold import fold, strip_accents
+from pacsindex.index.writer import KnownFile, Writer
+
+__all__ = [
+    "Clock",
+    "Enricher",
+    "KnownFile",
+    "MAX_LIMIT",
+    "Tables",
+    "Writer",
+    "WriterLock",
+    "fold",
+    "iso_utc",
+    "load_tables",
+    "open_db",
+    "shown",
+    "strip_accents",
+    "token_hash",
+    "utcnow",
+]

@@ -10,11 +10,10 @@ patient; a rebuild of the search text (index/refold.py runs it on the first writ
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-log = logging.getLogger(__name__)
+from pacsindex.index import db
 
 MIGRATIONS: list[str] = [
     # 1: the index
@@ -256,28 +255,8 @@ MIGRATIONS: list[str] = [
 def migrate(
     conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS, what: str = "index"
 ) -> None:
-    """Run the migrations `conn` has not had yet (its `PRAGMA user_version` counts them), each in its own
-    transaction. Also serves the share store (sharedb.py), whose migrations are its own list."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(migrations[version:], start=version + 1):
-        log.info("migrating %s schema to version %d", what, number)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements(script):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    """Run the migrations `conn` has not had yet (db.migrate: safe when two processes open a new index)."""
+    db.migrate(conn, migrations, what)
 
 
-def statements(script: str) -> Iterator[str]:
-    """Split SQL text into statements, keeping trigger bodies (with their inner `;`) whole."""
-    pending = ""
-    for part in script.split(";"):
-        pending += part + ";"
-        if sqlite3.complete_statement(pending):
-            if pending.strip(" \n;"):
-                yield pending
-            pending = ""
+statements = db.statements

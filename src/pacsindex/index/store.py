@@ -18,14 +18,15 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pacsindex.dicom.headers import IMAGE_WITHOUT_HEADER
-from pacsindex.errors import IndexNotFound, StoreError
+from pacsindex.index.clock import iso, utcnow
+from pacsindex.index.db import open_db
 from pacsindex.index.refold import refold_pending
-from pacsindex.index.schema import migrate
+from pacsindex.index.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
@@ -75,43 +76,15 @@ DETAIL_SELECT = f"""
 FULL_PATH = "d.path || d.sep || f.name"
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(ts: datetime) -> str:
-    return ts.isoformat(timespec="seconds")
-
-
 def connect(
     path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False
 ) -> sqlite3.Connection:
-    """Open the index. `create=False` raises IndexNotFound when there is none yet."""
-    db = Path(path)
-    if not db.exists():
-        if not create:
-            raise IndexNotFound(f"no index at {db}: run `pacsindex index ROOT --db {db}` first")
-        try:
-            db.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder for the index {db}: {exc.strerror or exc}") from exc
-    try:
-        conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 30000")
-        if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            migrate(conn)
-            refold_pending(conn)
-        else:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                conn.close()
-                raise IndexNotFound(f"{db} holds no index yet: run `pacsindex index ROOT --db {db}` first")
-            conn.execute("PRAGMA query_only = ON")
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open the index {db}: {exc}") from exc
+    """Open the index (db.open_db: WAL, migrations, sqlite3 errors as StoreError). `create=False` raises
+    IndexNotFound when there is none yet."""
+    hint = f": run `pacsindex index ROOT --db {Path(path)}` first"
+    conn = open_db(path, MIGRATIONS, "index", create=create, readonly=readonly, missing_hint=hint)
+    if not readonly:
+        refold_pending(conn)  # an index from before the search text changed is brought up to date
     return conn
 
 
@@ -151,7 +124,7 @@ def finish_run(
 
 def has_index(conn: sqlite3.Connection) -> bool:
     """Whether any indexing run has begun on this index (a fresh database holds only staff accounts)."""
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM runs)").fetchone()[0] == 1
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM runs)").fetchone()[0] == 1)
 
 
 def series_count(conn: sqlite3.Connection) -> int:

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from pacsindex.dicom.headers import FileResult, HeaderRecord
+from pacsindex.index.clock import iso, utcnow
 from pacsindex.index.sa.enrich import Enricher
-from pacsindex.index.store import iso, utcnow
 from pacsindex.index.textfold import series_search_text
 
 __all__ = ["KnownFile", "Writer", "patient_key", "subtree_range"]

@@ -17,14 +17,15 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pacsindex.errors import Conflict, IndexNotFound, InvalidQuery, PacsIndexError, StoreError
 from pacsindex.index import store
+from pacsindex.index.clock import shown, utcnow
 from pacsindex.index.locking import WriterLock
+from pacsindex.index.sa.samatch import Tables
 from pacsindex.ingest.progress import STATUS_KEYS, Progress, StatusFile
 from pacsindex.ingest.scan import Run, ScanOptions
 from pacsindex.sources.files import Source
@@ -55,8 +56,10 @@ class IndexJobs:
         options: ScanOptions | None = None,
         status_path: str | os.PathLike[str] | None = None,
         tz: ZoneInfo | None = None,
+        tables: Tables | None = None,
     ) -> None:
         self.db_path = Path(db_path)
+        self.tables = tables  # from the settings file's [medical_aids] / [hospitals]: every run uses them
         self.source_for = source_for
         self.options = options or ScanOptions()
         self.status_path = Path(status_path) if status_path is not None else None
@@ -95,7 +98,14 @@ class IndexJobs:
                 if status_file is not None:
                     status_file.submit(progress)  # written by its own thread: the run never waits on it
 
-            run = Run(self.db_path, sources, options or self.options, on_progress=on_progress, cancel=cancel)
+            run = Run(
+                self.db_path,
+                sources,
+                options or self.options,
+                on_progress=on_progress,
+                cancel=cancel,
+                tables=self.tables,
+            )
             thread = threading.Thread(
                 target=self._run, args=(run, status_file), name="pacsindex-index", daemon=True
             )
@@ -104,8 +114,8 @@ class IndexJobs:
                 run_id=0,
                 roots=tuple(s.label for s in sources),
                 state="running",
-                started_at=store.utcnow(),
-                last_updated=store.utcnow(),
+                started_at=utcnow(),
+                last_updated=utcnow(),
             )
             self._started_by = started_by
             self._failure = None
@@ -160,7 +170,7 @@ class IndexJobs:
         self._failure = message
         latest = self._latest
         if latest is not None and latest.state == "running":
-            self._latest = replace(latest, state="failed", message=message, last_updated=store.utcnow())
+            self._latest = replace(latest, state="failed", message=message, last_updated=utcnow())
 
     # -- status ----------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -260,7 +270,6 @@ def _show(text: str | None, tz: ZoneInfo | None) -> str | None:
     if not text:
         return None
     try:
-        ts = datetime.fromisoformat(text)
+        return shown(text, tz)
     except ValueError:
         return text
-    return (ts.astimezone(tz) if tz else ts).isoformat(timespec="seconds")

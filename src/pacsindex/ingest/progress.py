@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pacsindex.index.clock import shown
+
 STATUS_KEYS = (
     "enumerated_files",
     "files_processed",
@@ -69,15 +71,10 @@ class Progress:
     def as_status(self, tz: ZoneInfo | None = None) -> dict[str, Any]:
         """The status-file keys, plus rate, ETA, state and roots; times ISO 8601 with their offset."""
 
-        def show(ts: datetime | None) -> str | None:
-            if ts is None:
-                return None
-            return (ts.astimezone(tz) if tz else ts).isoformat(timespec="seconds")
-
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["running"] = self.running
-        data["started_at"] = show(self.started_at)
-        data["last_updated"] = show(self.last_updated)
+        data["started_at"] = shown(self.started_at, tz)
+        data["last_updated"] = shown(self.last_updated, tz)
         data["roots"] = list(self.roots)
         data["percent"] = None if self.percent is None else round(self.percent, 1)
         data["files_per_s"] = round(self.files_per_s, 1)

@@ -27,7 +27,10 @@ from typing import Any
 from pacsindex.dicom.headers import FileResult, read_header
 from pacsindex.errors import PacsIndexError, StoreError
 from pacsindex.index import store
+from pacsindex.index.clock import utcnow
 from pacsindex.index.locking import WriterLock
+from pacsindex.index.sa.enrich import Enricher
+from pacsindex.index.sa.samatch import Tables
 from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
 from pacsindex.ingest.records import Described, Records, describe, is_unchanged
@@ -85,11 +88,6 @@ def read_job(reader: Reader, parts: Sequence[JobPart]) -> list[list[FileResult]]
     ]
 
 
-def read_batch(reader: Reader, folder: str, sep: str, entries: Sequence[Entry]) -> list[FileResult]:
-    """`read_job` for some files of one folder."""
-    return read_job(reader, [(folder, sep, entries)])[0]
-
-
 @dataclass
 class _Job:
     """Some files of one folder, as a part of a worker job (or written straight from a record)."""
@@ -123,9 +121,12 @@ class Run:
         options: ScanOptions | None = None,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        *,
+        tables: Tables | None = None,
     ) -> None:
         self.db_path = db_path
         self.sources = list(sources)
+        self.tables = tables  # the practice's medical-aid and hospital tables (settings file); None: built-in
         self.options = options or ScanOptions()
         self.on_progress = on_progress
         self.cancel = cancel or threading.Event()
@@ -145,7 +146,7 @@ class Run:
             # and index_status.json too.
             message = next((h for h in (getattr(s, "hint", None) for s in self.sources) if h), None)
         c = self.counters
-        now = store.utcnow()
+        now = utcnow()
         rate = self._rate.add(c["files_processed"])
         eta = None
         if self._enumeration_done and state == "running":
@@ -190,12 +191,12 @@ class Run:
                 conn.close()
 
     def _run(self, conn: sqlite3.Connection) -> Progress:
-        started = store.utcnow()
+        started = utcnow()
         roots = tuple(s.label for s in self.sources)
         run_id = store.begin_run(conn, roots, started)
         self._progress = Progress(run_id=run_id, roots=roots, state="running", started_at=started)
         self._series_count = store.series_count(conn)
-        writer = Writer(conn, run_id)
+        writer = Writer(conn, run_id, Enricher(self.tables))
         workers = self.options.workers or default_workers()
         executor: Executor
         if workers <= 1:
@@ -463,6 +464,9 @@ def run_index(
     options: ScanOptions | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    *,
+    tables: Tables | None = None,
 ) -> Progress:
-    """Index `sources` into the index at `db_path`; returns the final progress snapshot."""
-    return Run(db_path, sources, options, on_progress, cancel).run()
+    """Index `sources` into the index at `db_path`; returns the final progress snapshot. `tables`: the
+    medical-aid and hospital tables built from the settings (`samatch.load_tables(settings.extra)`)."""
+    return Run(db_path, sources, options, on_progress, cancel, tables=tables).run()

@@ -108,12 +108,11 @@ def connection_for(
     url: str | None = None,
     user: str | None = None,
     password: str | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
 ) -> Connection:
-    """The saved connection with what was given instead (a password from PACSINDEX_ORTHANC_PASSWORD too);
-    ConfigError when there is no address at all."""
+    """The saved connection with what was given instead (a password from PACSINDEX_ORTHANC_PASSWORD in
+    `env`, the environment the entry point passes down); ConfigError when there is no address at all."""
     stored = load_connection(data_dir)
-    env = os.environ if env is None else env
     conn = Connection(
         url if url else stored.url,
         user if user is not None else stored.user,

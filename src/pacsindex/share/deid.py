@@ -262,7 +262,7 @@ def _element_length(fh: IO[bytes], start: int, ds: Dataset) -> int:
         size = fh.seek(0, io.SEEK_END)
         if start + header_len + length > size:
             raise OSError("the pixel data is cut short")
-        return header_len + length
+        return int(header_len + length)
     # Encapsulated: items, each with its own length, up to the sequence delimiter.
     pos = start + header_len
     while True:

@@ -7,16 +7,15 @@ any time, while who was sent which link, and who used it, must outlive that.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from pacsindex.errors import StoreError
-from pacsindex.index.schema import migrate
+from pacsindex.index.clock import iso_utc
+from pacsindex.index.db import open_db, token_hash
+
+__all__ = ["MIGRATIONS", "Share", "connect", "iso", "share_from", "token_hash"]
 
 __all__ = [
     "MIGRATIONS",
@@ -85,12 +84,8 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    return None if ts is None else iso_utc(ts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,20 +143,8 @@ class Share:
 
 
 def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open (creating or migrating) the share store."""
-    db = Path(path)
-    try:
-        db.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        migrate(conn, MIGRATIONS, "share store")
-    except (OSError, sqlite3.DatabaseError) as exc:
-        raise StoreError(f"cannot open the share store {db}: {exc}") from exc
-    return conn
+    """Open (creating or migrating) the share store (db.open_db: sqlite3 errors become StoreError)."""
+    return open_db(path, MIGRATIONS, "share store", foreign_keys=True)
 
 
 def share_from(row: sqlite3.Row, series_keys: tuple[str, ...] = ()) -> Share:

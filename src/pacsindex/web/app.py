@@ -24,9 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pacsindex import __version__
 from pacsindex.accounts.audit import AuditLog
-from pacsindex.accounts.auth import Accounts, Clock, Throttle
+from pacsindex.accounts.auth import Accounts, Throttle
 from pacsindex.config.settings import Settings
 from pacsindex.index import store
+from pacsindex.index.clock import Clock
+from pacsindex.index.sa.samatch import load_tables
 from pacsindex.ingest.jobs import IndexJobs, SourceFactory
 from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sources.files import source_for as default_source_for
@@ -102,6 +104,7 @@ def create_app(
         options=scan_options or ScanOptions(workers=settings.workers),
         status_path=settings.status_path,
         tz=settings.tz,
+        tables=load_tables(settings.extra),  # ConfigError for a bad section: checked at start-up
     )
     web = WebState(settings=settings, accounts=accounts, audit=AuditLog(settings.db, clock=now), jobs=jobs)
     # Images are decoded and drawn in worker processes (the viewer, thumbnails, DICOMweb /rendered).

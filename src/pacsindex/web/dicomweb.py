@@ -29,7 +29,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pacsindex.accounts import audit
-from pacsindex.accounts.apitokens import ApiTokens, Clock
+from pacsindex.accounts.apitokens import ApiTokens
 from pacsindex.config.settings import Settings
 from pacsindex.dicomweb import query as dicomweb
 from pacsindex.dicomweb.accept import Wanted, check_syntaxes
@@ -47,6 +47,7 @@ from pacsindex.dicomweb.retrieve import (
     metadata,
 )
 from pacsindex.errors import AuthError, InvalidQuery, NotAcceptable, TokenRejected
+from pacsindex.index.clock import Clock
 from pacsindex.sources.readers import Readers
 from pacsindex.web import tokens, viewing
 from pacsindex.web.indexing import index_reader

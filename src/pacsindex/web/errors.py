@@ -1,4 +1,4 @@
-"""HTTP statuses for pacsindex errors, in one table, and the handlers that answer with `{"detail": ...}`.
+"""The handlers that answer errors with `{"detail": ...}`, their statuses from the one table (status.py).
 
 Every error a request can cause becomes a JSON body with a sentence a person can act on; nothing a client
 sends produces a 500. Messages may echo what was typed (a patient's name), so the log gets only the status
@@ -14,79 +14,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from pacsindex.errors import (
-    AuthError,
-    BadPasscode,
-    ConfigError,
-    Conflict,
-    DicomReadError,
-    FileChanged,
-    Forbidden,
-    IndexNotFound,
-    InvalidQuery,
-    NasUnreachable,
-    NotAcceptable,
-    NotFound,
-    OrthancAuthFailed,
-    OrthancError,
-    OrthancUnreachable,
-    PacsIndexError,
-    PasscodeRequired,
-    ShareBusy,
-    ShareError,
-    ShareExpired,
-    ShareLimitReached,
-    ShareLinkNotFound,
-    ShareLocked,
-    ShareRevoked,
-    SourceError,
-    SourceUnreachable,
-    StoreError,
-    TooManyAttempts,
-)
+from pacsindex.errors import PacsIndexError
 from pacsindex.web.sharing import redact_path
+from pacsindex.web.status import STATUS, status_for
 from pacsindex.web.wording import for_staff
 
+__all__ = ["STATUS", "error_response", "install", "status_for"]
+
 log = logging.getLogger(__name__)
-
-# The most specific class on an error's MRO decides its status.
-STATUS: dict[type[PacsIndexError], int] = {
-    PacsIndexError: 500,
-    ConfigError: 400,
-    InvalidQuery: 400,
-    NotAcceptable: 406,
-    SourceError: 400,  # a root that is not there or not readable: the request names it
-    SourceUnreachable: 503,  # the NAS is down: try again later
-    NasUnreachable: 502,  # an admin's connection test: the NAS did not answer, the server is fine
-    DicomReadError: 422,
-    AuthError: 401,
-    TooManyAttempts: 429,
-    Forbidden: 403,
-    IndexNotFound: 404,
-    NotFound: 404,
-    Conflict: 409,
-    StoreError: 503,
-    ShareError: 403,
-    ShareExpired: 410,
-    ShareRevoked: 410,
-    ShareLimitReached: 410,
-    ShareLocked: 429,
-    ShareLinkNotFound: 404,
-    PasscodeRequired: 401,
-    BadPasscode: 403,
-    ShareBusy: 429,
-    FileChanged: 503,
-    OrthancError: 502,  # the PACS answered oddly or refused: never 401, which would sign the page out
-    OrthancAuthFailed: 502,
-    OrthancUnreachable: 503,
-}
-
-
-def status_for(exc: PacsIndexError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
 
 
 def error_response(exc: PacsIndexError) -> JSONResponse:

@@ -9,7 +9,6 @@ log. The password is write-only: no answer ever carries it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pacsindex.accounts import audit
 from pacsindex.config.settings import Settings
 from pacsindex.errors import PacsIndexError
+from pacsindex.index.clock import shown
 from pacsindex.orthanc import client as orthanc
 from pacsindex.orthanc.client import Connection, OrthancClient
 from pacsindex.orthanc.sends import SendJobs
@@ -260,7 +260,5 @@ def get_send(
 
 
 def _shown(snap: dict[str, Any], settings: Settings, **extra: Any) -> dict[str, Any]:
-    def when(ts: float | None) -> str | None:
-        return None if ts is None else datetime.fromtimestamp(ts, settings.tz).isoformat(timespec="seconds")
-
-    return {**snap, "started_at": when(snap["started_at"]), "finished_at": when(snap["finished_at"]), **extra}
+    started, finished = shown(snap["started_at"], settings.tz), shown(snap["finished_at"], settings.tz)
+    return {**snap, "started_at": started, "finished_at": finished, **extra}

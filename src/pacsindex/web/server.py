@@ -7,6 +7,8 @@ that was searched for. The app logs method, path, status and time instead.
 
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 import time
 from types import TracebackType
@@ -15,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from pacsindex.config.settings import Settings
+from pacsindex.errors import ConfigError
 
 
 def uvicorn_config(
@@ -44,6 +47,22 @@ class Server(uvicorn.Server):
         if isinstance(closing, threading.Event):
             closing.set()
         await super().shutdown(sockets)
+
+
+def check_port(host: str, port: int) -> None:
+    """ConfigError when `host:port` cannot be listened on (another server has it, or no such address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} on {host} is already in use (another pacsindex serve?): stop that "
+                    "server or choose another --port"
+                ) from exc
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 def serve(app: Any, settings: Settings) -> None:

@@ -30,25 +30,26 @@ from pacsindex.errors import (
     ShareRevoked,
 )
 from pacsindex.share.store import Share, iso
+from pacsindex.web.status import status_for
 
 log = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-# (status, title, what to do) for each refusal
-REFUSALS: dict[type[PacsIndexError], tuple[int, str, str]] = {
-    ShareLinkNotFound: (404, "Link not found", "Check that the whole link was copied: links are long."),
-    ShareExpired: (410, "Link expired", "Ask the practice for a new link."),
-    ShareRevoked: (410, "Link withdrawn", "Ask the practice for a new link."),
-    ShareLimitReached: (410, "Link used up", "Ask the practice for a new link."),
-    ShareLocked: (429, "Link locked", "Wait, then try the passcode again."),
-    ShareBusy: (429, "Busy", "Several downloads are running: try again in a minute."),
-    PasscodeRequired: (403, "Passcode needed", "Enter the passcode the practice gave you."),
-    BadPasscode: (403, "Wrong passcode", "Check the passcode and try again."),
-    CsrfRejected: (403, "Refused", "Open the link itself and use the form on its page."),
-    NotFound: (410, "No longer available", "The practice's archive has changed: ask for a new link."),
-    IndexNotFound: (410, "No longer available", "The practice's archive has changed: ask for a new link."),
-    PacsIndexError: (503, "Not available right now", "Try again later, or ask the practice."),
+# (title, what to do) for each refusal; the status comes from the one table (status.py)
+REFUSALS: dict[type[PacsIndexError], tuple[str, str]] = {
+    ShareLinkNotFound: ("Link not found", "Check that the whole link was copied: links are long."),
+    ShareExpired: ("Link expired", "Ask the practice for a new link."),
+    ShareRevoked: ("Link withdrawn", "Ask the practice for a new link."),
+    ShareLimitReached: ("Link used up", "Ask the practice for a new link."),
+    ShareLocked: ("Link locked", "Wait, then try the passcode again."),
+    ShareBusy: ("Busy", "Several downloads are running: try again in a minute."),
+    PasscodeRequired: ("Passcode needed", "Enter the passcode the practice gave you."),
+    BadPasscode: ("Wrong passcode", "Check the passcode and try again."),
+    CsrfRejected: ("Refused", "Open the link itself and use the form on its page."),
+    NotFound: ("No longer available", "The practice's archive has changed: ask for a new link."),
+    IndexNotFound: ("No longer available", "The practice's archive has changed: ask for a new link."),
+    PacsIndexError: ("Not available right now", "Try again later, or ask the practice."),
 }
 
 
@@ -85,7 +86,8 @@ def passcode_form(token: str, message: str | None = None) -> str:
 
 
 def refusal_page(exc: PacsIndexError, token: str | None = None) -> HTMLResponse:
-    status, title, advice = next(REFUSALS[c] for c in type(exc).__mro__ if c in REFUSALS)
+    title, advice = next(REFUSALS[c] for c in type(exc).__mro__ if c in REFUSALS)
+    status = status_for(exc, recipient=True)
     headers = {}
     retry = getattr(exc, "retry_after", None)
     if retry:

@@ -26,9 +26,10 @@ from pacsindex.accounts.auth import Session
 from pacsindex.config.settings import Settings
 from pacsindex.errors import Conflict, Forbidden, PacsIndexError
 from pacsindex.index import store
+from pacsindex.index.clock import Clock
 from pacsindex.share import service
 from pacsindex.share.limits import StreamLimiter
-from pacsindex.share.links import MAX_NOTE, MAX_PAGE, Clock, Shares
+from pacsindex.share.links import MAX_NOTE, MAX_PAGE, Shares
 from pacsindex.share.store import Share
 from pacsindex.web import recipient
 from pacsindex.web.indexing import index_reader

@@ -1,7 +1,7 @@
 """Recognising South African medical schemes and hospitals in free-text DICOM fields.
 
-Two tables ship in `pacsindex/data/` (`medical_aids.toml`, `hospitals.toml`); a practice adds to them or
-replaces them in its settings file, under `[medical_aids]` and `[hospitals]` (config.Settings.extra):
+Two tables ship in `pacsindex/index/sa/data/` (`medical_aids.toml`, `hospitals.toml`); a practice adds to
+them or replaces them in its settings file, under `[medical_aids]` and `[hospitals]` (config.Settings.extra):
 
     [medical_aids]
     replace = false                        # true: forget the built-in schemes, use only these

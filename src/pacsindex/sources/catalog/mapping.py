@@ -1,5 +1,5 @@
 """Where a Firebird catalog is and how to read it: the `firebird://` URL, mapping.toml, the password's
-environment variable, and the full path of a file the catalog names (see catalog.py for the reading).
+environment variable, and the full path of a file the catalog names (see reader.py for the reading).
 
 mapping.toml names one SELECT and which of its columns give which DICOM fields (DICOM keywords, checked
 against pydicom's dictionary) and the file's path:
@@ -213,9 +213,9 @@ def load_mapping(path: str | os.PathLike[str]) -> CatalogMapping:
     return parse_mapping(data, source=str(path), folder=path.resolve().parent)
 
 
-def catalog_password(mapping: CatalogMapping, environ: Mapping[str, str] | None = None) -> str:
-    """The catalog password: from the mapping's `password_env` variable, else PACSINDEX_CATALOG_PASSWORD."""
-    env = os.environ if environ is None else environ
+def catalog_password(mapping: CatalogMapping, env: Mapping[str, str]) -> str:
+    """The catalog password: from the mapping's `password_env` variable, else PACSINDEX_CATALOG_PASSWORD, in
+    `env` (the environment the entry point passes down: nothing here reads os.environ)."""
     names = [n for n in (mapping.password_env, PASSWORD_ENV) if n]
     for name in names:
         value = env.get(name)

@@ -10,7 +10,7 @@ spaces as %20. The password is never in the URL or the mapping (both end up in s
 backups): it comes from PACSINDEX_CATALOG_PASSWORD, or from the environment variable the mapping names in
 `password_env` (see `catalog_password`).
 
-The URL and mapping.toml are parsed and checked in catalogmap.py, which shows a whole mapping.
+The URL and mapping.toml are parsed and checked in mapping.py, which shows a whole mapping.
 
 Column names match case-insensitively (Firebird upper-cases unquoted names). The query runs in a read-only
 read-committed transaction, so pacsindex can never change the catalog and does not hold back the live
@@ -292,8 +292,8 @@ class CatalogSource:
     path, is an error of the run, not a crash."""
 
     def __init__(
-        self, url: str, mapping_path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
-    ):
+        self, url: str, mapping_path: str | os.PathLike[str], environ: Mapping[str, str]
+    ) -> None:
         self.target = parse_catalog_url(url)
         self.mapping = load_mapping(mapping_path)
         self.password = catalog_password(self.mapping, environ)

@@ -90,7 +90,7 @@ class SmbCredentials:
     @classmethod
     def from_settings(cls, settings: Any = None) -> SmbCredentials:
         """From `config.Settings` (smb_user, smb_password, smb_domain: PACSINDEX_SMB_*), or from NAS settings
-        (an object or mapping with user, password, domain). None loads the settings."""
+        (an object or mapping with user, password, domain). None: the defaults (no account)."""
         if isinstance(settings, SmbCredentials):
             return settings
         settings = _loaded(settings)
@@ -99,12 +99,13 @@ class SmbCredentials:
 
 
 def _loaded(settings: Any) -> Any:
-    """The settings given, or (None) the settings from the environment and the config file."""
+    """The settings given, or (None) the defaults. Nothing here reads the environment or the config file:
+    the entry point builds `Settings` once and passes it down."""
     if settings is not None:
         return settings
-    from pacsindex.config import settings as config
+    from pacsindex.config.settings import Settings
 
-    return config.load()
+    return Settings()
 
 
 def _setting(settings: Any, *names: str, default: Any = "") -> Any:
@@ -440,30 +441,41 @@ class _Client:
 _Key = tuple[str, int, str, str]
 _clients: dict[_Key, _Client] = {}
 _failures: dict[_Key, tuple[float, SourceError]] = {}
-_clients_lock = threading.Lock()
+_clients_lock = threading.Lock()  # guards the dicts above; never held while connecting
+_connecting: dict[_Key, threading.Lock] = {}  # one per NAS address and account: held while connecting
 
 
 def _client_for(loc: SmbLocation, creds: SmbCredentials, timeout: float) -> _Client:
     """This process's connection to the NAS at `loc` as `creds`, connecting (bounded by GIVE_UP_S) if needed.
-    Threads wait for one attempt instead of racing, and those that waited share its failure."""
+    Threads wanting the same connection wait for one attempt instead of racing, and those that waited share
+    its failure. The wait is per connection: a slow or wrong address (an admin's Test connection, up to
+    GIVE_UP_S) never holds up reads from the NAS that works."""
     key = (loc.host, loc.port, creds.login.lower(), creds.password)
     asked = time.monotonic()
     with _clients_lock:
         client = _clients.get(key)
         if client is not None and client.alive:
             return client
-        failed = _failures.get(key)
-        if failed is not None and failed[0] >= asked:
-            raise type(failed[1])(str(failed[1])) from failed[1]
+        connecting = _connecting.setdefault(key, threading.Lock())
+    with connecting:
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is not None and client.alive:
+                return client
+            failed = _failures.get(key)
+            if failed is not None and failed[0] >= asked:
+                raise type(failed[1])(str(failed[1])) from failed[1]
         client = _Client(SmbLocation(loc.host, loc.port, loc.share), creds, timeout)
         try:
             client.connect()
         except SourceError as exc:
             client.drop()
-            _failures[key] = (time.monotonic(), exc)
+            with _clients_lock:
+                _failures[key] = (time.monotonic(), exc)
             raise
-        _failures.pop(key, None)
-        _clients[key] = client
+        with _clients_lock:
+            _failures.pop(key, None)
+            _clients[key] = client
         return client
 
 

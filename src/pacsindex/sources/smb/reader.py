@@ -4,14 +4,14 @@ reads (`SmbReader`), over the connections of `pacsindex.sources.smb.conn`.
 `SmbReader.prefetch` sends a whole batch of header reads (create + read of the prefix + close, compounded),
 keeping as many in flight as keeps throughput growing. A file object holds no handle on the NAS: reading past
 the prefix fetches just the range asked for, in another compound. `SmbTree` lists folders with a few threads
-over one connection. On an established connection a network error is retried (smbconn); after that the
+over one connection. On an established connection a network error is retried (conn.py); after that the
 folder or file is recorded as an error and the run goes on. When the NAS cannot be connected again at all,
 the walk or the batch of reads raises `SourceUnreachable`: the run stops and the next run resumes.
 
 Credentials come from the saved NAS settings when the root is on the NAS they name
 (`pacsindex.sources.smb.nas`), else
 from the settings (`PACSINDEX_SMB_USER` / `PACSINDEX_SMB_PASSWORD`); they never appear in labels, stored
-paths, exceptions or logs. The names of smbconn are importable from here too.
+paths, exceptions or logs. The names of conn.py are importable from here too.
 """
 
 from __future__ import annotations
@@ -37,14 +37,6 @@ from pacsindex.sources.smb.conn import (  # noqa: F401  (re-exported: pacsindex.
     _NO_MORE_FILES,
     _NOT_FOUND,
     _REPARSE_POINT,
-    BACKOFF_S,
-    DEFAULT_PORT,
-    GIVE_UP_S,
-    MAX_WINDOW,
-    RETRIES,
-    DirEntry,
-    SmbCredentials,
-    SmbLocation,
     _Client,
     _client_for,
     _created,
@@ -61,9 +53,39 @@ from pacsindex.sources.smb.conn import (  # noqa: F401  (re-exported: pacsindex.
     _setting,
     _stat_msgs,
     _status_error,
-    close_connections,
-    connect_timeout_from,
-    url_for,
+)
+from pacsindex.sources.smb.conn import (
+    BACKOFF_S as BACKOFF_S,
+)
+from pacsindex.sources.smb.conn import (
+    DEFAULT_PORT as DEFAULT_PORT,
+)
+from pacsindex.sources.smb.conn import (
+    GIVE_UP_S as GIVE_UP_S,
+)
+from pacsindex.sources.smb.conn import (
+    MAX_WINDOW as MAX_WINDOW,
+)
+from pacsindex.sources.smb.conn import (
+    RETRIES as RETRIES,
+)
+from pacsindex.sources.smb.conn import (
+    DirEntry as DirEntry,
+)
+from pacsindex.sources.smb.conn import (
+    SmbCredentials as SmbCredentials,
+)
+from pacsindex.sources.smb.conn import (
+    SmbLocation as SmbLocation,
+)
+from pacsindex.sources.smb.conn import (
+    close_connections as close_connections,
+)
+from pacsindex.sources.smb.conn import (
+    connect_timeout_from as connect_timeout_from,
+)
+from pacsindex.sources.smb.conn import (
+    url_for as url_for,
 )
 from pacsindex.sources.smb.nas import credentials_for
 

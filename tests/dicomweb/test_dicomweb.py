@@ -28,6 +28,7 @@ from pacsindex.index import store
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sources.files import LocalTree
 from pacsindex.sources.readers import Readers
+from support_dicomweb import parse_multipart
 
 BASE = "https://pacs.example.co.za/dicom-web"
 PATIENT_NAME, PATIENT_ID, STUDY_DATE = "00100010", "00100020", "00080020"
@@ -229,19 +230,6 @@ def test_unknown_scope_is_not_found(conn: sqlite3.Connection) -> None:
     for args in (("9.9",), ("1.5.1", "9.9"), ("1.5.1", "1.5.1.1", "9.9")):
         with pytest.raises(NotFound):
             find(conn, *args)
-
-
-def parse_multipart(body: bytes, content_type: str) -> list[bytes]:
-    boundary = content_type.split("boundary=")[1].encode()
-    assert body.startswith(b"--" + boundary + b"\r\n") and body.endswith(b"--" + boundary + b"--\r\n")
-    parts = body[: -len(boundary) - 6].split(b"--" + boundary + b"\r\n")[1:]
-    out = []
-    for part in parts:
-        head, _, data = part.partition(b"\r\n\r\n")
-        assert head.startswith(b"Content-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.1")
-        assert data.endswith(b"\r\n")
-        out.append(data[:-2])
-    return out
 
 
 def test_series_and_study_bodies_hold_the_files_bytes(

@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from pacsindex.config.settings import Settings
 from pacsindex.index import store
@@ -31,10 +30,8 @@ from pacsindex.sample.archive import write_sample
 from pacsindex.share.download import CHUNK
 from pacsindex.share.limits import StreamLimiter
 from pacsindex.sources.files import LocalReader, LocalTree
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
-
-PASSWORD = "correct horse battery"
+from support_wait import wait_until
+from support_web import LiveServer
 
 
 class Clock:
@@ -83,38 +80,23 @@ def download(anon: httpx.Client, token: str, **data: str) -> httpx.Response:
     return anon.get(pressed.headers["location"])
 
 
-def sign_in(url: str, name: str) -> tuple[httpx.Client, dict[str, str]]:
-    client = httpx.Client(base_url=url, timeout=60)
-    r = client.post("/auth/signin", json={"name": name, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return client, {"X-CSRF-Token": r.json()["csrf_token"]}
-
-
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(live_server: Callable[..., LiveServer], tmp_path_factory: pytest.TempPathFactory) -> Live:
     base = tmp_path_factory.mktemp("web-sharing")
     write_sample(base / "archive", patients=4, files=150)
     settings = Settings(db=base / "pacsindex.db", roots=(str(base / "archive"),), workers=1)
     run_index(settings.db, [LocalTree(str(base / "archive"))], ScanOptions(workers=1))
     clock = Clock()
-    app = create_app(
-        settings, clock=clock, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    users = {"thandi": False, "sipho": False, "boss": True}
+    server = live_server(settings=settings, clock=clock, users=users)
+    staff, csrf = server.sign_in("thandi")
+    other, other_csrf = server.sign_in("sipho")
+    admin, admin_csrf = server.sign_in("boss")
+    found = staff.get("/api/search", params={"limit": 1000}).json()
+    series = max(found, key=lambda s: s["file_count"])
+    return Live(
+        server.url, server.app, clock, settings, staff, csrf, other, other_csrf, admin, admin_csrf, series
     )
-    accounts = app.state.pacsindex.accounts
-    accounts.add_user("thandi", PASSWORD)
-    accounts.add_user("sipho", PASSWORD)
-    accounts.add_user("boss", PASSWORD, admin=True)
-    with ThreadedServer(app, settings) as server:
-        staff, csrf = sign_in(server.url, "thandi")
-        other, other_csrf = sign_in(server.url, "sipho")
-        admin, admin_csrf = sign_in(server.url, "boss")
-        found = staff.get("/api/search", params={"limit": 1000}).json()
-        series = max(found, key=lambda s: s["file_count"])
-        yield Live(
-            server.url, app, clock, settings, staff, csrf, other, other_csrf, admin, admin_csrf, series
-        )
-        for c in (staff, other, admin):
-            c.close()
 
 
 def source_files(live: Live) -> list[dict[str, Any]]:
@@ -398,10 +380,8 @@ def test_stream_limit_answers_429_while_the_service_keeps_answering(live: Live, 
     try:
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 30
-        while sharing.limiter.active < live.settings.share_max_streams:
-            assert time.monotonic() < deadline, "the downloads never all started"
-            time.sleep(0.01)
+        full = live.settings.share_max_streams
+        wait_until(lambda: sharing.limiter.active >= full, 30, "every download to have started")
         with live.recipient() as anon:
             busy = anon.get(zip_url)
             assert busy.status_code == 429 and int(busy.headers["retry-after"]) > 0 and "Busy" in busy.text
@@ -421,23 +401,20 @@ def test_stream_limit_answers_429_while_the_service_keeps_answering(live: Live, 
     assert len(results) == live.settings.share_max_streams
     for data in results:
         check_zip(live, data, tmp_path)
-    deadline = time.monotonic() + 10
-    while sharing.limiter.active:
-        assert time.monotonic() < deadline, "places were never given back"
-        time.sleep(0.01)
+    wait_until(lambda: not sharing.limiter.active, 10, "the places to be given back")
     outcomes = [e["outcome"] for e in live.staff.get(f"/api/shares/{made['id']}/log").json()]
     assert outcomes.count("busy") == 2 and outcomes.count("ok") == live.settings.share_max_streams + 2
 
 
 def wait_for_incomplete(live: Live, share_id: int) -> list[dict]:
     """The share's access log once its last download is logged incomplete and its stream slot is free."""
-    deadline = time.monotonic() + 10
-    while True:
+
+    def logged() -> list[dict] | None:
         log = live.staff.get(f"/api/shares/{share_id}/log").json()
-        if log and log[0]["outcome"] == "incomplete" and not live.app.state.sharing.limiter.active:
-            return log
-        assert time.monotonic() < deadline, log
-        time.sleep(0.02)
+        done = log and log[0]["outcome"] == "incomplete" and not live.app.state.sharing.limiter.active
+        return list(log) if done else None
+
+    return wait_until(logged, 10, "the download logged as incomplete")
 
 
 def test_a_cut_download_is_logged_as_incomplete_and_frees_its_place(live: Live) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from chromium import browser_fixture  # noqa: F401  (the "browser" fixture)
 from conftest import run_cli
@@ -19,10 +18,7 @@ from pacsindex.accounts.audit import AuditLog
 from pacsindex.config.settings import Settings
 from pacsindex.errors import Conflict, InvalidQuery, NotFound, TokenRejected
 from pacsindex.index import schema, store
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
-
-PASSWORD = "correct horse battery"
+from support_web import PASSWORD, serve
 
 
 class Clock:
@@ -144,9 +140,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 def test_an_admin_makes_and_revokes_a_token_in_the_page(browser: object, tmp_path: Path) -> None:
     expect = playwright_api.expect
     settings = Settings(db=tmp_path / "pacsindex.db", workers=1)
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    app.state.pacsindex.accounts.add_user("boss", PASSWORD, admin=True)
-    with ThreadedServer(app, settings) as server:
+    with serve(tmp_path, settings=settings, users={"boss": True}) as server:
         page = browser.new_page()  # type: ignore[attr-defined]
         try:
             page.goto(server.url + "/#/settings/tokens")

@@ -10,16 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
 from pacsindex.sources.files import LocalTree
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
+from support_web import PASSWORD, serve
 
-PASSWORD = "fuzzing is fun 123"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 
@@ -30,11 +27,7 @@ def server(tmp_path: Path) -> Iterator[str]:
     write_sample(base / "archive", patients=6, files=120)
     settings = Settings(db=base / "pacsindex.db", roots=(str(base / "archive"),), workers=1)
     run_index(settings.db, [LocalTree(str(base / "archive"))], ScanOptions(workers=1))  # real data to find
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    accounts = app.state.pacsindex.accounts
-    accounts.add_user("admin", PASSWORD, admin=True)
-    accounts.add_user("staff", PASSWORD)
-    with ThreadedServer(app, settings) as srv:
+    with serve(base, settings=settings, users={"admin": True, "staff": False}) as srv:
         yield srv.url
 
 

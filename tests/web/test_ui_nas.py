@@ -7,19 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
 from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
 from conftest import write_dicom
 from pacsindex.config.settings import Settings
 from pacsindex.sources.smb import reader as smb
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
 from samba_server import (
     SambaServer,
     samba_fixture,  # noqa: F401  (the "samba" fixture)
 )
-from test_ui_browser import PASSWORD
+from support_web import PASSWORD, serve
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -38,12 +35,10 @@ def test_admin_tests_and_saves_the_nas_connection(
     write_dicom(folder / "2020" / "IM0.dcm", SeriesInstanceUID="1.2.3.4.9")
     (folder / "readme.txt").write_text("not DICOM\n", encoding="utf-8")
     settings = Settings(db=tmp_path / "pacsindex.db", data_dir=tmp_path / "data", workers=1)
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    app.state.pacsindex.accounts.add_user("thandi", PASSWORD, admin=True)
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
     smb.close_connections()
-    with ThreadedServer(app, settings) as server:
+    with serve(tmp_path, settings=settings, users={"thandi": True}) as server:
         context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-ZA")  # type: ignore[attr-defined]
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,49 +17,9 @@ from pacsindex.index.search import search
 from pacsindex.ingest.jobs import IndexJobs
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
-from pacsindex.sources.files import DirListing, LocalTree, Reader, WalkError
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.01)
-
-
-class GatedTree:
-    """A local tree whose walk stops after `before_gate` folders until `gate` is set (or the run is
-    cancelled), so a test can look at a run in the middle."""
-
-    def __init__(self, root: str, gate: threading.Event, before_gate: int = 3) -> None:
-        self.inner = LocalTree(root)
-        self.label = self.inner.label
-        self.gate = gate
-        self.before_gate = before_gate
-        self.at_gate = threading.Event()
-
-    def check(self) -> None:
-        self.inner.check()
-
-    def reader(self) -> Reader:
-        return self.inner.reader()
-
-    def complete_roots(self) -> list[tuple[str, str]]:
-        return self.inner.complete_roots()
-
-    def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
-        walker = self.inner.walk(cancel)
-        try:
-            for number, item in enumerate(walker):
-                if number == self.before_gate:
-                    self.at_gate.set()
-                    while not self.gate.wait(0.02):
-                        if cancel.is_set():
-                            return
-                yield item
-        finally:
-            walker.close()
+from pacsindex.sources.files import LocalTree
+from support_jobs import GatedTree
+from support_wait import wait_until
 
 
 @pytest.fixture(scope="module")

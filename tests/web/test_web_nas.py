@@ -7,30 +7,27 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from conftest import write_dicom
 from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sources.files import reader_for
 from pacsindex.sources.smb import reader as smb
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
 from samba_server import (
     SambaServer,
     free_port,
     samba_fixture,  # noqa: F401  (the "samba" fixture)
 )
+from support_wait import wait_until
+from support_web import LiveServer
 
-PASSWORD = "correct horse battery"
 FOLDER = "webnas"  # this module's folder in the shared test share
 
 pytestmark = pytest.mark.samba
@@ -60,15 +57,10 @@ class Live:
         return self.admin.post("/api/settings/nas/test", json=body, headers=self.admin_csrf)
 
 
-def sign_in(url: str, name: str) -> tuple[httpx.Client, dict[str, str]]:
-    client = httpx.Client(base_url=url, timeout=60)
-    r = client.post("/auth/signin", json={"name": name, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return client, {"X-CSRF-Token": r.json()["csrf_token"]}
-
-
 @pytest.fixture(scope="module")
-def live(samba: SambaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(
+    samba: SambaServer, live_server: Callable[..., LiveServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
     folder = samba.shares["archive"] / FOLDER
     for i in range(3):
         write_dicom(folder / "NKOSI" / f"IM{i}.dcm", PatientName="NKOSI^THABO", PatientID="NAS-1",
@@ -77,22 +69,15 @@ def live(samba: SambaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 StudyInstanceUID="1.2.840.99.2", SeriesInstanceUID="1.2.840.99.2.1")
     base = tmp_path_factory.mktemp("web-nas")
     settings = Settings(db=base / "pacsindex.db", data_dir=base / "data", workers=1, smb_connect_timeout=10)
-    app = create_app(
-        settings,
-        hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+    smb.close_connections()
+    server = live_server(
+        settings=settings,
+        users={"admin": True, "staff": False},
         scan_options=ScanOptions(workers=1, commit_seconds=0.0, progress_seconds=0.0),
     )
-    app.state.pacsindex.accounts.add_user("admin", PASSWORD, admin=True)
-    app.state.pacsindex.accounts.add_user("staff", PASSWORD)
-    smb.close_connections()
-    with ThreadedServer(app, settings) as server:
-        admin, admin_csrf = sign_in(server.url, "admin")
-        staff, staff_csrf = sign_in(server.url, "staff")
-        try:
-            yield Live(server.url, base / "data", admin, staff, admin_csrf, staff_csrf, samba, settings)
-        finally:
-            admin.close()
-            staff.close()
+    admin, admin_csrf = server.sign_in("admin")
+    staff, staff_csrf = server.sign_in("staff")
+    yield Live(server.url, base / "data", admin, staff, admin_csrf, staff_csrf, samba, settings)
     smb.close_connections()
 
 
@@ -216,10 +201,12 @@ def test_saved_nas_is_indexed_by_a_start_without_roots(live: Live) -> None:
     # The page's indexing panel offers what /api/me lists: the saved NAS is among them.
     assert live.admin.get("/api/me").json()["roots"] == [url]
     assert live.admin.get("/api/settings").json()["roots"] == [url]
-    deadline = time.monotonic() + 120
-    while (status := live.admin.get("/api/index/status").json())["running"]:
-        assert time.monotonic() < deadline, status
-        time.sleep(0.05)
+
+    def ended() -> dict[str, Any] | None:
+        status: dict[str, Any] = live.admin.get("/api/index/status").json()
+        return None if status["running"] else status
+
+    status = wait_until(ended, 120, "the run to end")
     assert status["state"] == "completed", status
     assert status["files_read"] == 4 and status["errors"] == 0
     found = live.staff.get("/api/search", params={"q": "nkosi"}).json()

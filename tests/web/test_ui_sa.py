@@ -8,16 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
 from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
 from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sources.files import LocalTree
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
-from test_ui_browser import PASSWORD
-from test_web_sa import DISCOVERY, write_sa_tree
+from support_sa import DISCOVERY, write_sa_tree
+from support_web import PASSWORD, serve
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -29,11 +26,9 @@ pytestmark = pytest.mark.browser
 def test_badge_chips_and_medical_aid_filter(browser: object, tmp_path: Path) -> None:
     settings = Settings(db=tmp_path / "pacsindex.db", workers=1)
     run_index(settings.db, [LocalTree(str(write_sa_tree(tmp_path / "archive")))], ScanOptions(workers=1))
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    app.state.pacsindex.accounts.add_user("reception", PASSWORD)
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
-    with ThreadedServer(app, settings) as server:
+    with serve(tmp_path, settings=settings, users={"reception": False}) as server:
         context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-ZA")  # type: ignore[attr-defined]
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -4,43 +4,17 @@ the SA ID number with its data-quality flags in results and in a series."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
-from conftest import write_dicom
-from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sources.files import LocalTree
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
-
-PASSWORD = "correct horse battery"
-SA_ID = "8001015009087"  # says born 1980-01-01, male; the header says 1981-02-03, female
-DISCOVERY = "Discovery Health Medical Scheme"
-
-
-def write_sa_tree(root: Path) -> Path:
-    """Three patients: one whose SA ID disagrees with the header (GEMS, Groote Schuur), one on Discovery at
-    Netcare Milpark whose ID agrees, and one at Life Fourways with no medical aid."""
-    for i in range(2):
-        write_dicom(root / "MOKOENA" / f"IM{i}.dcm", PatientName="MOKOENA^SIPHO", PatientID=SA_ID,
-                    PatientBirthDate="19810203", PatientSex="F", InsurancePlanIdentification="GEMS",
-                    InstitutionName="Groote Schuur Hospital", StudyInstanceUID="2.25.1",
-                    SeriesInstanceUID="2.25.1.1", StudyDate="20240301", InstanceNumber=i + 1)
-    write_dicom(root / "VDMERWE" / "IM0.dcm", PatientName="VAN DER MERWE^ANNA", PatientID="H12345",
-                OtherPatientIDs="750315 0123 087", PatientBirthDate="19750315", PatientSex="F",
-                InsurancePlanIdentification="DISCOVERY HEALTH", StudyInstanceUID="2.25.2",
-                SeriesInstanceUID="2.25.2.1", StudyDate="20240302", Modality="MR")
-    write_dicom(root / "NAIDOO" / "IM0.dcm", PatientName="NAIDOO^PRIYA", PatientID="LF-77",
-                InstitutionName="Life Fourways Hospital", StudyInstanceUID="2.25.3",
-                SeriesInstanceUID="2.25.3.1", StudyDate="20240303")
-    return root
+from support_sa import DISCOVERY, SA_ID, write_sa_tree
+from support_web import PASSWORD, LiveServer
 
 
 @dataclass
@@ -58,18 +32,14 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    base = tmp_path_factory.mktemp("web-sa")
-    settings = Settings(db=base / "pacsindex.db", workers=1)
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    app.state.pacsindex.accounts.add_user("sister", PASSWORD)
-    app.state.pacsindex.accounts.add_user("admin", PASSWORD, admin=True)
-    with ThreadedServer(app, settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        assert client.post("/auth/signin", json={"name": "sister", "password": PASSWORD}).status_code == 200
-        no_index = client.get("/api/search/facets")
-        assert no_index.status_code == 404 and "start indexing" in no_index.json()["detail"]
-        run_index(settings.db, [LocalTree(str(write_sa_tree(base / "archive")))], ScanOptions(workers=1))
-        yield Live(server.url, client)
+def live(live_server: Callable[..., LiveServer]) -> Live:
+    server = live_server(users={"sister": False, "admin": True})
+    client, _ = server.sign_in("sister")
+    no_index = client.get("/api/search/facets")
+    assert no_index.status_code == 404 and "start indexing" in no_index.json()["detail"]
+    archive = write_sa_tree(server.settings.db.parent / "archive")
+    run_index(server.settings.db, [LocalTree(str(archive))], ScanOptions(workers=1))
+    return Live(server.url, client)
 
 
 def test_results_carry_the_sa_id_its_flags_medical_aid_and_hospital(live: Live) -> None:

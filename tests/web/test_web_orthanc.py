@@ -5,25 +5,22 @@ send adds nothing, and all of it is in the audit log."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from orthanc_server import OrthancServer, orthanc_fixture  # noqa: F401 - the `orthanc` fixture
 from pacsindex.config.settings import Settings
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
-from test_orthanc import closed_port, index, make_series, series_key, sop_uids
+from support_orthanc import closed_port, index, make_series, series_key, sop_uids
+from support_wait import wait_until
+from support_web import LiveServer
 
 pytestmark = pytest.mark.orthanc
 
-PASSWORD = "correct horse battery"
 SERIES_UID = "1.2.826.99.7.1"
 
 
@@ -38,31 +35,16 @@ class Live:
     key: str
 
 
-def sign_in(client: httpx.Client, name: str) -> dict[str, str]:
-    r = client.post("/auth/signin", json={"name": name, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"X-CSRF-Token": r.json()["csrf_token"]}
-
-
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(live_server: Callable[..., LiveServer], tmp_path_factory: pytest.TempPathFactory) -> Live:
     base = tmp_path_factory.mktemp("web-orthanc")
     db = base / "pacsindex.db"
     make_series(base / "archive", SERIES_UID, 8, name="DLAMINI^ZANELE")
     index(db, base / "archive")
-    settings = Settings(db=db, workers=1)
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    app.state.pacsindex.accounts.add_user("admin", PASSWORD, admin=True)
-    app.state.pacsindex.accounts.add_user("sipho", PASSWORD)
-    with (
-        ThreadedServer(app, settings) as server,
-        httpx.Client(base_url=server.url, timeout=30) as admin,
-        httpx.Client(base_url=server.url, timeout=30) as staff,
-    ):
-        yield Live(
-            server.url, admin, staff, sign_in(admin, "admin"), sign_in(staff, "sipho"), db,
-            series_key(db, SERIES_UID),
-        )
+    server = live_server(settings=Settings(db=db, workers=1), users={"admin": True, "sipho": False})
+    admin, admin_csrf = server.sign_in("admin")
+    staff, staff_csrf = server.sign_in("sipho")
+    return Live(server.url, admin, staff, admin_csrf, staff_csrf, db, series_key(db, SERIES_UID))
 
 
 def audit(live: Live, action: str) -> list[dict[str, Any]]:
@@ -73,17 +55,16 @@ def audit(live: Live, action: str) -> list[dict[str, Any]]:
 
 def wait_for_send(live: Live, send_id: str, timeout: float = 60.0) -> tuple[dict[str, Any], list[int]]:
     """The finished send, and the `done` counts seen while polling."""
-    deadline = time.monotonic() + timeout
     seen: list[int] = []
-    while True:
+
+    def finished() -> dict[str, Any] | None:
         r = live.staff.get(f"/api/orthanc/sends/{send_id}")
         assert r.status_code == 200, r.text
-        send = r.json()
+        send: dict[str, Any] = r.json()
         seen.append(send["done"])
-        if send["state"] != "running":
-            return send, seen
-        assert time.monotonic() < deadline, f"the send never finished: {send}"
-        time.sleep(0.02)
+        return send if send["state"] != "running" else None
+
+    return wait_until(finished, timeout, "the send to finish"), seen
 
 
 def test_only_admins_see_and_change_the_settings(live: Live) -> None:
@@ -173,6 +154,9 @@ def test_staff_send_a_series_in_the_background_and_a_second_send_adds_nothing(
 
 
 def test_unknown_series_and_unknown_send_are_404(live: Live) -> None:
+    if not live.staff.get("/api/orthanc").json()["configured"]:  # when this test runs alone
+        body = {"url": f"http://127.0.0.1:{closed_port()}", "user": "pacs"}
+        assert live.admin.put("/api/settings/orthanc", json=body, headers=live.admin_csrf).status_code == 200
     r = live.staff.post("/api/orthanc/sends", json={"SeriesKey": "0" * 40}, headers=live.staff_csrf)
     assert r.status_code == 404 and "no series with that SeriesKey" in r.json()["detail"]
     assert live.staff.get(f"/api/orthanc/sends/{'0' * 16}").status_code == 404

@@ -6,7 +6,7 @@ files byte for byte. Also: HTTP Basic with the token, a staff browser session, 4
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,18 +14,15 @@ import httpx
 import pydicom
 import pytest
 import requests
-from argon2 import PasswordHasher
 from dicomweb_client.api import DICOMwebClient
 
 from conftest import write_dicom
 from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sources.files import LocalTree
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
-from test_dicomweb import parse_multipart
+from support_dicomweb import parse_multipart
+from support_web import LiveServer
 
-PASSWORD = "correct horse battery"
 STUDY_UID, SERIES_UID, SOP_UID = "0020000D", "0020000E", "00080018"
 
 
@@ -56,7 +53,7 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(live_server: Callable[..., LiveServer], tmp_path_factory: pytest.TempPathFactory) -> Live:
     base = tmp_path_factory.mktemp("web-dicomweb")
     archive = base / "archive"
     for i in range(3):
@@ -94,30 +91,21 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         )
     settings = Settings(db=base / "pacsindex.db", workers=1)
     run_index(settings.db, [LocalTree(str(archive))], ScanOptions(workers=1))
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    accounts = app.state.pacsindex.accounts
-    accounts.add_user("boss", PASSWORD, admin=True)
-    accounts.add_user("reception", PASSWORD)
-    with (
-        ThreadedServer(app, settings) as server,
-        httpx.Client(base_url=server.url, timeout=30) as admin,
-        httpx.Client(base_url=server.url, timeout=30) as staff,
-    ):
-        r = admin.post("/auth/signin", json={"name": "boss", "password": PASSWORD})
-        csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
-        assert staff.post("/auth/signin", json={"name": "reception", "password": PASSWORD}).status_code == 200
-        made = admin.post("/api/tokens", json={"name": "Orthanc main"}, headers=csrf)
-        assert made.status_code == 201, made.text
-        yield Live(
-            server.url,
-            admin,
-            csrf,
-            staff,
-            made.json()["token"],
-            made.json()["id"],
-            archive,
-            app.state.pacsindex.audit,
-        )
+    server = live_server(settings=settings, users={"boss": True, "reception": False})
+    admin, csrf = server.sign_in("boss")
+    staff, _ = server.sign_in("reception")
+    made = admin.post("/api/tokens", json={"name": "Orthanc main"}, headers=csrf)
+    assert made.status_code == 201, made.text
+    return Live(
+        server.url,
+        admin,
+        csrf,
+        staff,
+        made.json()["token"],
+        made.json()["id"],
+        archive,
+        server.app.state.pacsindex.audit,
+    )
 
 
 def test_an_admin_makes_a_token_shown_once(live: Live) -> None:
@@ -297,6 +285,8 @@ def test_the_audit_log_says_which_token_did_what(live: Live, caplog: pytest.LogC
         client.search_for_studies(search_filters={"PatientName": "naidoo*"})
         client.retrieve_series("1.7.2", "1.7.2.1")
         live.staff.get("/dicom-web/studies/1.7.1/metadata")
+    made = live.admin.post("/api/tokens", json={"name": "Weasis trial"}, headers=live.csrf).json()
+    assert live.admin.post(f"/api/tokens/{made['id']}/revoke", headers=live.csrf).status_code == 200
     live.audit.flush(10)  # type: ignore[attr-defined]
     entries = live.admin.get("/api/audit", params={"limit": 500}).json()
     query = next(e for e in entries if e["action"] == "dicomweb_query" and e["detail"].get("PatientName"))

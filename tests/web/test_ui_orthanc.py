@@ -8,15 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
 from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
 from orthanc_server import OrthancServer, orthanc_fixture  # noqa: F401 - the `orthanc` fixture
 from pacsindex.config.settings import Settings
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
-from test_orthanc import index, make_series, series_key
-from test_ui_browser import PASSWORD
+from support_orthanc import index, make_series, series_key
+from support_web import PASSWORD, serve
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -37,11 +34,9 @@ def test_admin_sets_up_orthanc_and_sends_a_series(
     (folder / "IM003.dcm").write_bytes(b"damaged after indexing: not DICOM any more")
     key = series_key(db, SERIES_UID)
     settings = Settings(db=db, workers=1)
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    app.state.pacsindex.accounts.add_user("thandi", PASSWORD, admin=True)
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
-    with ThreadedServer(app, settings) as server:
+    with serve(tmp_path, settings=settings, users={"thandi": True}) as server:
         context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-ZA")  # type: ignore[attr-defined]
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -346,7 +346,7 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
         proc = start_index(root, db, status)
         wait_status(status, proc, lambda d: d["series_count"] >= 5 and d["files_processed"] >= 1000)
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.communicate()  # reaps it and closes its pipes
         consistency(db)
         committed = sum(file_counts(db).values())
         if committed < 6000:
@@ -404,7 +404,7 @@ def test_search_sees_partial_results_while_a_run_writes(tmp_path: Path) -> None:
         if still_running:
             assert everything < 6000, "a search during the run sees the batches written so far"
     finally:
-        proc.wait(timeout=300)
+        proc.communicate(timeout=300)  # reaps it and closes its pipes
     assert proc.returncode == 0
     with store.reading(db) as conn:
         assert sum(r["file_count"] for r in search(conn, "patient1", limit=1000)) == 600

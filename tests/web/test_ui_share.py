@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from argon2 import PasswordHasher
 
 from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
 from pacsindex.config.settings import Settings
@@ -22,13 +21,10 @@ from pacsindex.index import store
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
 from pacsindex.sources.files import LocalTree
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
+from support_web import PASSWORD, serve
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
-
-PASSWORD = "correct horse battery"
 
 pytestmark = pytest.mark.browser
 
@@ -72,11 +68,9 @@ def test_search_share_download_end_to_end(browser: object, tmp_path: Path) -> No
     write_sample(archive, patients=6, files=300)
     settings = Settings(db=tmp_path / "pacsindex.db", roots=(str(archive),), workers=1)
     run_index(settings.db, [LocalTree(str(archive))], ScanOptions(workers=1))
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    app.state.pacsindex.accounts.add_user("thandi", PASSWORD)
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
-    with ThreadedServer(app, settings) as server:
+    with serve(tmp_path, settings=settings, users={"thandi": False}) as server:
         staff = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-ZA")  # type: ignore[attr-defined]
         staff.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
         page = staff.new_page()

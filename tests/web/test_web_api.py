@@ -5,23 +5,20 @@ files, and clear 4xx answers to bad input."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sample.archive import write_sample
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
-from test_jobs import GatedTree
-
-PASSWORD = "correct horse battery"
+from support_jobs import GatedTree
+from support_wait import wait_until
+from support_web import LiveServer
 
 
 @dataclass
@@ -33,27 +30,28 @@ class Live:
     sources: list[GatedTree]
     archive: Path
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         r = self.client.get("/api/index/status")
         assert r.status_code == 200, r.text
-        return r.json()
+        return dict(r.json())
 
-    def wait_for(self, check, timeout: float = 60.0) -> dict:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while True:
+    def wait_for(self, check: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
             status = self.status()
-            if check(status):
-                return status
-            if time.monotonic() > deadline:
-                raise AssertionError(f"status never got there: {status}")
-            time.sleep(0.02)
+            return status if check(status) else None
+
+        return wait_until(reached, timeout, "the status")
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    base = tmp_path_factory.mktemp("web-api")
-    archive = base / "archive"
-    write_sample(archive, patients=10, files=400)
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("web-api") / "archive"
+    write_sample(root, patients=10, files=400)
+    return root
+
+
+def serve_archive(live_server: Callable[..., LiveServer], archive: Path, db: Path) -> Live:
+    """A server with an empty index at `db` whose runs walk `archive` through a gate the test holds."""
     gate = threading.Event()
     gate.set()
     sources: list[GatedTree] = []
@@ -62,22 +60,35 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         sources.append(GatedTree(root, gate, before_gate=6))
         return sources[-1]
 
-    settings = Settings(db=base / "pacsindex.db", roots=(str(archive),), workers=1)
-    app = create_app(
-        settings,
-        hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+    server = live_server(
+        settings=Settings(db=db, roots=(str(archive),), workers=1),
+        users={"radiologist": False},
         scan_options=ScanOptions(workers=1, commit_seconds=0.0, progress_seconds=0.0),
         source_for=source_for,
     )
-    app.state.pacsindex.accounts.add_user("radiologist", PASSWORD)
-    with ThreadedServer(app, settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        r = client.post("/auth/signin", json={"name": "radiologist", "password": PASSWORD})
-        assert r.status_code == 200
-        yield Live(server.url, client, {"X-CSRF-Token": r.json()["csrf_token"]}, gate, sources, archive)
-        gate.set()
+    client, csrf = server.sign_in("radiologist")
+    return Live(server.url, client, csrf, gate, sources, archive)
 
 
-def test_before_any_indexing_searches_say_how_to_index(live: Live) -> None:
+@pytest.fixture
+def fresh(live_server: Callable[..., LiveServer], archive: Path, tmp_path: Path) -> Live:
+    """A server of its own, with nothing indexed yet."""
+    return serve_archive(live_server, archive, tmp_path / "pacsindex.db")
+
+
+@pytest.fixture(scope="module")
+def live(
+    live_server: Callable[..., LiveServer], archive: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Live:
+    """The server the search tests share, with the archive indexed through the API."""
+    shared = serve_archive(live_server, archive, tmp_path_factory.mktemp("web-api-db") / "pacsindex.db")
+    assert shared.client.post("/api/index/start", headers=shared.csrf).status_code == 202
+    assert shared.wait_for(lambda s: not s["running"])["state"] == "completed"
+    return shared
+
+
+def test_before_any_indexing_searches_say_how_to_index(fresh: Live) -> None:
+    live = fresh
     for path in ("/api/search", f"/api/series/{'0' * 40}", "/api/index/errors"):
         r = live.client.get(path, params={"q": "müller"} if path == "/api/search" else None)
         assert r.status_code == 404, path
@@ -87,7 +98,8 @@ def test_before_any_indexing_searches_say_how_to_index(live: Live) -> None:
     assert status["state"] == "idle" and not status["running"] and status["timezone"] == "Africa/Johannesburg"
 
 
-def test_indexing_runs_in_the_background_and_searches_see_it_grow(live: Live) -> None:
+def test_indexing_runs_in_the_background_and_searches_see_it_grow(fresh: Live) -> None:
+    live = fresh
     live.gate.clear()  # hold the run after a few folders
     r = live.client.post("/api/index/start", headers=live.csrf)
     assert r.status_code == 202 and r.json()["running"] and r.json()["started_by"] == "radiologist"

@@ -16,7 +16,6 @@ from typing import Any
 
 import pydicom
 import pytest
-from argon2 import PasswordHasher
 
 from conftest import write_dicom
 from orthanc_server import OrthancServer, orthanc_problem, start_orthanc
@@ -24,8 +23,7 @@ from pacsindex.accounts.audit import AuditLog
 from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sources.files import LocalTree
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
+from support_web import serve
 
 STUDY_UID, SERIES_UID, PATIENT_NAME = "0020000D", "0020000E", "00100010"
 
@@ -104,9 +102,8 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
     )
     settings = Settings(db=base / "pacsindex.db", workers=1)
     run_index(settings.db, [LocalTree(str(archive))], ScanOptions(workers=1))
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    _, token = app.state.apitokens.create("Orthanc main", "boss")
-    with ThreadedServer(app, settings) as server:
+    with serve(base, settings=settings) as server:
+        _, token = server.app.state.apitokens.create("Orthanc main", "boss")
         root = server.url + "/dicom-web/"
         servers = {
             # Basic: user name anything, the token as the password (Orthanc's usual form)
@@ -117,7 +114,7 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
         }
         orthanc = start_orthanc(base / "orthanc", extra_config={"DicomWeb": {"Servers": servers}})
         try:
-            yield Peers(orthanc, archive, app.state.pacsindex.audit)
+            yield Peers(orthanc, archive, server.app.state.pacsindex.audit)
         finally:
             orthanc.stop()
 

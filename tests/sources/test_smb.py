@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,9 @@ from samba_server import (
     free_port,
     samba_fixture,  # noqa: F401  (the "samba" fixture)
 )
+from support_wait import wait_until
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 LIMIT_S = 30.0  # an attempt to reach the NAS gives up within this
 
 
@@ -363,6 +365,34 @@ def test_exported_file_lists_parse(name: str) -> None:
 
 
 def test_export_script_is_there_for_windows_admins() -> None:
-    script = (Path(__file__).resolve().parent.parent / "tools" / "Export-NasFileList.ps1").read_text("utf-8")
+    script = (Path(__file__).resolve().parents[2] / "tools" / "Export-NasFileList.ps1").read_text("utf-8")
     assert "Get-ChildItem" in script and "robocopy" in script and "/UNILOG" in script
     assert os.path.getsize(DATA / "robocopy-unilog-utf16.txt") > 0
+
+
+def test_a_hanging_nas_address_does_not_stall_reads_from_the_real_one(samba: SambaServer) -> None:
+    """An admin's Test connection to an address that never answers (up to 30 s) goes on in one thread while
+    another reads a file from the NAS that works: the read is done while the test is still hanging."""
+    root = archive_dir(samba, "nostall")
+    write_dicom(root / "IM0.dcm")
+    silent = SilentServer()
+    outcome: list[BaseException] = []
+
+    def hang() -> None:
+        try:
+            smb.test_connection(samba.url("archive", port=silent.port), creds(samba), timeout=25)
+        except BaseException as exc:  # noqa: BLE001 - the thread's outcome is checked below
+            outcome.append(exc)
+
+    hanging = threading.Thread(target=hang, daemon=True)
+    hanging.start()
+    try:
+        wait_until(lambda: silent._held, what="the hanging connection to be accepted")
+        url = samba.url("archive", "nostall") + "/IM0.dcm"
+        with reader_for(url, creds(samba)).open(url) as fh:
+            assert fh.read() == (root / "IM0.dcm").read_bytes()
+        assert hanging.is_alive(), "the read finished only after the hanging attempt gave up"
+    finally:
+        silent.close()  # the hanging attempt now fails at once
+        hanging.join(LIMIT_S)
+    assert len(outcome) == 1 and isinstance(outcome[0], SourceError)

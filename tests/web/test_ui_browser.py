@@ -10,20 +10,16 @@ import threading
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
 from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
 from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sample.archive import write_sample
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
-from test_jobs import GatedTree
+from support_jobs import GatedTree
+from support_web import PASSWORD, serve
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
-
-PASSWORD = "correct horse battery"
 
 pytestmark = pytest.mark.browser
 
@@ -40,16 +36,11 @@ def test_sign_in_index_search_and_open_a_series(browser: object, tmp_path: Path)
         return sources[-1]
 
     settings = Settings(db=tmp_path / "pacsindex.db", roots=(str(archive),), workers=1)
-    app = create_app(
-        settings,
-        hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
-        scan_options=ScanOptions(workers=1, commit_seconds=0.0, progress_seconds=0.1),
-        source_for=source_for,
-    )
-    app.state.pacsindex.accounts.add_user("thandi", PASSWORD, admin=True)
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
-    with ThreadedServer(app, settings) as server:
+    options = ScanOptions(workers=1, commit_seconds=0.0, progress_seconds=0.1)
+    gated = {"scan_options": options, "source_for": source_for}
+    with serve(tmp_path, settings=settings, users={"thandi": True}, **gated) as server:
         context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-ZA")  # type: ignore[attr-defined]
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -89,7 +80,7 @@ def test_sign_in_index_search_and_open_a_series(browser: object, tmp_path: Path)
         expect(page.locator("#index-state")).to_have_text("Up to date")
         expect(page.locator("#index-chip")).to_have_text("Up to date")
         expect(page.locator("#index-updated")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d SAST$"))
-        status = app.state.pacsindex.jobs.status()
+        status = server.app.state.pacsindex.jobs.status()
         assert status["files_processed"] == status["enumerated_files"] > 1500
         # Back on the worklist, the rows did not move: the new ones are offered instead.
         page.click("#nav a[href='#/search']")
