@@ -9,6 +9,7 @@ header-reading worker processes use, so an SMB source can sit beside these with 
 from __future__ import annotations
 
 import codecs
+import importlib
 import logging
 import ntpath
 import os
@@ -21,10 +22,10 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any, NamedTuple, Protocol
+from typing import IO, Any, NamedTuple, Protocol, cast
 
 from pacsindex.dicom.headers import open_local
-from pacsindex.errors import PermissionDenied, SourceError, SourceUnreachable
+from pacsindex.errors import ConfigError, PermissionDenied, SourceError, SourceUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -415,22 +416,43 @@ def _stat_file(path: str) -> os.stat_result | str:
 
 
 def is_smb_url(path: str) -> bool:
-    return path[:6].lower() == "smb://"
+    return scheme_of(path) == "smb"
+
+
+# The kinds of address a root or a stored path may have besides a plain path (a folder, a mapped drive, a
+# UNC path): scheme → the module whose `from_url(url, settings)` classes read it. Imported on first use,
+# so smbprotocol is loaded only by a process that meets an smb:// address.
+SCHEMES: dict[str, tuple[str, str, str]] = {
+    "smb": ("pacsindex.sources.smb.reader", "SmbTree", "SmbReader"),
+}
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")  # two letters at least: C:\ is a drive
+
+
+def scheme_of(path: str) -> str | None:
+    """`smb` for smb://host/share/path; None for a plain path."""
+    found = _SCHEME.match(path)
+    return found.group(1).lower() if found else None
+
+
+def _registered(path: str, which: int) -> Any:
+    scheme = scheme_of(path)
+    if scheme is None:
+        return None
+    if scheme not in SCHEMES:
+        known = ", ".join(f"{s}://" for s in SCHEMES)
+        raise ConfigError(f"{scheme}:// addresses cannot be indexed: give a folder, a UNC path or {known}")
+    entry = SCHEMES[scheme]
+    return getattr(importlib.import_module(entry[0]), entry[which])
 
 
 def source_for(root: str, settings: Any = None) -> Source:
-    """The source for a root as a user writes it: a folder, a mapped drive, a UNC path, or smb://host/share/path."""
-    if is_smb_url(root):
-        from pacsindex.sources.smb.reader import SmbTree
-
-        return SmbTree.from_url(root, settings)
-    return LocalTree(root)
+    """The source for a root as a user writes it: a folder, a mapped drive, a UNC path, or an address of a
+    registered scheme (smb://host/share/path)."""
+    kind = _registered(root, 1)
+    return LocalTree(root) if kind is None else cast(Source, kind.from_url(root, settings))
 
 
 def reader_for(path: str, settings: Any = None) -> Reader:
     """A reader that can open `path` (as stored in the index) read-only."""
-    if is_smb_url(path):
-        from pacsindex.sources.smb.reader import SmbReader
-
-        return SmbReader.from_url(path, settings)
-    return LocalReader()
+    kind = _registered(path, 2)
+    return LocalReader() if kind is None else cast(Reader, kind.from_url(path, settings))
