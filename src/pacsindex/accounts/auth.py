@@ -11,7 +11,9 @@ Why it is built this way:
   page's 2-second status poll) do not count as use, or an unattended screen would stay signed in forever.
 - Throttling: `per_user` failures for one user name, or `per_address` from one client address, within the
   lockout window lock further sign-ins (even correct ones) until `lockout_s` after the last failure. While
-  locked, attempts are not counted, so the lock cannot be stretched forever. Unknown user names cost the
+  locked, attempts are not counted, so the lock cannot be stretched forever. Each attempt reserves its try
+  (a failure row, written before the slow argon2 check and removed if the password is right), so ten
+  simultaneous guesses get five checks, not ten. Unknown user names cost the
   same argon2 verification as known ones, so timing does not tell which names exist.
 """
 
@@ -250,39 +252,48 @@ class Accounts:
         key = name.casefold() if isinstance(name, str) else ""
         client = client or "unknown"
         t = self.throttle
+        since = now - t.lockout_s
         with self._db() as conn:
-            since = now - t.lockout_s
-            for column, value, limit, what in (
-                ("user_name", key, t.per_user, "this user name"),
-                ("client", client, t.per_address, "this computer"),
-            ):
-                recent = [
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT at FROM signin_failures WHERE {column} = ? AND at > ?"
-                        " ORDER BY at DESC LIMIT ?",
-                        (value, since, limit),
-                    )
-                ]
-                if len(recent) >= limit:
-                    retry = int(recent[0] + t.lockout_s - now + 0.999)
-                    raise TooManyAttempts(
-                        f"too many failed sign-ins for {what}; try again in {_minutes(retry)}", retry
-                    )
-            row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if key else None
-            ok = self._verify(row["password_hash"] if row else None, password)
-            if not ok or row is None or row["disabled"]:
-                conn.execute(
+            # Reserve a try before the (slow) argon2 check, in one write transaction, so parallel guesses
+            # share the same `per_user` tries: the reservation is a failure row, removed on success.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for column, value, limit, what in (
+                    ("user_name", key, t.per_user, "this user name"),
+                    ("client", client, t.per_address, "this computer"),
+                ):
+                    recent = [
+                        r[0]
+                        for r in conn.execute(
+                            f"SELECT at FROM signin_failures WHERE {column} = ? AND at > ?"
+                            " ORDER BY at DESC LIMIT ?",
+                            (value, since, limit),
+                        )
+                    ]
+                    if len(recent) >= limit:
+                        retry = int(recent[0] + t.lockout_s - now + 0.999)
+                        raise TooManyAttempts(
+                            f"too many failed sign-ins for {what}; try again in {_minutes(retry)}", retry
+                        )
+                cur = conn.execute(
                     "INSERT INTO signin_failures (user_name, client, at) VALUES (?, ?, ?)", (key, client, now)
                 )
                 conn.execute("DELETE FROM signin_failures WHERE at <= ?", (since,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            reservation = cur.lastrowid
+            row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if key else None
+            ok = self._verify(row["password_hash"] if row else None, password)
+            if not ok or row is None or row["disabled"]:
                 if ok and row is not None and row["disabled"]:
                     raise SignInFailed("this account is disabled; ask an admin")
                 raise SignInFailed(WRONG)
             token = secrets.token_urlsafe(32)
             csrf = secrets.token_urlsafe(32)
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM signin_failures WHERE user_name = ?", (key,))
+            conn.execute("DELETE FROM signin_failures WHERE user_name = ? OR id = ?", (key, reservation))
             conn.execute(
                 "DELETE FROM sessions WHERE last_active < ? OR created_at < ?",
                 (now - self.idle_s, now - MAX_SESSION_S),

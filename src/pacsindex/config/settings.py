@@ -47,6 +47,9 @@ class Settings:
     share_default_hours: int = 24  # how long a new share link lasts unless its creator says otherwise
     share_max_hours: int = 168  # the longest a share link may last (7 days)
     share_max_streams: int = 4  # share downloads sent at once; more get 429 with Retry-After
+    dicomweb_max_streams: int = 8  # DICOMweb retrievals sent at once; more get 429 with Retry-After
+    dicomweb_token_failures_per_address: int = 20  # wrong API tokens from one address before it is locked
+    max_request_bytes: int = 1_048_576  # the largest request body accepted (413 beyond)
     public_url: str = ""  # e.g. https://pacs.example.co.za: the start of share links; default: as asked
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later features read
 
@@ -129,6 +132,12 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError("share_default_hours must be 1 to share_max_hours, and that a year at most")
     if not 1 <= s.share_max_streams <= 256:
         raise ConfigError("share_max_streams must be between 1 and 256")
+    if not 1 <= s.dicomweb_max_streams <= 256:
+        raise ConfigError("dicomweb_max_streams must be between 1 and 256")
+    if s.dicomweb_token_failures_per_address < 1:
+        raise ConfigError("dicomweb_token_failures_per_address must be at least 1")
+    if not 1024 <= s.max_request_bytes <= 1 << 30:
+        raise ConfigError("max_request_bytes must be between 1024 and 1073741824")
     if s.public_url and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", s.public_url):
         raise ConfigError(f"public_url must be an http:// or https:// address, not {s.public_url!r}")
     return s

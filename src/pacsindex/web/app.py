@@ -32,6 +32,7 @@ from pacsindex.sources.files import source_for as default_source_for
 from pacsindex.web import admin, errors, indexing, nas, searching, sharing, signin
 from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web
+from pacsindex.web.limits import BodyLimit
 from pacsindex.web.security import WebState, signed_in
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ def create_app(
     orthanc_web.install(app, settings)  # /api/settings/orthanc, /api/orthanc/sends
     dicomweb_web.install(app, settings, clock=now)  # /dicom-web/*, /api/tokens
     _page_routes(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)  # 413 past max_request_bytes
     app.add_middleware(_Headers, secure=settings.secure_cookies)
     return app
 

@@ -20,15 +20,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from pacsindex.accounts import audit
-from pacsindex.accounts.apitokens import ApiTokens, Clock
+from pacsindex.accounts.apitokens import ApiTokens, Clock, FailureLimit
 from pacsindex.config.settings import Settings
 from pacsindex.dicomweb import query as dicomweb
 from pacsindex.dicomweb.dicomjson import INSTANCE, SERIES, STUDY
@@ -41,6 +42,7 @@ from pacsindex.dicomweb.retrieve import (
     open_single,
     retrieve_type,
 )
+from pacsindex.dicomweb.streams import RetrievalLimiter, RetrievalSlot
 from pacsindex.errors import AuthError, InvalidQuery, TokenRejected
 from pacsindex.sources.readers import Readers
 from pacsindex.web import tokens
@@ -78,7 +80,9 @@ def caller(request: Request) -> Caller:
     """The token or staff session behind a DICOMweb request; TokenRejected (401 + challenge) if neither."""
     header = request.headers.get("authorization")
     if header:
-        token = api_tokens(request).authenticate(_presented_token(header))
+        tokens = api_tokens(request)
+        with tokens.failures.attempt(client_address(request)):  # a malformed header is a failed try too
+            token = tokens.authenticate(_presented_token(header))
         return Caller(token.audit_name, True)
     cookie = request.cookies.get(COOKIE)
     if cookie:
@@ -105,13 +109,52 @@ router = APIRouter(
 
 
 def install(app: FastAPI, settings: Settings, *, clock: Clock) -> None:
-    app.state.apitokens = ApiTokens(settings.db, clock=clock)
+    failures = FailureLimit(
+        settings.dicomweb_token_failures_per_address, settings.signin_lockout_minutes * 60, clock=clock
+    )
+    app.state.apitokens = ApiTokens(settings.db, clock=clock, failures=failures)
+    app.state.dicomweb_streams = RetrievalLimiter(settings.dicomweb_max_streams)
     app.include_router(router)
     app.include_router(tokens.router, prefix="/api", dependencies=[Depends(signed_in)])
 
 
 def api_tokens(request: Request) -> ApiTokens:
     return tokens.api_tokens(request)
+
+
+class _Limited(StreamingResponse):
+    """A retrieval holding one of the `dicomweb_max_streams` places until it has been sent, failed or
+    the client hung up; the body's files are closed then too."""
+
+    def __init__(self, body: Iterator[bytes], slot: RetrievalSlot, media_type: str) -> None:
+        super().__init__(body, media_type=media_type, headers=NO_STORE)
+        self._body = body
+        self._slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # closing must never keep the slot; a generator mid-read may refuse
+                    pass
+
+
+def limited(request: Request, make: Callable[[], tuple[Iterator[bytes], str]]) -> Response:
+    """The body `make()` opens, sent once a retrieval place is free (Busy, 429, when none is); the place
+    is taken before any file is opened and held until the body is sent or abandoned."""
+    limiter: RetrievalLimiter = request.app.state.dicomweb_streams
+    slot = limiter.acquire()
+    try:
+        body, media_type = make()
+    except BaseException:
+        slot.release()
+        raise
+    return _Limited(body, slot, media_type)
 
 
 def base_url(request: Request) -> str:
@@ -194,16 +237,17 @@ def _retrieve(
     with index_reader(settings.db) as conn:
         target = find(conn, study, series, sop)
     readers = Readers(settings=settings)
-    body: Iterator[bytes]
-    if kind == "single":
-        body = open_single(target.files[0], readers)
-        media = DICOM
-    else:
+
+    def make() -> tuple[Iterator[bytes], str]:
+        if kind == "single":
+            return open_single(target.files[0], readers), DICOM
         multipart = Multipart(target.files, readers)
-        body, media = iter(multipart), multipart.content_type
+        return iter(multipart), multipart.content_type
+
+    response = limited(request, make)
     what = INSTANCE if sop is not None else SERIES if series is not None else STUDY
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
-    return StreamingResponse(body, media_type=media, headers=NO_STORE)
+    return response
 
 
 def _audit_retrieval(
@@ -260,9 +304,9 @@ def _metadata(
     with index_reader(settings.db) as conn:
         target = find(conn, study, series, sop)
     what = "instance metadata" if sop else "series metadata" if series else "study metadata"
+    response = limited(request, lambda: (metadata(target.files, Readers(settings=settings)), media))
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
-    body = metadata(target.files, Readers(settings=settings))
-    return StreamingResponse(body, media_type=media, headers=NO_STORE)
+    return response
 
 
 @router.get("/studies/{study}/metadata", responses={200: QIDO})
@@ -304,6 +348,6 @@ def wado_uri(
     settings = state(request).settings
     with index_reader(settings.db) as conn:
         target = find(conn, studyUID, seriesUID, objectUID)
-    body = open_single(target.files[0], Readers(settings=settings))
+    response = limited(request, lambda: (open_single(target.files[0], Readers(settings=settings)), DICOM))
     _audit_retrieval(request, who, INSTANCE, studyUID, seriesUID, target.PatientID)
-    return StreamingResponse(body, media_type=DICOM, headers=NO_STORE)
+    return response

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pacsindex.errors import (
     AuthError,
     BadPasscode,
+    Busy,
     ConfigError,
     Conflict,
     DicomReadError,
@@ -78,6 +79,7 @@ STATUS: dict[type[PacsIndexError], int] = {
     OrthancError: 502,  # the PACS answered oddly or refused: never 401, which would sign the page out
     OrthancAuthFailed: 502,
     OrthancUnreachable: 503,
+    Busy: 429,  # hardening: DICOMweb retrievals past dicomweb_max_streams
 }
 
 
@@ -90,7 +92,7 @@ def status_for(exc: PacsIndexError) -> int:
 
 def error_response(exc: PacsIndexError) -> JSONResponse:
     status = status_for(exc)
-    retry_after = getattr(exc, "retry_after", None)  # TooManyAttempts, ShareLocked, ShareBusy
+    retry_after = getattr(exc, "retry_after", None)  # TooManyAttempts, ShareLocked, ShareBusy, Busy
     headers = {"Retry-After": str(retry_after)} if retry_after else {}
     challenge = getattr(exc, "challenge", None)  # TokenRejected: how a DICOMweb client signs in
     if challenge and status == 401:
