@@ -33,6 +33,7 @@ from pacsindex.web import admin, errors, indexing, nas, searching, sharing, sign
 from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web
 from pacsindex.web.limits import BodyLimit
+from pacsindex.web.logredact import redact_path
 from pacsindex.web.security import WebState, signed_in
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ class _Headers:
                 logging.DEBUG if quiet else logging.INFO,
                 "%s %s %d %.0f ms",
                 scope.get("method"),
-                sharing.redact_path(path),  # a share link's path holds its token
+                redact_path(path),  # a share link's path holds its token, in any spelling
                 status,
                 (time.perf_counter() - started) * 1000,
             )

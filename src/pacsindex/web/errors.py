@@ -45,7 +45,7 @@ from pacsindex.errors import (
     StoreError,
     TooManyAttempts,
 )
-from pacsindex.web.sharing import redact_path
+from pacsindex.web.logredact import redact_path
 
 log = logging.getLogger(__name__)
 
