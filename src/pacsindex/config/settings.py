@@ -43,6 +43,7 @@ class Settings:
     smb_password: str = field(default="", repr=False)  # PACSINDEX_SMB_PASSWORD only, never the TOML file
     smb_domain: str = ""
     smb_connect_timeout: int = 10  # seconds to wait for the NAS to answer; one attempt gives up at 30
+    smb_require_encryption: bool = False  # refuse a NAS that does not offer SMB3 encryption
     shares_db: Path | None = None  # share links; default: shares.db in the data directory
     share_default_hours: int = 24  # how long a new share link lasts unless its creator says otherwise
     share_max_hours: int = 168  # the longest a share link may last (7 days)
