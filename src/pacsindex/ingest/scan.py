@@ -213,8 +213,10 @@ class Run:
             try:
                 self._series_count = store.series_count(conn)
                 store.finish_run(conn, run_id, state, self.counters, message)
-            except sqlite3.Error:
-                log.exception("could not record the end of run %d", run_id)
+            except sqlite3.Error as exc:
+                # Often the same cause as the run's own error (a full disk): that one line is enough; the
+                # run stays "running" in the index and the next run marks it interrupted.
+                log.info("could not record the end of run %d: %s", run_id, exc)
             if self.on_progress is not None:
                 self.on_progress(self.snapshot(state, message))
         return self.snapshot(state, message)
