@@ -237,6 +237,10 @@ class TcpProxy:
         return len(live)
 
     def close(self) -> None:
+        try:  # wakes the accepting thread: a plain close() leaves it listening until the next connection
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._server.close()
         self.cut()
 

@@ -134,7 +134,7 @@ def mutate(data: bytes, rnd: random.Random, steps: int | None = None) -> bytes:
             buf[pos:pos] = marker + struct.pack("<I", rnd.choice(LENGTHS))
         elif op == 5:  # a wrong or broken SpecificCharacterSet
             pos = bytes(buf).find(b"\x08\x00\x05\x00CS")
-            if pos >= 0:
+            if pos >= 0 and pos + 8 <= len(buf):
                 value = rnd.choice(CHARSETS)
                 value += b" " * (len(value) % 2)
                 buf[pos + 6 : pos + 8 + (buf[pos + 6] | buf[pos + 7] << 8)] = (

@@ -27,7 +27,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from pacsindex.dicom.headers import series_key
-from pacsindex.errors import FileChanged, NotAcceptable, NotFound, SourceError
+from pacsindex.errors import FileChanged, NotAcceptable, NotFound, SourceError, SourceUnreachable
 from pacsindex.sources.readers import CHUNK, Readers, coalesce
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,8 @@ class Multipart:
         for f in self.files:
             try:
                 fh = self.readers(f.path).open(f.path)
+            except SourceUnreachable:
+                raise  # the NAS is gone, not one file: stop short rather than send a "whole" empty answer
             except (OSError, SourceError) as exc:
                 self.skipped += 1
                 log.debug("DICOMweb: %s left out: %s", f.path, exc)
@@ -237,6 +239,12 @@ def read_metadata(f: InstanceFile, readers: Readers) -> dict[str, Any] | None:
     try:
         with readers(f.path).open(f.path) as fh:
             ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+    except SourceUnreachable:
+        raise  # the NAS is gone: the answer stops short instead of leaving every instance out
+    except (OSError, SourceError, InvalidDicomError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        log.debug("DICOMweb: metadata of %s not read: %s", f.path, exc)
+        return None
+    try:
         _drop_bulk(ds)
         out = ds.to_json_dict()
     except (OSError, SourceError, InvalidDicomError, ValueError, TypeError, AttributeError, KeyError) as exc:

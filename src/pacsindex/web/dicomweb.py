@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -43,12 +44,14 @@ from pacsindex.dicomweb.retrieve import (
     retrieve_type,
 )
 from pacsindex.dicomweb.streams import RetrievalLimiter, RetrievalSlot
-from pacsindex.errors import AuthError, InvalidQuery, TokenRejected
+from pacsindex.errors import AuthError, InvalidQuery, PacsIndexError, TokenRejected
 from pacsindex.sources.readers import Readers
 from pacsindex.web import tokens
 from pacsindex.web.indexing import index_reader
 from pacsindex.web.models import Problem
 from pacsindex.web.security import COOKIE, client_address, signed_in, state
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/dicom-web"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -134,6 +137,12 @@ class _Limited(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except Exception as exc:
+            cause = _pacsindex_error(exc)
+            if cause is None:
+                raise
+            # The status line has gone out: the answer just stops short, and the log says why in one line.
+            log.warning("a DICOMweb retrieval stopped: %s", cause)
         finally:
             self._slot.release()
             close = getattr(self._body, "close", None)
@@ -142,6 +151,17 @@ class _Limited(StreamingResponse):
                     close()
                 except Exception:  # closing must never keep the slot; a generator mid-read may refuse
                     pass
+
+
+def _pacsindex_error(exc: BaseException) -> PacsIndexError | None:
+    """The PacsIndexError behind `exc`, also inside the exception group a task group raises."""
+    if isinstance(exc, PacsIndexError):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _pacsindex_error(inner)
+        if found is not None:
+            return found
+    return None
 
 
 def limited(request: Request, make: Callable[[], tuple[Iterator[bytes], str]]) -> Response:
