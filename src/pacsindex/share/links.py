@@ -311,7 +311,10 @@ class Shares:
             new_grant = self.grant(share)
         if kind == "download":
             share = self._reserve_download(share, kind, client, user_agent, now)
-        log_id = self._log(share.id, kind, client, user_agent, "ok", now)
+        # A transfer is "incomplete" until `finish` says it went out whole: a server killed mid-download
+        # (kill -9, a power cut) must not leave it logged as ok.
+        started = "incomplete" if kind in ("download", "file") else "ok"
+        log_id = self._log(share.id, kind, client, user_agent, started, now)
         return Access(share, log_id, new_grant)
 
     def finish(self, log_id: int, bytes_sent: int, *, complete: bool, outcome: str | None = None) -> None:
