@@ -1,12 +1,14 @@
-"""The NAS disappears during a share download and during a WADO-RS retrieval (issue 14, point 5b): the
-archive is indexed over SMB through a relay, the relay is cut while the answer is being sent, and each
-transfer ends short with one clear logged line, frees its place, and nothing is recorded as complete that
-was not (the share's access log says incomplete; the multipart body has no closing boundary)."""
+"""The NAS disappears during a share download, a WADO-RS retrieval and an Orthanc send (issue 14,
+point 5b): the archive is indexed over SMB through a relay, the relay is cut while the answer is being sent,
+and each transfer ends short with one clear logged line, frees its place, and nothing is recorded as complete
+that was not (the access log says incomplete; the multipart body has no closing boundary; the send is not
+whole)."""
 
 from __future__ import annotations
 
 import logging
 import socket
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+import orthanc_server
 from conftest import write_dicom
 from hardening_kit import PASSWORD, live_server, wait_until
+from pacsindex.errors import SourceUnreachable
 from pacsindex.ingest.scan import ScanOptions, run_index
+from pacsindex.orthanc.client import Connection, OrthancClient, SendProgress, send_series
 from pacsindex.sources.files import source_for
 from pacsindex.sources.smb import reader as smb
 from samba_server import SambaServer, TcpProxy, samba_fixture  # noqa: F401  (the "samba" fixture)
@@ -121,3 +126,49 @@ def test_a_wado_retrieval_ends_short_when_the_nas_goes(world: dict[str, Any]) ->
     assert b"--" + boundary + b"--" not in body  # no closing boundary: the client knows it is incomplete
     wait_until(lambda: app.state.dicomweb_streams.active == 0)
     assert any("DICOMweb retrieval stopped" in line and "NAS" in line for line in world["lines"].lines)
+
+
+@pytest.mark.orthanc
+def test_an_orthanc_send_stops_with_a_clear_error_when_the_nas_goes(
+    samba: SambaServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    problem = orthanc_server.orthanc_problem()
+    if problem:
+        pytest.skip(problem)
+    orthanc = orthanc_server.start_orthanc(tmp_path / "orthanc")
+    request.addfinalizer(orthanc.stop)
+    smb.close_connections()
+    folder = samba.shares["archive"] / tmp_path.name
+    for i in range(12):
+        write_dicom(
+            folder / f"IM{i:03d}.dcm",
+            StudyInstanceUID=STUDY + ".7",
+            SeriesInstanceUID=SERIES + ".7",
+            InstanceNumber=i + 1,
+        )
+    relay = TcpProxy(samba.port)
+    creds = smb.SmbCredentials(samba.user, samba.password)
+    url = samba.url("archive", tmp_path.name, port=relay.port)
+    db = tmp_path / "index.db"
+    run_index(db, [source_for(url, creds)], ScanOptions(workers=1))
+    conn = sqlite3.connect(db)
+    [(key,)] = conn.execute("SELECT SeriesKey FROM series").fetchall()
+    conn.close()
+    seen: list[SendProgress] = []
+
+    def on_progress(p: SendProgress) -> None:
+        seen.append(p)
+        if p.sent == 3:
+            relay.close()  # the NAS goes after three files
+
+    settings = {"user": samba.user, "password": samba.password, "connect_timeout": 2}
+    try:
+        with OrthancClient(Connection(orthanc.url, orthanc.user, orthanc.password)) as client:
+            with pytest.raises(SourceUnreachable, match="NAS"):
+                send_series(db, key, client, on_progress=on_progress, settings=settings)
+    finally:
+        relay.close()
+        smb.close_connections()
+    assert seen[-1].done < seen[-1].total  # not reported as whole ...
+    stored = orthanc.request("GET", "/instances") or []
+    assert 3 <= len(stored) < 12  # ... and Orthanc has only what was really sent

@@ -128,6 +128,7 @@ class SendJobs:
                 )
             self._set(job, progress=final, state="completed", finished_at=self.clock())
         except PacsIndexError as exc:
+            log.warning("send to Orthanc %s stopped: %s", job.id, exc)
             self._set(job, state="failed", error=str(exc), finished_at=self.clock())
         except Exception as exc:  # a thread must not die silently: the page would poll forever
             log.error("send to Orthanc %s failed", job.id, exc_info=exc)
