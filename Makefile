@@ -52,6 +52,7 @@ BENCH_INDEX_FILES ?= 4000
 BENCH_STATUS_FILES ?= 100000
 BENCH_SHARE_FILES ?= 300
 BENCH_SMB_FILES ?= 10000
+BENCH_LOAD_SECONDS ?= 600
 
 bench: install system
 	$(BIN)/python -m bench.bench_index --files $(BENCH_INDEX_FILES) --rounds 3
@@ -59,6 +60,8 @@ bench: install system
 	$(BIN)/python -m bench.bench_status --files $(BENCH_STATUS_FILES)
 	$(BIN)/python -m bench.bench_share --files $(BENCH_SHARE_FILES)
 	$(BIN)/python -m bench.bench_smb --files $(BENCH_SMB_FILES)
+	$(BIN)/python -m bench.bench_load --seconds $(BENCH_LOAD_SECONDS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests/fuzz
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
