@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import run_cli, write_dicom
+from pacsindex.config import settings as config
 from pacsindex.errors import SourceError, SourceUnreachable
 from pacsindex.ingest.progress import Progress
 from pacsindex.ingest.scan import ScanOptions, run_index
@@ -178,8 +179,12 @@ def test_a_nas_without_encryption_is_refused_only_when_the_settings_say_so(
         relay.close()
     assert p.state == "completed" and p.files_read == 10
     assert b"NKOSI" in relay.received  # what encryption would have hidden
-    # The setting reaches the connection from the settings file's name.
-    assert smb.SmbCredentials.from_settings({"user": "u", "smb_require_encryption": True}).require_encryption
+    # The setting reaches the connection from the environment (or the settings file).
+    settings = config.load(environ={**server.env, "PACSINDEX_SMB_REQUIRE_ENCRYPTION": "1"})
+    assert settings.smb_require_encryption
+    smb.close_connections()
+    with pytest.raises(SourceError, match="smb_require_encryption"):
+        index(server.url(), tmp_path / "c.db", settings)
 
 
 def test_an_ipv6_address_works_in_urls_and_the_nas_settings(serve: Any, tmp_path: Path) -> None:
