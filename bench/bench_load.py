@@ -105,7 +105,12 @@ class Stats:
 
 
 async def sign_in(client: httpx.AsyncClient, name: str) -> dict[str, str]:
-    r = await client.post("/auth/signin", json={"name": name, "password": PASSWORD})
+    """Sign in as a person would: asked to wait a moment (everyone at once from one address), wait."""
+    for _ in range(30):
+        r = await client.post("/auth/signin", json={"name": name, "password": PASSWORD})
+        if r.status_code != 429:
+            break
+        await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
     r.raise_for_status()
     return {"X-CSRF-Token": r.json()["csrf_token"]}
 

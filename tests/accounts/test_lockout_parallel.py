@@ -110,3 +110,25 @@ def test_wrong_dicomweb_tokens_are_limited_per_address_in_parallel(db: Path, tmp
         assert sorted(codes) == [401] * 5 + [429] * 15
         locked = httpx.get(server.url + "/dicom-web/studies", headers={"Authorization": f"Bearer {good}"})
         assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+
+
+def test_a_burst_of_right_sign_ins_from_one_address_is_never_locked_out(db: Path, tmp_path: Path) -> None:
+    """A practice behind one NAT address, everyone signing in at 8 o'clock: past the address's limit a
+    sign-in waits a moment (a short Retry-After), and nothing is counted as a failure."""
+    with live_server(copy(db, tmp_path), signin_failures_per_address=4) as (server, app):
+        accounts = app.state.pacsindex.accounts
+        for i in range(10):
+            accounts.add_user(f"staff{i}", PASSWORD)
+
+        def attempt(i: int) -> int:
+            r = httpx.post(server.url + "/auth/signin", json={"name": f"staff{i}", "password": PASSWORD})
+            if r.status_code == 429:
+                assert int(r.headers["Retry-After"]) <= 5 and "at once" in r.json()["detail"]
+            return r.status_code
+
+        codes = parallel(10, attempt)
+        assert set(codes) <= {200, 429} and codes.count(200) >= 4
+        for i, code in enumerate(codes):  # the ones asked to wait get in on their next try
+            if code == 429:
+                r = httpx.post(server.url + "/auth/signin", json={"name": f"staff{i}", "password": PASSWORD})
+                assert r.status_code == 200

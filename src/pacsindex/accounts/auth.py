@@ -12,9 +12,10 @@ Why it is built this way:
 - Throttling: `per_user` failures for one user name, or `per_address` from one client address, within the
   lockout window lock further sign-ins (even correct ones) until `lockout_s` after the last failure. While
   locked, attempts are not counted, so the lock cannot be stretched forever. Each attempt reserves its try
-  (a failure row, written before the slow argon2 check and removed if the password is right), so ten
-  simultaneous guesses get five checks, not ten. Unknown user names cost the
-  same argon2 verification as known ones, so timing does not tell which names exist.
+  before the slow argon2 check (failures recorded + checks running must stay under the limit), so ten
+  simultaneous guesses get five checks, not ten; a right password gives its try back. The running checks
+  are counted in this process (one `serve` process signs staff in); failures are in the index. Unknown
+  user names cost the same argon2 verification as known ones, so timing does not tell which names exist.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import re
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,6 +60,7 @@ MAX_PASSWORD = 1024
 MAX_SESSION_S = 12 * 3600  # a session ends after a working day, however busy
 WRONG = "wrong user name or password"
 TOUCH_WAIT_MS = 200
+BUSY_RETRY_S = 2  # Retry-After when only checks still running fill a limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,10 @@ class Accounts:
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
+        # Sign-in checks running now, per user name and per client address (see `_reserve`).
+        self._pending_users: dict[str, int] = {}
+        self._pending_clients: dict[str, int] = {}
+        self._pending_lock = threading.Lock()
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -254,46 +261,27 @@ class Accounts:
         t = self.throttle
         since = now - t.lockout_s
         with self._db() as conn:
-            # Reserve a try before the (slow) argon2 check, in one write transaction, so parallel guesses
-            # share the same `per_user` tries: the reservation is a failure row, removed on success.
-            conn.execute("BEGIN IMMEDIATE")
+            self._reserve(conn, key, client, since, now)
             try:
-                for column, value, limit, what in (
-                    ("user_name", key, t.per_user, "this user name"),
-                    ("client", client, t.per_address, "this computer"),
-                ):
-                    recent = [
-                        r[0]
-                        for r in conn.execute(
-                            f"SELECT at FROM signin_failures WHERE {column} = ? AND at > ?"
-                            " ORDER BY at DESC LIMIT ?",
-                            (value, since, limit),
-                        )
-                    ]
-                    if len(recent) >= limit:
-                        retry = int(recent[0] + t.lockout_s - now + 0.999)
-                        raise TooManyAttempts(
-                            f"too many failed sign-ins for {what}; try again in {_minutes(retry)}", retry
-                        )
-                cur = conn.execute(
-                    "INSERT INTO signin_failures (user_name, client, at) VALUES (?, ?, ?)", (key, client, now)
-                )
-                conn.execute("DELETE FROM signin_failures WHERE at <= ?", (since,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            reservation = cur.lastrowid
-            row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if key else None
-            ok = self._verify(row["password_hash"] if row else None, password)
-            if not ok or row is None or row["disabled"]:
-                if ok and row is not None and row["disabled"]:
-                    raise SignInFailed("this account is disabled; ask an admin")
-                raise SignInFailed(WRONG)
+                row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if key else None
+                ok = self._verify(row["password_hash"] if row else None, password)
+                if not ok or row is None or row["disabled"]:
+                    # Recorded before the reservation is given back: at no moment does this try count
+                    # neither as pending nor as failed.
+                    conn.execute(
+                        "INSERT INTO signin_failures (user_name, client, at) VALUES (?, ?, ?)",
+                        (key, client, now),
+                    )
+                    conn.execute("DELETE FROM signin_failures WHERE at <= ?", (since,))
+                    if ok and row is not None and row["disabled"]:
+                        raise SignInFailed("this account is disabled; ask an admin")
+                    raise SignInFailed(WRONG)
+            finally:
+                self._release(key, client)
             token = secrets.token_urlsafe(32)
             csrf = secrets.token_urlsafe(32)
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM signin_failures WHERE user_name = ? OR id = ?", (key, reservation))
+            conn.execute("DELETE FROM signin_failures WHERE user_name = ?", (key,))
             conn.execute(
                 "DELETE FROM sessions WHERE last_active < ? OR created_at < ?",
                 (now - self.idle_s, now - MAX_SESSION_S),
@@ -313,6 +301,46 @@ class Accounts:
             conn.execute("COMMIT")
             user = self._user(conn, row["name"])
         return Session(user=user, csrf_token=csrf, created_at=now, last_active=now, token=token)
+
+    def _reserve(self, conn: sqlite3.Connection, key: str, client: str, since: float, now: float) -> None:
+        """Take one try for this name and this address before the (slow) argon2 check, so parallel guesses
+        share the same tries: the failures recorded plus the checks still running must stay under each
+        limit. TooManyAttempts when they would not: for the lockout's length when enough failures are
+        recorded, for a moment when only checks still running fill the limit."""
+        t = self.throttle
+        with self._pending_lock:
+            for column, value, limit, pending, what in (
+                ("user_name", key, t.per_user, self._pending_users, "this user name"),
+                ("client", client, t.per_address, self._pending_clients, "this computer"),
+            ):
+                recent = [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT at FROM signin_failures WHERE {column} = ? AND at > ?"
+                        " ORDER BY at DESC LIMIT ?",
+                        (value, since, limit),
+                    )
+                ]
+                if len(recent) >= limit:
+                    retry = int(recent[0] + t.lockout_s - now + 0.999)
+                    raise TooManyAttempts(
+                        f"too many failed sign-ins for {what}; try again in {_minutes(retry)}", retry
+                    )
+                if len(recent) + pending.get(value, 0) >= limit:
+                    raise TooManyAttempts(
+                        f"too many sign-ins at once for {what}; try again in a few seconds", BUSY_RETRY_S
+                    )
+            self._pending_users[key] = self._pending_users.get(key, 0) + 1
+            self._pending_clients[client] = self._pending_clients.get(client, 0) + 1
+
+    def _release(self, key: str, client: str) -> None:
+        with self._pending_lock:
+            for pending, value in ((self._pending_users, key), (self._pending_clients, client)):
+                left = pending.get(value, 0) - 1
+                if left > 0:
+                    pending[value] = left
+                else:
+                    pending.pop(value, None)
 
     def _verify(self, digest: str | None, password: Any) -> bool:
         if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD:
