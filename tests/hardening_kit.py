@@ -38,12 +38,19 @@ class CountingHasher(PasswordHasher):
     def __init__(self) -> None:
         super().__init__(time_cost=2, memory_cost=16384, parallelism=1)
         self.verified = 0
+        self.active = self.peak = 0  # checks running now, and the most at once
         self._lock = threading.Lock()
 
     def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002  (argon2's name)
         with self._lock:
             self.verified += 1
-        return super().verify(hash, password)
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            return super().verify(hash, password)
+        finally:
+            with self._lock:
+                self.active -= 1
 
 
 def sample_index(base: Path, patients: int = 4, files: int = 60) -> Path:

@@ -4,6 +4,7 @@ for one address across many names; and DICOMweb's failed-token limit per address
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -132,3 +133,18 @@ def test_a_burst_of_right_sign_ins_from_one_address_is_never_locked_out(db: Path
             if code == 429:
                 r = httpx.post(server.url + "/auth/signin", json={"name": f"staff{i}", "password": PASSWORD})
                 assert r.status_code == 200
+
+
+def test_argon2_checks_at_once_are_bounded_by_the_cpus(db: Path, tmp_path: Path) -> None:
+    """Each check holds argon2's memory (64 MiB by default): a burst of sign-ins waits its turn rather than
+    holding gigabytes at once."""
+    hasher = CountingHasher()
+    with live_server(copy(db, tmp_path), hasher, signin_failures_per_address=100) as (server, _app):
+
+        def attempt(i: int) -> int:
+            return httpx.post(
+                server.url + "/auth/signin", json={"name": f"u{i}", "password": "wrong password!"}
+            ).status_code
+
+        assert parallel(16, attempt) == [401] * 16
+    assert hasher.verified == 16 and hasher.peak <= max(2, os.cpu_count() or 2)

@@ -153,6 +153,9 @@ class Accounts:
         self._pending_users: dict[str, int] = {}
         self._pending_clients: dict[str, int] = {}
         self._pending_lock = threading.Lock()
+        # Each argon2 check holds 64 MiB (the default memory cost): a burst of sign-ins must not hold
+        # gigabytes at once. Checks beyond one per CPU wait their turn.
+        self._checks = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -351,7 +354,8 @@ class Accounts:
             digest = self._dummy_hash
             password = password + "\x00"  # can never match
         try:
-            return bool(self.hasher.verify(digest, password))
+            with self._checks:
+                return bool(self.hasher.verify(digest, password))
         except VerifyMismatchError:
             return False
         except (VerificationError, InvalidHashError):

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import cast
@@ -308,7 +308,7 @@ class Run:
                 last_done = time.monotonic()
                 try:
                     results = fut.result()
-                except BrokenProcessPool:
+                except (BrokenProcessPool, CancelledError):  # cancelled: by a pool the watchdog stopped
                     broken.append((parts, reader))
                     continue
                 for job, job_results in zip(parts, results, strict=True):
@@ -318,7 +318,7 @@ class Run:
                 # alone in a new pool, so the one that kills a worker is recorded and the rest are read.
                 wait(list(inflight))
                 for fut, (parts, reader, _) in list(inflight.items()):
-                    if fut.exception() is None:
+                    if not fut.cancelled() and fut.exception() is None:
                         for job, job_results in zip(parts, fut.result(), strict=True):
                             self._write_results(writer, job, job_results)
                     else:
