@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from conftest import run_cli, write_dicom
+from hardening_kit import PASSWORD, live_server
 from pacsindex.config import settings as config
 from pacsindex.errors import SourceError, SourceUnreachable
 from pacsindex.ingest.progress import Progress
@@ -198,6 +200,27 @@ def test_an_ipv6_address_works_in_urls_and_the_nas_settings(serve: Any, tmp_path
     assert path.startswith(f"smb://[::1]:{server.port}/archive")
     saved = nas.validate({"host": "[::1]", "share": "archive", "user": "reader", "port": server.port})
     assert saved.host == "::1" and saved.url == url
+    # The admin's NAS settings page: an IPv6 host is tested, saved, and becomes an indexing root.
+    with live_server(tmp_path / "i.db", data_dir=tmp_path / "data") as (web, _app):
+        with httpx.Client(base_url=web.url) as admin:
+            csrf = {
+                "X-CSRF-Token": admin.post(
+                    "/auth/signin", json={"name": "alice", "password": PASSWORD}
+                ).json()["csrf_token"]
+            }
+            body = {
+                "host": "::1",
+                "port": server.port,
+                "share": "archive",
+                "path": "",
+                "user": server.user,
+                "password": server.password,
+            }
+            tested = admin.post("/api/settings/nas/test", json=body, headers=csrf)
+            assert tested.status_code == 200, tested.text
+            assert tested.json()["url"] == url and "CT/" in tested.json()["entries"]
+            saved_page = admin.put("/api/settings/nas", json=body, headers=csrf)
+            assert saved_page.status_code == 200, saved_page.text
 
 
 def test_a_frozen_nas_ends_the_run_within_twice_the_timeout(serve: Any, tmp_path: Path) -> None:
