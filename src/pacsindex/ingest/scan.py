@@ -20,16 +20,14 @@ reach it) is stopped and treated the same way.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from typing import cast
 
 from pacsindex.dicom.headers import FileResult
 from pacsindex.errors import PacsIndexError, StoreError
@@ -37,13 +35,7 @@ from pacsindex.index import store
 from pacsindex.index.locking import WriterLock
 from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
-from pacsindex.ingest.workers import (
-    WORKER_DIED,
-    InProcess,
-    init_worker,
-    overtime_reason,
-    read_job,
-)
+from pacsindex.ingest.workers import WorkerPool
 from pacsindex.sources.dicomdir import DicomdirIndex
 from pacsindex.sources.files import (
     DirListing,
@@ -112,8 +104,7 @@ class Run:
         self._last_emit = (0, 0.0)
         self._enumeration_done = False
         self._progress: Progress | None = None
-        self._workers = 1
-        self._executor: Executor = InProcess()
+        self._pool = WorkerPool(1)
 
     # -- progress --------------------------------------------------------------------------------------
     def snapshot(self, state: str = "running", message: str | None = None) -> Progress:
@@ -174,8 +165,7 @@ class Run:
         self._series_count = store.series_count(conn)
         writer = Writer(conn, run_id)
         workers = self.options.workers or default_workers()
-        self._workers = workers
-        self._executor = self._new_executor()
+        self._pool = WorkerPool(workers, self.options.file_seconds)
         state, message = "running", None
         try:
             complete = self._pipeline(writer, max(1, workers) * 4)
@@ -209,7 +199,7 @@ class Run:
             state, message = "failed", "interrupted"
             raise
         finally:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown()
             try:
                 self._series_count = store.series_count(conn)
                 store.finish_run(conn, run_id, state, self.counters, message)
@@ -220,38 +210,6 @@ class Run:
             if self.on_progress is not None:
                 self.on_progress(self.snapshot(state, message))
         return self.snapshot(state, message)
-
-    # -- the worker pool -------------------------------------------------------------------------------
-    def _new_executor(self) -> Executor:
-        if self._workers <= 1:
-            return InProcess()
-        return ProcessPoolExecutor(
-            self._workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
-        )
-
-    def _replace_pool(self, kill: bool = False) -> None:
-        """A new pool for a broken (or, with `kill`, a stuck) one."""
-        if kill:
-            for proc in list((getattr(self._executor, "_processes", None) or {}).values()):
-                proc.kill()
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        self._executor = self._new_executor()
-
-    def _read_alone(self, reader: Reader, job: _Job, entry: Entry) -> FileResult:
-        """One file read in a job of its own: a file that kills or hangs a worker is found this way."""
-        path = job.folder + job.sep + entry.name
-        budget = self.options.file_seconds
-        fut = self._executor.submit(read_job, reader, [(job.folder, job.sep, [entry])], budget)
-        try:
-            return cast(FileResult, fut.result(timeout=budget + 30)[0][0])  # + a new pool's start-up
-        except BrokenProcessPool:
-            self._replace_pool()
-            log.warning("a header-reading process died on one file; it is recorded as an error")
-            return FileResult(path, "error", reason=WORKER_DIED)
-        except TimeoutError:
-            self._replace_pool(kill=True)
-            log.warning("a header read did not finish in %g s; it is recorded as an error", budget)
-            return FileResult(path, "error", reason=overtime_reason(budget))
 
     def _pipeline(self, writer: Writer, max_inflight: int) -> bool:
         """Returns True when every source was walked to the end (so files not seen are gone)."""
@@ -300,7 +258,7 @@ class Run:
                     done = list(wait(list(inflight), timeout=5, return_when=FIRST_COMPLETED)[0])
                     if not done and stuck():
                         log.warning("no header read finished for too long: restarting the worker processes")
-                        self._replace_pool(kill=True)
+                        self._pool.replace(kill=True)
                         done = list(wait(list(inflight), timeout=30, return_when=FIRST_COMPLETED)[0])
             broken: list[tuple[list[_Job], Reader]] = []
             for fut in done:
@@ -325,10 +283,10 @@ class Run:
                         broken.append((parts, reader))
                     del inflight[fut]
                 log.warning("a header-reading process died: reading the files it had one at a time")
-                self._replace_pool()
+                self._pool.replace()
                 for parts, reader in broken:
                     for job in parts:
-                        alone = [self._read_alone(reader, job, e) for e in job.entries]
+                        alone = [self._pool.read_alone(reader, job.folder, job.sep, e) for e in job.entries]
                         self._write_results(writer, job, alone)
                 last_done = time.monotonic()
             # Also when nothing is in flight (an unchanged re-scan): a listing holds the lock too.
@@ -344,12 +302,12 @@ class Run:
                 collect(block=True)
             parts = [(j.folder, j.sep, j.entries) for j in pack]
             try:
-                fut = self._executor.submit(read_job, reader, parts, opts.file_seconds)
+                fut = self._pool.submit(reader, parts)
             except BrokenProcessPool:  # a worker died since the last collect: recover, then send
                 while inflight:
                     collect(block=True)
-                self._replace_pool()
-                fut = self._executor.submit(read_job, reader, parts, opts.file_seconds)
+                self._pool.replace()
+                fut = self._pool.submit(reader, parts)
             inflight[fut] = (pack, reader, time.monotonic())
             pack, pack_files = [], 0
 

@@ -1,21 +1,34 @@
 """What runs in the header-reading worker processes of an indexing run: `read_job` reads a job's files,
 each under a time budget (a POSIX timer inside the worker; the run's watchdog elsewhere), and `InProcess`
-runs jobs in the calling process when one worker is asked for. The pool itself, and replacing a worker
-that dies, are the run's business (`ingest.scan`).
+runs jobs in the calling process when one worker is asked for; `WorkerPool` holds the processes and
+replaces them when one dies or sticks. When to do that is the run's business (`ingest.scan`).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from pacsindex.dicom.headers import FileResult, read_header
 from pacsindex.sources.files import Entry, Reader
 
-__all__ = ["WORKER_DIED", "InProcess", "JobPart", "init_worker", "overtime_reason", "read_batch", "read_job"]
+__all__ = [
+    "WORKER_DIED",
+    "InProcess",
+    "JobPart",
+    "WorkerPool",
+    "init_worker",
+    "overtime_reason",
+    "read_batch",
+    "read_job",
+]
+
+log = logging.getLogger(__name__)
 
 WORKER_DIED = "the header reader's process died on this file (a crash or out of memory); it was skipped"
 _in_worker = False
@@ -88,3 +101,49 @@ class InProcess(Executor):
         except BaseException as exc:
             fut.set_exception(exc)
         return fut
+
+
+class WorkerPool:
+    """The run's header readers: `workers` spawned processes (or this process, for one), each file's read
+    under `file_seconds`. `replace()` starts a new pool for a broken one (with `kill`, for a stuck one);
+    `read_alone` reads one file in a job of its own, so the file that kills or hangs a worker is found."""
+
+    def __init__(self, workers: int, file_seconds: float = 60.0) -> None:
+        self.workers = workers
+        self.file_seconds = file_seconds
+        self._executor = self._new()
+
+    def _new(self) -> Executor:
+        if self.workers <= 1:
+            return InProcess()
+        return ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
+        )
+
+    def submit(self, reader: Reader, parts: Sequence[JobPart]) -> Future[list[list[FileResult]]]:
+        return self._executor.submit(read_job, reader, parts, self.file_seconds)
+
+    def replace(self, kill: bool = False) -> None:
+        if kill:
+            for proc in list((getattr(self._executor, "_processes", None) or {}).values()):
+                proc.kill()
+        self.shutdown()
+        self._executor = self._new()
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def read_alone(self, reader: Reader, folder: str, sep: str, entry: Entry) -> FileResult:
+        path = folder + sep + entry.name
+        budget = self.file_seconds
+        fut = self.submit(reader, [(folder, sep, [entry])])
+        try:
+            return fut.result(timeout=budget + 30)[0][0]  # + a new pool's start-up
+        except BrokenProcessPool:
+            self.replace()
+            log.warning("a header-reading process died on one file; it is recorded as an error")
+            return FileResult(path, "error", reason=WORKER_DIED)
+        except TimeoutError:
+            self.replace(kill=True)
+            log.warning("a header read did not finish in %g s; it is recorded as an error", budget)
+            return FileResult(path, "error", reason=overtime_reason(budget))
