@@ -246,7 +246,9 @@ def test_a_frozen_nas_ends_the_run_within_twice_the_timeout(serve: Any, tmp_path
         stopped_after = time.monotonic() - frozen[0]
     finally:
         resume(server)
-    assert stopped_after < 2 * 2 + 15  # two timeouts and start-up slack, not a retry's timeout each
+    # About twice the 2 s timeout (3.1 s when measured), with slack for a loaded machine: not a retry's
+    # timeout each, and no waiting for the worker processes' jobs, which would only fail the same way.
+    assert stopped_after < 2 * 2 + 6
     smb.close_connections()
     again = run_index(db, [source_for(server.url(), settings)], ScanOptions(workers=2))
     assert again.state == "completed" and again.files_unchanged >= 50 and again.errors == 0

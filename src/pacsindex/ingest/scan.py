@@ -199,7 +199,7 @@ class Run:
             state, message = "failed", "interrupted"
             raise
         finally:
-            self._pool.shutdown()
+            self._pool.shutdown(kill=state == "failed")
             try:
                 self._series_count = store.series_count(conn)
                 store.finish_run(conn, run_id, state, self.counters, message)

@@ -124,13 +124,15 @@ class WorkerPool:
         return self._executor.submit(read_job, reader, parts, self.file_seconds)
 
     def replace(self, kill: bool = False) -> None:
+        self.shutdown(kill)
+        self._executor = self._new()
+
+    def shutdown(self, kill: bool = False) -> None:
+        """Stop the pool; with `kill`, at once (workers only read, so nothing is lost: a failed run's jobs
+        would only fail the same way, e.g. each waiting for a NAS that has gone)."""
         if kill:
             for proc in list((getattr(self._executor, "_processes", None) or {}).values()):
                 proc.kill()
-        self.shutdown()
-        self._executor = self._new()
-
-    def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def read_alone(self, reader: Reader, folder: str, sep: str, entry: Entry) -> FileResult:

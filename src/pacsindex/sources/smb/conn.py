@@ -24,7 +24,8 @@ account, `kinit` or a Windows logon) and falls back to NTLM otherwise; the user 
 
 A NAS that stops answering mid-run (frozen, unplugged): the request in flight gives up after the timeout,
 and the retries that follow share one more timeout between them, so the run ends within about twice
-`smb_connect_timeout` rather than after every retry has waited its own. Each retry logs one line:
+`smb_connect_timeout` rather than after every retry has waited its own (a failed run also stops its
+worker processes at once instead of letting each finish a job that would wait the same way). Each retry logs one line:
 `NAS <server>: <what happened>; retry <n> of <RETRIES>`.
 """
 
