@@ -86,3 +86,13 @@ def raw_get(port: int, target: str, host: str = "127.0.0.1") -> int:
                 break
             data += chunk
     return int(data.split(b" ", 2)[1])
+
+
+def press_download(url: str, token: str) -> str:
+    """What a recipient's Download button does: POST, which reserves a download and answers with the
+    zip's address (a ticket). Returns that path."""
+    import httpx
+
+    r = httpx.post(f"{url}/share/{token}/download", follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return str(r.headers["location"])

@@ -117,7 +117,7 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
         }
         orthanc = start_orthanc(base / "orthanc", extra_config={"DicomWeb": {"Servers": servers}})
         try:
-            yield Peers(orthanc, archive, app.state.pacsindex.accounts.audit)
+            yield Peers(orthanc, archive, app.state.pacsindex.audit)
         finally:
             orthanc.stop()
 

@@ -81,7 +81,7 @@ def test_sign_in_index_search_and_open_a_series(browser: object, tmp_path: Path)
         expect(page.locator("#index-bar")).to_have_attribute("value", "100")
         expect(page.locator("#index-state")).to_have_text("Up to date")
         expect(page.locator("#index-updated")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d SAST$"))
-        status = app.state.pacsindex.ingest.jobs.status()
+        status = app.state.pacsindex.jobs.status()
         assert status["files_processed"] == status["enumerated_files"] > 1500
         # The results on screen grew by themselves as indexing went on.
         expect(summary).to_have_text(re.compile(rf"^{status['series_count']} series in 12 patients"))

@@ -261,7 +261,9 @@ def test_the_audit_log_says_who_searched_for_what_and_opened_which_series(client
     sign_in(client, "alice")
     entries = client.get("/api/audit", params={"user": "bob"}).json()
     assert [e["action"] for e in entries] == ["signout", "open_series", "search", "signin"]
-    assert entries[2]["detail"] == {"q": "müller", "modality": "MR"}
+    # what was asked, and which series it found (by id: a patient's access report needs it)
+    keys = [r["SeriesKey"] for r in found]
+    assert entries[2]["detail"] == {"q": "müller", "modality": "MR", "series": keys}
     assert entries[1]["detail"]["PatientName"] == "MÜLLER^HANS"
     assert entries[1]["detail"]["SeriesKey"] == found[0]["SeriesKey"]
     assert client.get("/api/audit", params={"action": "nonsense"}).status_code == 400
@@ -271,7 +273,7 @@ def test_starting_and_stopping_indexing_is_audited(app: FastAPI, client: TestCli
     csrf = sign_in(client, "bob")
     assert client.post("/api/index/start", headers=csrf).status_code == 202
     client.post("/api/index/stop", headers=csrf)  # 200, or 409 if the small run was already done
-    assert app.state.pacsindex.ingest.jobs.wait(60)
+    assert app.state.pacsindex.jobs.wait(60)
     sign_in(client, "alice")
     actions = [e["action"] for e in client.get("/api/audit", params={"user": "bob"}).json()]
     assert "index_start" in actions

@@ -6,6 +6,7 @@
     │   └── NotAcceptable        a DICOMweb client asked for a media type pacsindex cannot send
     ├── IndexNotFound            no index database yet: run `pacsindex index` first
     ├── StoreError               the index database cannot be opened or written
+    │   └── BackupError          a backup cannot be written or restored: damaged, newer, not a backup
     ├── SourceError              a root or a file list cannot be reached or read
     │   ├── SourceUnreachable    host down, connection refused, timed out
     │   │   └── NasUnreachable   the NAS a connection test named did not answer (502 from the web API)
@@ -211,3 +212,7 @@ class Busy(PacsIndexError):
     def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = max(1, int(retry_after))
+
+
+class BackupError(StoreError):
+    pass

@@ -20,13 +20,13 @@ from pacsindex.sample.archive import write_sample
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 400 KiB tmpfs (root only: skipped elsewhere), unmounted afterwards."""
+    """A 700 KiB tmpfs (root only: skipped elsewhere), unmounted afterwards."""
     mount = tmp_path / "data"
     mount.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mount)], capture_output=True
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from conftest import write_dicom
-from hardening_kit import PASSWORD, wait_until
+from hardening_kit import PASSWORD, press_download, wait_until
 from pacsindex.accounts.auth import Accounts
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
@@ -76,7 +76,8 @@ def test_kill_9_mid_run_and_download_then_restart(tmp_path: Path, procs: list[An
     download = socket.socket()
     download.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     download.connect(("127.0.0.1", port))
-    download.sendall(f"GET /share/{made['token']}/download HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    zip_path = press_download(url, made["token"])
+    download.sendall(f"GET {zip_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert download.recv(64).startswith(b"HTTP/1.1 200")
     assert c.post("/api/index/start", headers=csrf).status_code == 202
     wait_until(lambda: c.get("/api/index/status").json()["files_processed"] >= 600, timeout=120)
@@ -87,8 +88,8 @@ def test_kill_9_mid_run_and_download_then_restart(tmp_path: Path, procs: list[An
 
     procs.append(start_serve(db, [str(shared), str(archive)], port))
     c, csrf = signed_in(url)
-    log = [e for e in c.get(f"/api/shares/{made['id']}/log").json() if e["kind"] == "download"]
-    assert [e["outcome"] for e in log] == ["incomplete"]
+    log = [e for e in c.get(f"/api/shares/{made['id']}/log").json() if e["kind"] == "zip"]
+    assert [e["outcome"] for e in log] == ["incomplete"]  # the zip being sent when the server died
     assert c.post("/api/index/start", headers=csrf).status_code == 202
 
     def finished() -> bool:

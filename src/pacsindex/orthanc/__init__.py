@@ -1,1 +1,1 @@
-"""The practice's Orthanc PACS: settings, connection tests and sends."""
+"""The practice's Orthanc PACS: settings, connection tests (`client`), sends kept in the index (`sends`)."""

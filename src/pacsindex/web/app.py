@@ -29,7 +29,21 @@ from pacsindex.index import store
 from pacsindex.ingest.jobs import IndexJobs, SourceFactory
 from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sources.files import source_for as default_source_for
-from pacsindex.web import admin, errors, indexing, nas, searching, sharing, signin
+from pacsindex.sources.readers import Readers
+from pacsindex.viewer.pool import Renderer
+from pacsindex.viewer.thumbs import ThumbnailCache
+from pacsindex.web import (
+    admin,
+    errors,
+    indexing,
+    nas,
+    operations,
+    searching,
+    shareview,
+    sharing,
+    signin,
+    viewing,
+)
 from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web
 from pacsindex.web.limits import BodyLimit
@@ -80,19 +94,28 @@ def create_app(
         clock=now,
         hasher=hasher,
     )
+    sources: SourceFactory = source_for or (lambda root: default_source_for(root, settings))
     jobs = IndexJobs(
         settings.db,
-        source_for or (lambda root: default_source_for(root, settings)),
+        sources,
         options=scan_options or ScanOptions(workers=settings.workers),
         status_path=settings.status_path,
         tz=settings.tz,
     )
     web = WebState(settings=settings, accounts=accounts, audit=AuditLog(settings.db, clock=now), jobs=jobs)
+    # Images are decoded and drawn in worker processes (the viewer, thumbnails, DICOMweb /rendered).
+    renderer = Renderer(Readers(settings=settings), workers=settings.render_workers)
+    thumbnails = ThumbnailCache(settings.data_path / "thumbnails", settings.thumbnail_cache_mb << 20)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        renderer.warm()
+        operations.startup(app)  # the indexing schedule; sends to Orthanc a stop left unfinished resume
         yield
+        operations.shutdown(app)  # runs and sends stop between files, audited as stopped
+        renderer.shutdown()
         jobs.shutdown()
+        app.state.sharing.close()  # the share de-identification worker processes, if any were started
         web.audit.flush(timeout=30)
 
     app = FastAPI(
@@ -119,6 +142,9 @@ def create_app(
     sharing.install(app, settings, clock=now, hasher=hasher)  # /api/shares, /share/*
     orthanc_web.install(app, settings)  # /api/settings/orthanc, /api/orthanc/sends
     dicomweb_web.install(app, settings, clock=now)  # /dicom-web/*, /api/tokens
+    viewing.install(app, settings, renderer, thumbnails)  # /viewer/*, /api/series/*/images, /api/images/*
+    shareview.install(app)  # /share/{token}/view*: the recipient's viewer
+    operations.install(app, settings, sources, clock=now)  # /healthz, /api/index/schedule, /api/reports
     _page_routes(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)  # 413 past max_request_bytes
     app.add_middleware(_Headers, secure=settings.secure_cookies)

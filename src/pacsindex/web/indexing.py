@@ -87,7 +87,9 @@ def index_stop(request: Request, session: SignedIn) -> dict[str, Any]:
 @router.get("/errors", response_model=ProblemPage, responses={404: {"model": Problem}})
 def index_errors(
     request: Request,
-    kind: Literal["error", "non_dicom"] = Query("error", description="unreadable files, or non-DICOM files"),
+    kind: Literal["error", "non_dicom", "note"] = Query(
+        "error", description="unreadable files, non-DICOM files, or files read with a note on what was odd"
+    ),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=100_000_000),
 ) -> ProblemPage:

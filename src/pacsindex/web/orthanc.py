@@ -1,20 +1,14 @@
 """The Orthanc routes: admins set and test the connection (`GET/PUT /api/settings/orthanc`,
 `POST /api/settings/orthanc/test`); staff send a series (`POST /api/orthanc/sends`, which answers at once
-with a send id) and watch it (`GET /api/orthanc/sends/{id}`). Sends run in background threads (`SendJobs`);
-the domain work is `pacsindex.orthanc.client`. Settings changes, tests and each send (when it starts and
-when it
-ends, with its counts) go to the audit log. The password is write-only: no answer ever carries it.
+with a send id), watch it (`GET /api/orthanc/sends/{id}`) and cancel it. Sends run in the domain
+(`pacsindex.orthanc.sends`, kept in the index so a restart resumes them); this module only translates HTTP.
+Settings changes, tests and each send (when it starts, resumes and ends, with its counts) go to the audit
+log. The password is write-only: no answer ever carries it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -23,131 +17,48 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pacsindex.accounts import audit
 from pacsindex.config.settings import Settings
-from pacsindex.errors import NotFound, PacsIndexError
+from pacsindex.errors import PacsIndexError
 from pacsindex.orthanc import client as orthanc
-from pacsindex.orthanc.client import Connection, OrthancClient, SendProgress, send_series, series_files
+from pacsindex.orthanc.client import Connection, OrthancClient
+from pacsindex.orthanc.sends import SendJobs
 from pacsindex.web.models import Problem, Text
 from pacsindex.web.security import Admin, SignedIn, admin, client_address, signed_in, state
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class SendJob:
-    id: str
-    SeriesKey: str
-    started_by: str
-    started_at: float
-    state: str = "running"  # running, completed, failed
-    progress: SendProgress | None = None
-    error: str | None = None
-    finished_at: float | None = None
-
-    def snapshot(self) -> dict[str, Any]:
-        p = self.progress or SendProgress(SeriesKey=self.SeriesKey, total=0)
-        return {
-            "id": self.id,
-            "SeriesKey": self.SeriesKey,
-            "started_by": self.started_by,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "state": self.state,
-            "error": self.error,
-            **{k: v for k, v in p.as_dict().items() if k != "SeriesKey"},
-        }
-
-
-Finished = Callable[[SendJob], None]
-
-
-class SendJobs:
-    """Sends running in background threads, each with an id to ask for its progress. One send per series
-    at a time: asking again while one runs gives the running one."""
-
-    KEEP = 200  # finished sends remembered for the page to show
-
-    def __init__(
-        self, db: str | os.PathLike[str], *, settings: Any = None, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.db = db
-        self.settings = settings
-        self.clock = clock
-        self._jobs: dict[str, SendJob] = {}
-        self._lock = threading.Lock()
-
-    def start(
-        self, key: str, conn: Connection, user: str, *, on_done: Finished | None = None
-    ) -> tuple[SendJob, bool]:
-        """(the job, True if it was started now; False if that series was already being sent)."""
-        series, _files = series_files(self.db, key)  # NotFound now, not in the thread
-        key = series["SeriesKey"]
-        with self._lock:
-            for job in self._jobs.values():
-                if job.SeriesKey == key and job.state == "running":
-                    return job, False
-            job = SendJob(secrets.token_hex(8), key, user, self.clock())
-            self._jobs[job.id] = job
-            self._forget_old()
-        threading.Thread(
-            target=self._run, args=(job, conn, on_done), name=f"orthanc-send-{job.id}", daemon=True
-        ).start()
-        return job, True
-
-    def get(self, job_id: str) -> dict[str, Any]:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise NotFound("no such send to Orthanc (the server may have restarted)")
-            return job.snapshot()
-
-    def wait(self, job_id: str, timeout: float) -> dict[str, Any]:
-        """The job's snapshot once it has finished, or as it is after `timeout` seconds (for shutdown)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            snap = self.get(job_id)
-            if snap["state"] != "running" or time.monotonic() >= deadline:
-                return snap
-            time.sleep(0.05)
-
-    def _forget_old(self) -> None:
-        finished = [j for j in self._jobs.values() if j.state != "running"]
-        for job in sorted(finished, key=lambda j: j.started_at)[: max(0, len(finished) - self.KEEP)]:
-            del self._jobs[job.id]
-
-    def _set(self, job: SendJob, **values: Any) -> None:
-        with self._lock:
-            for name, value in values.items():
-                setattr(job, name, value)
-
-    def _run(self, job: SendJob, conn: Connection, on_done: Finished | None) -> None:
-        try:
-            with OrthancClient(conn) as client:
-                final = send_series(
-                    self.db, job.SeriesKey, client,
-                    on_progress=lambda p: self._set(job, progress=p), settings=self.settings,
-                )
-            self._set(job, progress=final, state="completed", finished_at=self.clock())
-        except PacsIndexError as exc:
-            log.warning("send to Orthanc %s stopped: %s", job.id, exc)
-            self._set(job, state="failed", error=str(exc), finished_at=self.clock())
-        except Exception as exc:  # a thread must not die silently: the page would poll forever
-            log.error("send to Orthanc %s failed", job.id, exc_info=exc)
-            self._set(job, state="failed", error="internal error; the server log has the details",
-                      finished_at=self.clock())
-        if on_done is not None:
-            try:
-                on_done(job)
-            except Exception as exc:
-                log.error("after the send to Orthanc %s", job.id, exc_info=exc)
-
-
-
-
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the Orthanc routes and the background sends to the app."""
-    app.state.orthanc_sends = SendJobs(settings.db, settings=settings)
+    """Add the Orthanc routes and the background sends to the app (`resume` and `shutdown` go with the
+    app's lifespan). Each send's start, resumption and end (completed, failed, cancelled, or stopped by a
+    shutdown) is an audit entry under the name of whoever started it."""
+    web = app.state.pacsindex
+
+    def event(snap: dict[str, Any], what: str) -> None:
+        counts = {k: snap[k] for k in ("total", "done", "sent", "skipped", "failed")}
+        web.audit.record(
+            audit.ORTHANC_SEND, snap["started_by"], snap["client"], SeriesKey=snap["SeriesKey"],
+            send=snap["id"], state=what, orthanc=snap["orthanc_url"], **counts,
+        )
+
+    app.state.orthanc_sends = SendJobs(settings.db, settings=settings, on_event=event)
     app.include_router(settings_router)
     app.include_router(sends_router)
+
+
+def resume(app: FastAPI) -> list[str]:
+    """At start-up: carry on the sends the last shutdown (or a crash) stopped."""
+    settings: Settings = app.state.pacsindex.settings
+    try:
+        conn: Connection | None = orthanc.connection_for(settings.data_path, env={})
+    except PacsIndexError:
+        conn = None
+    jobs: SendJobs = app.state.orthanc_sends
+    return jobs.resume(conn)
+
+
+def shutdown(app: FastAPI, timeout: float = 30.0) -> list[str]:
+    jobs: SendJobs = app.state.orthanc_sends
+    return jobs.shutdown(timeout)
 
 
 def sends(request: Request) -> SendJobs:
@@ -212,7 +123,10 @@ class SendOut(BaseModel):
     started_by: str
     started_at: str
     finished_at: str | None = None
-    state: str = Field(description="running, completed (see failed for files Orthanc did not take) or failed")
+    state: str = Field(
+        description="running, completed (see failed for files Orthanc did not take), failed, cancelled, "
+        "or interrupted (the service stopped; it resumes at the next start)"
+    )
     error: str | None = Field(default=None, description="why the whole send stopped, when state is failed")
     total: int
     done: int
@@ -313,22 +227,28 @@ def start_send(body: NewSendIn, request: Request, session: SignedIn) -> dict[str
     A series already being sent answers with that send (`already_running`)."""
     st = state(request)
     conn = orthanc.connection_for(st.settings.data_path, env={})
-    who, client = session.user.name, client_address(request)
+    snap, new = sends(request).start(body.SeriesKey, conn, session.user.name, client_address(request))
+    return _shown(snap, st.settings, already_running=not new)
 
-    def finished(job: SendJob) -> None:
-        snap = job.snapshot()
-        st.audit.record(
-            audit.ORTHANC_SEND, who, client, SeriesKey=job.SeriesKey, send=job.id, state=job.state,
-            **{k: snap[k] for k in ("total", "sent", "skipped", "failed")},
-        )
 
-    job, new = sends(request).start(body.SeriesKey, conn, who, on_done=finished)
-    if new:
-        st.audit.record(
-            audit.ORTHANC_SEND, who, client, SeriesKey=job.SeriesKey, send=job.id, state="started",
-            orthanc=conn.url,
-        )
-    return _shown(job.snapshot(), st.settings, already_running=not new)
+@sends_router.get("/sends", response_model=list[SendOut])
+def list_sends(request: Request) -> list[dict[str, Any]]:
+    """The latest sends, newest first (they are kept in the index, so a restart loses none)."""
+    settings = state(request).settings
+    return [_shown(s, settings) for s in sends(request).recent()]
+
+
+@sends_router.post(
+    "/sends/{send_id}/cancel",
+    response_model=SendOut,
+    responses={404: {"model": Problem}, 409: {"model": Problem}},
+)
+def cancel_send(
+    request: Request, session: SignedIn, send_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
+) -> dict[str, Any]:
+    """Stop a running send after the file in hand (what was sent stays in Orthanc). 409 when it is not
+    running."""
+    return _shown(sends(request).cancel(send_id), state(request).settings)
 
 
 @sends_router.get("/sends/{send_id}", response_model=SendOut, responses={404: {"model": Problem}})

@@ -170,7 +170,10 @@ def unc_host(host: str) -> str:
 
 
 def _next_step(loc: SmbLocation) -> str:
-    return (f"Or map the share in Windows (net use Z: \\\\{unc_host(loc.host)}\\{loc.share}) and index the "
-            f"drive: pacsindex index Z:\\{loc.path.replace('/', chr(92))}")
+    """The advice to map the share and index the drive, quoted so names with spaces paste into a prompt,
+    and keeping the folder inside the share."""
+    unc = f"\\\\{unc_host(loc.host)}\\{loc.share}"
+    drive = "Z:\\" + loc.path.replace("/", "\\")
+    return f'Or map the share in Windows (net use Z: "{unc}") and index the drive: pacsindex index "{drive}"'
 
 

@@ -25,8 +25,8 @@ account, `kinit` or a Windows logon) and falls back to NTLM otherwise; the user 
 A NAS that stops answering mid-run (frozen, unplugged): the request in flight gives up after the timeout,
 and the retries that follow share one more timeout between them, so the run ends within about twice
 `smb_connect_timeout` rather than after every retry has waited its own (a failed run also stops its
-worker processes at once instead of letting each finish a job that would wait the same way). Each retry logs one line:
-`NAS <server>: <what happened>; retry <n> of <RETRIES>`.
+worker processes at once instead of letting each finish a job that would wait the same way). Each retry
+logs one line: `NAS <server>: <what happened>; retry <n> of <RETRIES>`.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def _connect_error(exc: BaseException, loc: SmbLocation, creds: SmbCredentials, 
             f"PACSINDEX_SMB_PASSWORD (or the NAS settings); a domain account is written DOMAIN\\user. {step}")
     if isinstance(exc, BadNetworkName) or status == _BAD_NETWORK_NAME or getattr(exc, "errno", 0) == 2:
         return ShareNotFound(f"{where} has no share named {loc.share!r}: check the share name (in Windows, "
-                             f"net view \\\\{loc.host} lists them). {step}")
+                             f"net view \\\\{loc.host} lists them)")  # no "map the share": there is none
     if isinstance(exc, AccessDenied) or status == _ACCESS_DENIED:
         return PermissionDenied(f"user {creds.login!r} may not open the share {loc.share!r} on {where}: ask "
                                 f"the NAS administrator for read access. {step}")

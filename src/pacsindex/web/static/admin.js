@@ -6,7 +6,9 @@ import { fields, focusHeading, h, notice, replace } from "./dom.js";
 import { count, dateTime, dicomDate, personName } from "./format.js";
 import { nasSettingsCard } from "./nas.js";
 import { orthancSettingsCard } from "./orthanc.js";
+import { practiceCard } from "./practice.js";
 import { tokensCard } from "./tokens.js";
+import { accessReportsCard } from "./reports.js";
 
 const ACTION_LABEL = {
   signin: "Signed in",
@@ -30,6 +32,13 @@ const ACTION_LABEL = {
   orthanc_settings: "Changed Orthanc settings",
   orthanc_test: "Tested Orthanc connection",
   orthanc_send: "Sent series to Orthanc",
+  index_schedule: "Indexing schedule",
+  purge: "Purged old entries",
+  access_report: "Made access report",
+  audit_export: "Exported audit log",
+  backup: "Backup or restore",
+  share_unlock: "Unlocked a share link",
+  practice_settings: "Changed practice details",
 };
 const PAGE = 100;
 
@@ -150,6 +159,7 @@ export function renderUsers(container, ctx) {
   container.append(orthancSettingsCard());
   container.append(tokensCard(ctx));
   container.append(nasSettingsCard());
+  container.append(practiceCard());
   focusHeading(container);
   load();
   loadSettings();
@@ -185,6 +195,7 @@ export function renderAudit(container, ctx) {
     h("h2", {}, "Audit log"),
     h("p", { class: "muted" }, "Who signed in, searched, opened a series, or started or stopped indexing. Newest first."),
     h("section", { class: "card" }, form, box),
+    accessReportsCard(ctx),
   );
   focusHeading(container);
   load();

@@ -1,4 +1,5 @@
-// Problem files: what indexing could not read (with the reason), and what is not DICOM at all.
+// Problem files: what indexing could not read (with the reason), what is not DICOM at all, and what was read
+// with a note on what was odd (an old-style date, a character set pydicom did not know).
 
 import { api } from "./api.js";
 import { focusHeading, h, notice, replace } from "./dom.js";
@@ -8,6 +9,7 @@ const PAGE = 100;
 const KINDS = [
   ["error", "Unreadable"],
   ["non_dicom", "Not DICOM"],
+  ["note", "Read with a note"],
 ];
 
 export function renderProblems(container) {
@@ -48,7 +50,8 @@ export function renderProblems(container) {
       return;
     }
     if (page.items.length === 0) {
-      replace(box, notice(offset ? "No more files." : kind === "error" ? "No unreadable files." : "No non-DICOM files."));
+      const none = { error: "No unreadable files.", non_dicom: "No non-DICOM files.", note: "No files read with a note." };
+      replace(box, notice(offset ? "No more files." : none[kind]));
       return;
     }
     const table = h(

@@ -172,7 +172,8 @@ export function createSearchView(ctx) {
 function group(rows) {
   const patients = new Map();
   for (const r of rows) {
-    const pkey = `${r.PatientID ?? ""}\u001f${r.PatientName ?? ""}`;
+    // Files with neither name nor ID belong to nobody we know: each study stands alone, as in the index.
+    const pkey = r.PatientID || r.PatientName ? `${r.PatientID ?? ""}\u001f${r.PatientName ?? ""}` : `?${r.StudyInstanceUID}`;
     let p = patients.get(pkey);
     if (!p) {
       p = { row: r, studies: new Map() };
@@ -225,6 +226,7 @@ function studyBlock(s) {
       h("span", { class: "desc" }, r.StudyDescription || "(no description)"),
       h("span", { class: "acc" }, h("span", { class: "label" }, "Accession "), r.AccessionNumber || "–"),
       r.hospital || r.hospital_group ? h("span", { class: "chip hospital", title: "Hospital" }, hospitalName(r.hospital, r.hospital_group)) : null,
+      r.study_uid_shared ? h("span", { class: "badge dq study-shared", title: "The same StudyInstanceUID is filed under another patient too: check which patient this study belongs to." }, "⚠ Study UID shared with another patient") : null,
     ),
     h(
       "table",
@@ -243,7 +245,7 @@ function studyBlock(s) {
             {},
             h("td", { class: "num" }, x.SeriesNumber ?? "–"),
             h("td", {}, h("span", { class: "modality" }, x.Modality || "?")),
-            h("td", {}, h("a", { href: `#/series/${x.SeriesKey}`, class: "series-link" }, x.SeriesDescription || "(no description)")),
+            h("td", {}, h("a", { href: `#/series/${x.SeriesKey}`, class: "series-link" }, h("img", { src: `/api/series/${x.SeriesKey}/thumbnail`, alt: "", loading: "lazy", class: "result-thumb", width: 40, height: 40 }), x.SeriesDescription || "(no description)")),
             h("td", { class: "num" }, count(x.file_count)),
           ),
         ),

@@ -33,6 +33,7 @@ export async function renderSeries(container, key) {
         ` ${s.SeriesDescription || "(no description)"} · ${s.StudyDescription || "(no study description)"} · ${dicomDate(s.StudyDate) || "no date"}`,
       ),
     ),
+    imagesCard(s),
     h(
       "div",
       { class: "detail-grid" },
@@ -48,6 +49,7 @@ export async function renderSeries(container, key) {
           ["Birth date", dicomDate(s.PatientBirthDate)],
           ["Sex", sex(s.PatientSex)],
           ["SA ID", s.sa_id ? h("span", { id: "series-sa-id" }, saId(s.sa_id), " ", qualityBadge(s.sa_id_issues, { id: "series-dq" })) : ""],
+          ...(s.study_uid_shared ? [["Check", h("span", { class: "badge dq study-shared", id: "series-study-shared" }, "⚠ The same StudyInstanceUID is filed under another patient too")]] : []),
           ...(s.sa_id_issues ? [["Check", h("ul", { class: "dq-list", id: "series-dq-text" }, saIdIssues(s.sa_id_issues).map((t) => h("li", {}, t)))]] : []),
           ["Medical aid", s.medical_aid ? h("span", { class: "chip aid" }, s.medical_aid) : ""],
         ]),
@@ -88,6 +90,17 @@ export async function renderSeries(container, key) {
   );
   focusHeading(container);
   mountOrthancCard(container, s.SeriesKey);
+}
+
+// The series' middle image (drawn by the server, cached in its data directory) and the way into the viewer.
+function imagesCard(s) {
+  const viewer = `/viewer/${encodeURIComponent(s.SeriesKey)}`;
+  return h(
+    "section",
+    { class: "card images-card" },
+    h("a", { href: viewer, class: "thumb-link", title: "Open in the viewer" }, h("img", { src: `/api/series/${encodeURIComponent(s.SeriesKey)}/thumbnail`, alt: "Middle image of the series", class: "series-thumb", id: "series-thumb", width: 160, height: 160, loading: "lazy" })),
+    h("div", {}, h("h3", {}, "Images"), h("a", { href: viewer, class: "button primary", id: "open-viewer" }, "Open in the viewer")),
+  );
 }
 
 function backLink() {
