@@ -155,7 +155,8 @@ class _Limited(StreamingResponse):
             if cause is None:
                 raise
             # The status line has gone out: the answer just stops short, and the log says why in one line.
-            log.warning("a DICOMweb retrieval stopped: %s", cause)
+            why = f" ({cause.__cause__})" if cause.__cause__ is not None else ""  # e.g. the NAS has gone
+            log.warning("a DICOMweb retrieval stopped: %s%s", cause, why)
         finally:
             self._slot.release()
             close = getattr(self._body, "close", None)
