@@ -18,7 +18,7 @@ install: $(STAMP)
 system:
 	bash scripts/system-packages.sh
 
-# Test-only tools from npm (the OHIF Viewer build) in .test-tools/
+# Test-only tools from npm (the OHIF Viewer build, axe-core) in .test-tools/
 test-tools:
 	bash scripts/test-tools.sh
 

@@ -90,11 +90,12 @@ def test_search_share_download_end_to_end(browser: object, tmp_path: Path) -> No
         expect(page.locator("#who")).to_have_text("thandi")
         page.fill("#q", "müller")
         page.keyboard.press("Enter")
-        expect(page.locator(".patient h3")).to_have_text(["MÜLLER, HANS"])
+        expect(page.locator("tr.study-row .patient-name")).to_have_text(["MÜLLER, Hans"])
 
-        # 2. Open a series and share its whole study (the default): 1 hour, no passcode.
+        # 2. Open the study, a series of it, and share its whole study (the default): 1 hour, no passcode.
+        page.locator("tr.study-row .patient-name").first.click()
         page.locator(".series-link").first.click()
-        expect(page.locator("#series-title")).to_have_text("MÜLLER, HANS")
+        expect(page.locator("#series-title")).to_have_text("MÜLLER, Hans")
         key = page.url.rsplit("/", 1)[1]
         expect(page.locator("#share-panel")).to_be_visible()
         expect(page.locator("#share-summary")).to_contain_text("series")

@@ -33,6 +33,7 @@ def test_schedule_warning_pause_and_access_report_links(browser: object, tmp_pat
         page.fill("#signin-password", PASSWORD)
         page.keyboard.press("Enter")
         expect(page.locator("#who")).to_have_text("admin")
+        page.click("#nav a[href='#/indexing']")  # the schedule is on the Indexing page
 
         text = page.locator("#schedule-text")
         expect(text).to_contain_text("every 15 minutes, a full pass at 02:00 each night")
@@ -49,7 +50,7 @@ def test_schedule_warning_pause_and_access_report_links(browser: object, tmp_pat
         page.fill("#report-patient", "müller")
         page.click("#access-reports button[type=submit]")
         item = page.locator("#report-patients li")
-        expect(item).to_contain_text("MÜLLER, HANS (PID-M, born 1980-01-01)")
+        expect(item).to_contain_text("MÜLLER, Hans (PID-M, born 1980-01-01)")
         pdf = item.locator("a", has_text="PDF report")
         expect(pdf).to_have_attribute("href", "/api/reports/access?patient_id=PID-M&format=pdf")
         with page.expect_download() as download:

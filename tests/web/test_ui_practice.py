@@ -37,7 +37,7 @@ def test_an_admin_sets_the_practice_details_recipients_see(browser: object, tmp_
         page.fill("#signin-password", PASSWORD)
         page.keyboard.press("Enter")
         expect(page.locator("#who")).to_have_text("boss")
-        page.goto(server.url + "/#/users")
+        page.goto(server.url + "/#/settings/practice")  # Settings → Practice details
         page.fill("#practice-name", "Rosebank Imaging")
         page.fill("#practice-phone", "011 555 0199")
         page.click("#practice-save")

@@ -100,10 +100,12 @@ def test_thumbnails_in_results_and_the_viewer_on_a_laptop(browser: Any, server: 
     page.goto(server.url + "/")
     page.fill("#q", ct["PatientID"])
     page.keyboard.press("Enter")
-    thumbs = page.locator("img.result-thumb")
+    page.locator("tr.study-row button.expand").first.click()  # the study's series unfold, with thumbnails
+    thumbs = page.locator("tr.series-row img.thumb")
     expect(thumbs.first).to_be_visible()
     page.wait_for_function(
-        "() => [...document.querySelectorAll('img.result-thumb')].some(i => i.complete && i.naturalWidth > 0)"
+        "() => [...document.querySelectorAll('tr.series-row img.thumb')]"
+        ".some(i => i.complete && i.naturalWidth > 0)"
     )
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui-results-thumbnails.png"))

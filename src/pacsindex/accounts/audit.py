@@ -34,6 +34,7 @@ SIGNIN_FAILED = "signin_failed"
 SIGNOUT = "signout"
 SEARCH = "search"
 OPEN_SERIES = "open_series"
+OPEN_STUDY = "open_study"  # a study opened from the worklist (or its series listed under its row)
 INDEX_START = "index_start"
 INDEX_STOP = "index_stop"
 USER_ADD = "user_add"
@@ -65,6 +66,7 @@ ACTIONS = (
     SIGNOUT,
     SEARCH,
     OPEN_SERIES,
+    OPEN_STUDY,
     INDEX_START,
     INDEX_STOP,
     USER_ADD,

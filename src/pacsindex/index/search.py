@@ -73,6 +73,42 @@ def search(
         raise InvalidQuery(f"limit must be between 1 and {MAX_LIMIT}")
     if offset < 0:
         raise InvalidQuery("offset must not be negative")
+    match, conditions, lo, hi = parse_filters(
+        query,
+        modality=modality,
+        date_from=date_from,
+        date_to=date_to,
+        medical_aid=medical_aid,
+        hospital=hospital,
+        hospital_group=hospital_group,
+    )
+    # The probe and the page read one snapshot, so a batch an indexing run commits in between is either in
+    # both or in neither.
+    snapshot = plan == "auto" and bool(match) and not conn.in_transaction
+    if snapshot:
+        conn.execute("BEGIN")
+    try:
+        return _page(conn, match, conditions, lo, hi, limit, offset, plan)
+    finally:
+        if snapshot:
+            conn.execute("COMMIT")
+
+
+Filters = tuple[str, list[Condition], str | None, str | None]
+
+
+def parse_filters(
+    query: str = "",
+    *,
+    modality: str | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    medical_aid: str | None = None,
+    hospital: str | None = None,
+    hospital_group: str | None = None,
+) -> Filters:
+    """The query and filters, checked: the full-text MATCH text, the other conditions on `series s`, and
+    the study date range as DICOM DA text. InvalidQuery, in words, for anything unusable."""
     units = query_units(query or "")
     if len(units) > MAX_QUERY_WORDS:
         raise InvalidQuery(f"a search takes at most {MAX_QUERY_WORDS} words")
@@ -97,17 +133,35 @@ def search(
     lo = parse_date(date_from, "date_from")
     hi = parse_date(date_to, "date_to")
     if lo and hi and lo > hi:
-        raise InvalidQuery("date_from is after date_to")
-    # The probe and the page read one snapshot, so a batch an indexing run commits in between is either in
-    # both or in neither.
-    snapshot = plan == "auto" and bool(match) and not conn.in_transaction
-    if snapshot:
-        conn.execute("BEGIN")
-    try:
-        return _page(conn, match, conditions, lo, hi, limit, offset, plan)
-    finally:
-        if snapshot:
-            conn.execute("COMMIT")
+        raise InvalidQuery(
+            f"the study date from ({_shown(lo)}) is after the study date to ({_shown(hi)}): "
+            "swap them, or clear one"
+        )
+    return match, conditions, lo, hi
+
+
+def _shown(da: str) -> str:
+    return f"{da[:4]}-{da[4:6]}-{da[6:]}"
+
+
+def series_where(filters: Filters) -> tuple[str, list[Any]]:
+    """A WHERE clause over `series s` (empty when nothing narrows) and its parameters."""
+    match, conditions, lo, hi = filters
+    where: list[str] = []
+    params: list[Any] = []
+    if match:
+        where.append("s.id IN (SELECT rowid FROM series_fts WHERE series_fts MATCH ?)")
+        params.append(match)
+    for sql, values, _ in conditions:
+        where.append(sql)
+        params.extend(values)
+    if lo:
+        where.append("s.StudyDate >= ?")
+        params.append(lo)
+    if hi:
+        where.append("s.StudyDate <= ?")
+        params.append(hi)
+    return ("WHERE " + " AND ".join(where)) if where else "", params
 
 
 def _unit_match(units: list[Unit]) -> tuple[str, list[Condition]]:

@@ -9,6 +9,7 @@ swagger-ui-bundle package, never from a CDN) and `/openapi.json`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +36,7 @@ from pacsindex.viewer.thumbs import ThumbnailCache
 from pacsindex.web import (
     admin,
     errors,
+    indexevents,
     indexing,
     nas,
     operations,
@@ -43,6 +45,7 @@ from pacsindex.web import (
     sharing,
     signin,
     viewing,
+    worklist,
 )
 from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web
@@ -128,6 +131,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.pacsindex = web
+    app.state.closing = threading.Event()  # set by web.server.Server as it shuts down: streams end
     errors.install(app)
 
     api = APIRouter(prefix="/api", dependencies=[Depends(signed_in)])
@@ -136,6 +140,8 @@ def create_app(
     api.include_router(searching.router)
     api.include_router(admin.router)
     api.include_router(nas.router)  # /api/settings/nas
+    api.include_router(indexevents.router)  # /api/index/events (server-sent), folders, runs
+    api.include_router(worklist.router)  # /api/studies
     app.include_router(signin.public)
     app.include_router(api)
 
@@ -220,8 +226,9 @@ class _Headers:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            # The page polls the status every 2 s and loads its files once: DEBUG, or they drown the rest.
-            quiet = path == "/api/index/status" or path.startswith("/static/")
+            # The page's background questions (status, new-results count) and its files: DEBUG, or they drown
+            # the rest.
+            quiet = path in ("/api/index/status", "/api/studies/count") or path.startswith("/static/")
             log.log(
                 logging.DEBUG if quiet else logging.INFO,
                 "%s %s %d %.0f ms",

@@ -46,6 +46,7 @@ from pacsindex.errors import (
     TooManyAttempts,
 )
 from pacsindex.web.logredact import redact_path
+from pacsindex.web.wording import for_staff
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def error_response(exc: PacsIndexError) -> JSONResponse:
     challenge = getattr(exc, "challenge", None)  # TokenRejected: how a DICOMweb client signs in
     if challenge and status == 401:
         headers["WWW-Authenticate"] = challenge
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers or None)
+    return JSONResponse({"detail": for_staff(str(exc))}, status_code=status, headers=headers or None)
 
 
 async def _pacsindex_error(request: Request, exc: Exception) -> JSONResponse:

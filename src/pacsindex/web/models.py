@@ -198,6 +198,7 @@ class AuditEntry(BaseModel):
     action: str
     detail: dict[str, object]
     repeats: int = Field(default=1, description="identical refusals from one address within an hour")
+    about: dict[str, object] = Field(default={}, description="the series, study or share it names, now")
 
 
 class SettingsOut(BaseModel):

@@ -1,5 +1,7 @@
-// The indexing panel: start and stop, a progress bar with percentage, files/s, ETA, counters and the time
-// of the last update in the practice's time zone. `update(status)` is called every 2 seconds.
+// The indexing panel (on the Indexing page, indexpage.js): start and stop, a progress bar with percentage,
+// files/s, ETA, counters, the time of the last update in the practice's time zone, and the folders Start
+// indexes. `update(status)` is called with every status the server sends; `setFolders(list)` with the
+// folders from GET /api/index/folders (so a NAS saved a moment ago is there).
 
 import { api, ApiError } from "./api.js";
 import { h, replace } from "./dom.js";
@@ -26,7 +28,6 @@ export function createIndexPanel(container, ctx) {
   const rootsInput = h("input", {
     id: "index-roots-input",
     type: "text",
-    "aria-label": "Folders to index, separated by semicolons",
     placeholder: "/mnt/pacs; \\\\nas\\dicom",
   });
   const start = h("button", { type: "button", class: "primary", id: "index-start" }, "Start indexing");
@@ -64,11 +65,24 @@ export function createIndexPanel(container, ctx) {
     message.textContent = err instanceof ApiError ? err.message : String(err);
   }
 
-  const rootsRow = ctx.me.is_admin
-    ? h("div", { class: "roots-row" }, h("label", { for: "index-roots-input" }, "Folders"), rootsInput)
-    : h("div", { class: "roots-row" }, h("span", { class: "label" }, "Folders"), rootsText);
-  rootsInput.value = (ctx.me.roots || []).join("; ");
-  rootsText.textContent = (ctx.me.roots || []).join("; ") || "none configured (ask an admin)";
+  // Everyone sees the folders Start indexes; an admin may index other folders instead, for one run.
+  const foldersList = h("ul", { class: "folders", id: "index-folders" });
+  const rootsRow = h(
+    "div",
+    { class: "roots-block" },
+    h("div", { class: "roots-row" }, h("span", { class: "label", id: "index-folders-label" }, "Start indexes"), rootsText),
+    foldersList,
+    ctx.me.is_admin
+      ? h("div", { class: "roots-row" }, h("label", { for: "index-roots-input" }, "Other folders, this run only (separate with ;)"), rootsInput)
+      : null,
+  );
+  rootsInput.value = "";
+  setFolders(ctx.me.roots || []);
+
+  function setFolders(folders) {
+    rootsText.textContent = folders.length ? "" : "no folders yet (an admin adds them in Settings)";
+    replace(foldersList, folders.map((f) => h("li", { class: "path" }, f)));
+  }
 
   replace(
     container,
@@ -118,14 +132,13 @@ export function createIndexPanel(container, ctx) {
       stat("Not DICOM", count(s.non_dicom), "stat-nondicom"),
     );
     updated.textContent = clockTime(s.last_updated, s.timezone || ctx.me.timezone);
-    if (s.roots && s.roots.length && !ctx.me.is_admin) rootsText.textContent = s.roots.join("; ");
     if (running || !message.classList.contains("error")) {
       message.className = "panel-message";
       message.textContent = describe(s);
     }
   }
 
-  return { update };
+  return { update, setFolders };
 }
 
 function describe(s) {

@@ -1,6 +1,6 @@
 // Orthanc, the practice's PACS: the "Send to Orthanc" card in the series view (progress while it runs, then
 // what was sent, what Orthanc already had and which files failed, with why), and the admin's Orthanc
-// settings (address, user, write-only password, Test connection) on the Users page.
+// settings (address, user, write-only password, Test connection) on the Settings page.
 
 import { api } from "./api.js";
 import { h, notice, replace } from "./dom.js";

@@ -12,7 +12,8 @@ const KINDS = [
   ["note", "Read with a note"],
 ];
 
-export function renderProblems(container) {
+// `embedded`: a card on the Indexing page (an h3, and the page keeps the focus), not a page of its own.
+export function renderProblems(container, { embedded = false } = {}) {
   let kind = "error";
   let offset = 0;
   const box = h("div", { class: "problems" });
@@ -25,12 +26,12 @@ export function renderProblems(container) {
   );
   replace(
     container,
-    h("h2", {}, "Problem files"),
+    h(embedded ? "h3" : "h2", { id: "problems-title" }, "Problem files"),
     h("p", { class: "muted" }, "Files the last runs could not read, and files that are not DICOM images. Folders that could not be listed are here too."),
     tabs,
     box,
   );
-  focusHeading(container);
+  if (!embedded) focusHeading(container);
   load();
 
   function choose(value) {

@@ -112,7 +112,8 @@ function shareRows(s, ctx, reload) {
     );
   }
   if (s.status === "active" || s.status === "locked") {
-    actions.unshift(
+    // the way out last, as everywhere: Save or Log first, Remove or Revoke at the end
+    actions.push(
       h(
         "button",
         {
