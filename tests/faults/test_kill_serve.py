@@ -1,6 +1,7 @@
 """`kill -9` of `pacsindex serve` while an indexing run and a share download are going (issue 14, point 5c):
 on restart the index opens, the run started again resumes where the killed one stopped (files it had
-committed are not read again), and the share's access log shows the download as incomplete. (Orthanc sends
+committed are not read again), the share's access log shows the download as incomplete, and the killed
+server's worker processes do not linger. (Orthanc sends
 resuming after a restart belong to the operations issue.)"""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from conftest import write_dicom
@@ -48,8 +50,19 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
     yield started
     for proc in started:
         if proc.poll() is None:
+            children = psutil.Process(proc.pid).children(recursive=True)
             proc.kill()
             proc.wait(30)
+            for child in children:
+                if alive(child):
+                    child.kill()
+
+
+def alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def signed_in(url: str) -> tuple[httpx.Client, dict[str, str]]:
@@ -79,10 +92,19 @@ def test_kill_9_mid_run_and_download_then_restart(tmp_path: Path, procs: list[An
     zip_path = press_download(url, made["token"])
     download.sendall(f"GET {zip_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert download.recv(64).startswith(b"HTTP/1.1 200")
+    server = psutil.Process(procs[0].pid)
+    before = {p.pid for p in server.children(recursive=True)}
     assert c.post("/api/index/start", headers=csrf).status_code == 202
     wait_until(lambda: c.get("/api/index/status").json()["files_processed"] >= 600, timeout=120)
+    others = server.children(recursive=True)
+    readers = [p for p in others if p.pid not in before and "spawn_main" in " ".join(p.cmdline())]
+    assert readers  # the run's header-reading processes
     procs[0].send_signal(signal.SIGKILL)
     procs[0].wait(30)
+    wait_until(lambda: not any(alive(p) for p in readers))  # they end with the server, not linger
+    for p in others:  # anything else the server started (resource tracker, render pool): not left behind
+        if alive(p):
+            p.kill()
     download.close()
     c.close()
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -51,6 +54,16 @@ def init_worker() -> None:
     if hasattr(signal, "setitimer"):  # POSIX; on Windows the parent's watchdog bounds a read instead
         signal.signal(signal.SIGALRM, _overtime)
         _in_worker = True
+    threading.Thread(target=_follow_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
+
+
+def _follow_parent(parent: int) -> None:
+    """End this worker when the process that started it is gone (`kill -9` of `serve`, a crash): nobody
+    would ever collect its results, and it would hold its memory until the machine restarts."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
 
 
 def _read_one(path: str, opener: Callable[[str], Any], entry: Entry, seconds: float) -> FileResult:
