@@ -56,6 +56,7 @@ BENCH_INDEX_FILES ?= 4000
 BENCH_STATUS_FILES ?= 100000
 BENCH_SHARE_FILES ?= 300
 BENCH_SMB_FILES ?= 10000
+BENCH_LOAD_SECONDS ?= 600
 BENCH_RENDER_FILES ?= 30
 
 bench: install system
@@ -64,6 +65,8 @@ bench: install system
 	$(BIN)/python -m bench.bench_status --files $(BENCH_STATUS_FILES)
 	$(BIN)/python -m bench.bench_share --files $(BENCH_SHARE_FILES)
 	$(BIN)/python -m bench.bench_smb --files $(BENCH_SMB_FILES)
+	$(BIN)/python -m bench.bench_load --seconds $(BENCH_LOAD_SECONDS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests/fuzz
 	$(BIN)/python -m bench.bench_render --files $(BENCH_RENDER_FILES)
 	$(BIN)/python -m bench.bench_dicomdir --series 20 --per-series 100 --rounds 3
 

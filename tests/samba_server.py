@@ -23,7 +23,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +97,7 @@ class SambaServer:
                 self.proc.wait()
 
 
-def _smb_conf(base: Path, port: int, shares: Mapping[str, Path]) -> str:
+def _smb_conf(base: Path, port: int, shares: Mapping[str, Path], extra_global: Sequence[str] = ()) -> str:
     d = {name: base / name for name in ("run", "lock", "state", "cache", "private", "log")}
     lines = [
         "[global]",
@@ -127,6 +127,7 @@ def _smb_conf(base: Path, port: int, shares: Mapping[str, Path]) -> str:
         "obey pam restrictions = no",
         "unix password sync = no",
     ]
+    lines += list(extra_global)  # later lines win: e.g. "server smb encrypt = required"
     for name, path in shares.items():
         lines += [f"[{name}]", f"path = {path}", "read only = yes", "browseable = yes"]
     # A share the test user may not open.
@@ -134,13 +135,15 @@ def _smb_conf(base: Path, port: int, shares: Mapping[str, Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_samba(base: Path, shares: Mapping[str, Path], port: int | None = None) -> SambaServer:
+def start_samba(
+    base: Path, shares: Mapping[str, Path], port: int | None = None, extra_global: Sequence[str] = ()
+) -> SambaServer:
     base.mkdir(parents=True, exist_ok=True)
     for name in ("run", "lock", "state", "cache", "private", "log"):
         (base / name).mkdir(exist_ok=True)
     port = port or free_port()
     conf = base / "smb.conf"
-    conf.write_text(_smb_conf(base, port, shares))
+    conf.write_text(_smb_conf(base, port, shares, extra_global))
     unix_user = getpass.getuser()
     (base / "users.map").write_text(f"{unix_user} = {USER}\n")
     subprocess.run(
@@ -234,6 +237,10 @@ class TcpProxy:
         return len(live)
 
     def close(self) -> None:
+        try:  # wakes the accepting thread: a plain close() leaves it listening until the next connection
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._server.close()
         self.cut()
 

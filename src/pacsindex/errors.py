@@ -18,6 +18,7 @@
     ├── DicomReadError           one file's header or pixel data could not be read (DICOMweb frames)
     ├── NotFound                 an unknown SeriesKey, share, user ...
     ├── Conflict                 e.g. an indexing run is already going
+    ├── Busy                     too many DICOMweb retrievals at once (carries retry_after)
     ├── AuthError                no valid session: not signed in, or signed out for being idle
     │   ├── SignInFailed         wrong user name or password, or the account is disabled
     │   ├── TooManyAttempts      sign-in locked for a while after repeated failures (carries retry_after)
@@ -213,6 +214,14 @@ class OrthancRejected(OrthancError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class Busy(PacsIndexError):
+    """Too many DICOMweb retrievals at once: try again after `retry_after` seconds (429)."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
 
 
 class BackupError(StoreError):

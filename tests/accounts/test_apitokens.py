@@ -102,7 +102,8 @@ def test_migration_5_on_an_index_made_before_it(tmp_path: Path) -> None:
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {number}")
     conn.execute(
-        "INSERT INTO users (name, password_hash, created_at, password_changed_at) VALUES ('a','x','t','t')"
+        "INSERT INTO users (name, password_hash, is_admin, created_at, password_changed_at)"
+        " VALUES ('a','x',1,'t','t')"  # an admin: a token works only while its maker is one
     )
     conn.close()
     migrated = store.connect(db)

@@ -10,6 +10,12 @@ Why it is built this way:
 - A token has a name (which PACS or viewer uses it) that the audit log records as `token:NAME`; names
   are unique among tokens still in force. Revoking is final and keeps the row, so the audit log's names
   keep meaning something.
+- A token made by a staff admin works only while that account is an enabled admin: disabling the admin
+  (or taking the admin right) stops their tokens at once, and enabling them again brings the tokens back.
+  Tokens made with `pacsindex token add` (`cli:USER`) belong to whoever runs the machine, not an account.
+- Failed tokens are limited per client address (`FailureLimit`): each presented token first reserves one
+  of the address's tries, so parallel guesses share the same tries; past the limit the address gets
+  TooManyAttempts (429) until the lockout ends. Kept in memory: one `serve` process answers DICOMweb.
 - `last_used_at` is written at most once a minute per token, best effort: a viewer fetching thousands of
   instances must not queue behind an indexing run for a write nobody needs to the second.
 """
@@ -22,13 +28,15 @@ import os
 import re
 import secrets
 import sqlite3
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pacsindex.errors import Conflict, InvalidQuery, NotFound, StoreError, TokenRejected
+from pacsindex.errors import Conflict, InvalidQuery, NotFound, StoreError, TokenRejected, TooManyAttempts
 from pacsindex.index import store
 from pacsindex.index.clock import Clock, iso_utc
 from pacsindex.index.db import token_hash
@@ -72,6 +80,54 @@ class ApiToken:
         }
 
 
+class FailureLimit:
+    """At most `per_address` failed tokens from one client address within `lockout_s`. `reserve` takes a
+    try before the check (TooManyAttempts when none is left); `release` gives it back on success."""
+
+    def __init__(
+        self, per_address: int = 20, lockout_s: float = 15 * 60, *, clock: Clock = time.time
+    ) -> None:
+        self.per_address = per_address
+        self.lockout_s = lockout_s
+        self.clock = clock
+        self._tries: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, client: str) -> float:
+        now = self.clock()
+        with self._lock:
+            tries = self._tries.setdefault(client, deque())
+            while tries and tries[0] <= now - self.lockout_s:
+                tries.popleft()
+            if len(tries) >= self.per_address:
+                retry = int(tries[-1] + self.lockout_s - now + 0.999)
+                raise TooManyAttempts(
+                    f"too many wrong API tokens from this computer; try again in {max(1, retry)} seconds",
+                    retry,
+                )
+            tries.append(now)
+            if len(self._tries) > 10_000:  # forget addresses whose tries have all run out
+                for key in [k for k, v in self._tries.items() if not v or v[-1] <= now - self.lockout_s]:
+                    del self._tries[key]
+        return now
+
+    @contextmanager
+    def attempt(self, client: str) -> Iterator[None]:
+        """One try for `client`: reserved on entry, given back if the block succeeds."""
+        reservation = self.reserve(client or "unknown")
+        yield
+        self.release(client or "unknown", reservation)
+
+    def release(self, client: str, reservation: float) -> None:
+        with self._lock:
+            tries = self._tries.get(client)
+            if tries is not None:
+                try:
+                    tries.remove(reservation)
+                except ValueError:
+                    pass
+
+
 def new_token() -> str:
     """32 random bytes, URL-safe base64: 43 characters."""
     return secrets.token_urlsafe(32)
@@ -90,9 +146,16 @@ def check_name(name: str) -> str:
 class ApiTokens:
     """The API tokens kept in the index database at `db_path`."""
 
-    def __init__(self, db_path: str | os.PathLike[str], *, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        *,
+        clock: Clock = time.time,
+        failures: FailureLimit | None = None,
+    ) -> None:
         self.db_path = db_path
         self.clock = clock
+        self.failures = failures or FailureLimit(clock=clock)
         self._touched: dict[int, float] = {}
 
     @contextmanager
@@ -142,18 +205,35 @@ class ApiTokens:
             )
             return self._get(conn, token_id)
 
-    def authenticate(self, presented: str | None) -> ApiToken:
-        """The token in force whose value was presented; TokenRejected otherwise."""
+    def authenticate(self, presented: str | None, client: str | None = None) -> ApiToken:
+        """The token in force whose value was presented; TokenRejected otherwise. With `client`, a failure
+        counts against that address (TooManyAttempts once it has too many)."""
+        if client is None:
+            return self._check(presented)
+        with self.failures.attempt(client):
+            return self._check(presented)
+
+    def _check(self, presented: str | None) -> ApiToken:
         if not presented or len(presented) > MAX_TOKEN:
             raise TokenRejected("an API token is needed: send it as a Bearer token or as the Basic password")
         digest = token_hash(presented)
         with self._db() as conn:
-            row = conn.execute("SELECT * FROM api_tokens WHERE token_hash = ?", (digest,)).fetchone()
+            row = conn.execute(
+                """SELECT t.*, u.id AS creator_id, u.is_admin AS creator_admin, u.disabled AS creator_disabled
+                   FROM api_tokens t LEFT JOIN users u ON u.name = t.created_by
+                   WHERE t.token_hash = ?""",
+                (digest,),
+            ).fetchone()
             if row is None or not hmac.compare_digest(row["token_hash"], digest):
                 raise TokenRejected("unknown API token: ask an admin for a token")
             token = _token_from(row)
             if not token.active:
                 raise TokenRejected("this API token has been revoked: ask an admin for a new one")
+            # Accounts are never deleted: a creator without one made the token from the command line.
+            if row["creator_id"] is not None and (row["creator_disabled"] or not row["creator_admin"]):
+                raise TokenRejected(
+                    "the admin who made this API token is disabled or no longer an admin: ask for a new one"
+                )
             now = self.clock()
             if now - self._touched.get(token.id, 0.0) >= TOUCH_EVERY_S:
                 try:

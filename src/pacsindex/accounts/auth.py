@@ -11,8 +11,11 @@ Why it is built this way:
   page's 2-second status poll) do not count as use, or an unattended screen would stay signed in forever.
 - Throttling: `per_user` failures for one user name, or `per_address` from one client address, within the
   lockout window lock further sign-ins (even correct ones) until `lockout_s` after the last failure. While
-  locked, attempts are not counted, so the lock cannot be stretched forever. Unknown user names cost the
-  same argon2 verification as known ones, so timing does not tell which names exist.
+  locked, attempts are not counted, so the lock cannot be stretched forever. Each attempt reserves its try
+  before the slow argon2 check (failures recorded + checks running must stay under the limit), so ten
+  simultaneous guesses get five checks, not ten; a right password gives its try back. The running checks
+  are counted in this process (one `serve` process signs staff in); failures are in the index. Unknown
+  user names cost the same argon2 verification as known ones, so timing does not tell which names exist.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import os
 import re
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,6 +59,7 @@ MAX_PASSWORD = 1024
 MAX_SESSION_S = 12 * 3600  # a session ends after a working day, however busy
 WRONG = "wrong user name or password"
 TOUCH_WAIT_MS = 200
+BUSY_RETRY_S = 2  # Retry-After when only checks still running fill a limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,13 @@ class Accounts:
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
+        # Sign-in checks running now, per user name and per client address (see `_reserve`).
+        self._pending_users: dict[str, int] = {}
+        self._pending_clients: dict[str, int] = {}
+        self._pending_lock = threading.Lock()
+        # Each argon2 check holds 64 MiB (the default memory cost): a burst of sign-ins must not hold
+        # gigabytes at once. Checks beyond one per CPU wait their turn.
+        self._checks = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -241,35 +253,25 @@ class Accounts:
         key = name.casefold() if isinstance(name, str) else ""
         client = client or "unknown"
         t = self.throttle
+        since = now - t.lockout_s
         with self._db() as conn:
-            since = now - t.lockout_s
-            for column, value, limit, what in (
-                ("user_name", key, t.per_user, "this user name"),
-                ("client", client, t.per_address, "this computer"),
-            ):
-                recent = [
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT at FROM signin_failures WHERE {column} = ? AND at > ?"
-                        " ORDER BY at DESC LIMIT ?",
-                        (value, since, limit),
+            self._reserve(conn, key, client, since, now)
+            try:
+                row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if key else None
+                ok = self._verify(row["password_hash"] if row else None, password)
+                if not ok or row is None or row["disabled"]:
+                    # Recorded before the reservation is given back: at no moment does this try count
+                    # neither as pending nor as failed.
+                    conn.execute(
+                        "INSERT INTO signin_failures (user_name, client, at) VALUES (?, ?, ?)",
+                        (key, client, now),
                     )
-                ]
-                if len(recent) >= limit:
-                    retry = int(recent[0] + t.lockout_s - now + 0.999)
-                    raise TooManyAttempts(
-                        f"too many failed sign-ins for {what}; try again in {_minutes(retry)}", retry
-                    )
-            row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if key else None
-            ok = self._verify(row["password_hash"] if row else None, password)
-            if not ok or row is None or row["disabled"]:
-                conn.execute(
-                    "INSERT INTO signin_failures (user_name, client, at) VALUES (?, ?, ?)", (key, client, now)
-                )
-                conn.execute("DELETE FROM signin_failures WHERE at <= ?", (since,))
-                if ok and row is not None and row["disabled"]:
-                    raise SignInFailed("this account is disabled; ask an admin")
-                raise SignInFailed(WRONG)
+                    conn.execute("DELETE FROM signin_failures WHERE at <= ?", (since,))
+                    if ok and row is not None and row["disabled"]:
+                        raise SignInFailed("this account is disabled; ask an admin")
+                    raise SignInFailed(WRONG)
+            finally:
+                self._release(key, client)
             token = secrets.token_urlsafe(32)
             csrf = secrets.token_urlsafe(32)
             conn.execute("BEGIN IMMEDIATE")
@@ -294,6 +296,46 @@ class Accounts:
             user = self._user(conn, row["name"])
         return Session(user=user, csrf_token=csrf, created_at=now, last_active=now, token=token)
 
+    def _reserve(self, conn: sqlite3.Connection, key: str, client: str, since: float, now: float) -> None:
+        """Take one try for this name and this address before the (slow) argon2 check, so parallel guesses
+        share the same tries: the failures recorded plus the checks still running must stay under each
+        limit. TooManyAttempts when they would not: for the lockout's length when enough failures are
+        recorded, for a moment when only checks still running fill the limit."""
+        t = self.throttle
+        with self._pending_lock:
+            for column, value, limit, pending, what in (
+                ("user_name", key, t.per_user, self._pending_users, "this user name"),
+                ("client", client, t.per_address, self._pending_clients, "this computer"),
+            ):
+                recent = [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT at FROM signin_failures WHERE {column} = ? AND at > ?"
+                        " ORDER BY at DESC LIMIT ?",
+                        (value, since, limit),
+                    )
+                ]
+                if len(recent) >= limit:
+                    retry = int(recent[0] + t.lockout_s - now + 0.999)
+                    raise TooManyAttempts(
+                        f"too many failed sign-ins for {what}; try again in {_minutes(retry)}", retry
+                    )
+                if len(recent) + pending.get(value, 0) >= limit:
+                    raise TooManyAttempts(
+                        f"too many sign-ins at once for {what}; try again in a few seconds", BUSY_RETRY_S
+                    )
+            self._pending_users[key] = self._pending_users.get(key, 0) + 1
+            self._pending_clients[client] = self._pending_clients.get(client, 0) + 1
+
+    def _release(self, key: str, client: str) -> None:
+        with self._pending_lock:
+            for pending, value in ((self._pending_users, key), (self._pending_clients, client)):
+                left = pending.get(value, 0) - 1
+                if left > 0:
+                    pending[value] = left
+                else:
+                    pending.pop(value, None)
+
     def _verify(self, digest: str | None, password: Any) -> bool:
         if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD:
             password = "\x00"  # still spend the time of a verification
@@ -303,7 +345,8 @@ class Accounts:
             digest = self._dummy_hash
             password = password + "\x00"  # can never match
         try:
-            return bool(self.hasher.verify(digest, password))
+            with self._checks:
+                return bool(self.hasher.verify(digest, password))
         except VerifyMismatchError:
             return False
         except (VerificationError, InvalidHashError):

@@ -43,10 +43,14 @@ class Settings:
     smb_password: str = field(default="", repr=False)  # PACSINDEX_SMB_PASSWORD only, never the TOML file
     smb_domain: str = ""
     smb_connect_timeout: int = 10  # seconds to wait for the NAS to answer; one attempt gives up at 30
+    smb_require_encryption: bool = False  # refuse a NAS that does not offer SMB3 encryption
     shares_db: Path | None = None  # share links; default: shares.db in the data directory
     share_default_hours: int = 24  # how long a new share link lasts unless its creator says otherwise
     share_max_hours: int = 168  # the longest a share link may last (7 days)
     share_max_streams: int = 4  # share downloads sent at once; more get 429 with Retry-After
+    dicomweb_max_streams: int = 8  # DICOMweb retrievals sent at once; more get 429 with Retry-After
+    dicomweb_token_failures_per_address: int = 20  # wrong API tokens from one address before it is locked
+    max_request_bytes: int = 1_048_576  # the largest request body accepted (413 beyond)
     share_max_streams_per_link: int = 2  # of those, for one link (issue 17)
     share_max_streams_per_client: int = 2  # of those, to one client address (issue 17)
     share_stall_seconds: int = 60  # a download whose client reads nothing this long loses its place
@@ -148,6 +152,12 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError("share_default_hours must be 1 to share_max_hours, and that a year at most")
     if not 1 <= s.share_max_streams <= 256:
         raise ConfigError("share_max_streams must be between 1 and 256")
+    if not 1 <= s.dicomweb_max_streams <= 256:
+        raise ConfigError("dicomweb_max_streams must be between 1 and 256")
+    if s.dicomweb_token_failures_per_address < 1:
+        raise ConfigError("dicomweb_token_failures_per_address must be at least 1")
+    if not 1024 <= s.max_request_bytes <= 1 << 30:
+        raise ConfigError("max_request_bytes must be between 1024 and 1073741824")
     if not 1 <= s.render_workers <= 64:
         raise ConfigError("render_workers must be between 1 and 64")
     if not 1 <= s.thumbnail_cache_mb <= 1_000_000:

@@ -41,7 +41,7 @@ from pacsindex.dicomweb.accept import (
 )
 from pacsindex.dicomweb.bulkdata import BULK_LIMIT, add_bulk_uris
 from pacsindex.dicomweb.part10 import Framing, frame_file, syntax_of
-from pacsindex.errors import FileChanged, NotFound, SourceError
+from pacsindex.errors import FileChanged, NotFound, SourceError, SourceUnreachable
 from pacsindex.sources.readers import CHUNK, Readers, coalesce
 
 __all__ = [
@@ -211,6 +211,8 @@ class Multipart:
         for f, framing in self.files:
             try:
                 fh = self.readers(f.path).open(f.path)
+            except SourceUnreachable:
+                raise  # the NAS is gone, not one file: stop short rather than send a "whole" empty answer
             except (OSError, SourceError) as exc:
                 self.skipped += 1
                 log.info("DICOMweb: a file went missing while its series was sent, left out")
@@ -316,6 +318,8 @@ def read_metadata(f: InstanceFile, readers: Readers, base: str | None = None) ->
             ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
             pixel_vr = _pixel_data_vr(fh, ds)
         out = ds.to_json_dict(bulk_data_threshold=BULK_LIMIT, bulk_data_element_handler=lambda _: "bulk")
+    except SourceUnreachable:
+        raise  # the NAS is gone: the answer stops short instead of leaving every instance out
     except (OSError, SourceError, InvalidDicomError, ValueError, TypeError, AttributeError, KeyError) as exc:
         log.debug("DICOMweb: metadata of %s not read: %s", f.path, exc)
         return None

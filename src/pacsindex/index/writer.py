@@ -74,7 +74,8 @@ class Writer:
 
     def rollback(self) -> None:
         if self._in_tx:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite has already rolled back after some errors (disk full)
+                self.conn.execute("ROLLBACK")
             self._in_tx = False
             self._touched.clear()
             self._patients.clear()

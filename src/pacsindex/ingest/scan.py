@@ -7,24 +7,29 @@ sources. The main thread is the index's one writer. Each transaction holds whole
 any moment resumes without reading finished files again or counting anything twice. A job sent to a worker
 holds the files of several folders (a series folder often has ~10 files): every submit costs the main
 process a pickle and a pipe write, and at one job per folder those were a sixth of a first index.
+
+Hostile or broken files must not stop a run (issue 14). Each file has a time budget (`file_seconds`): in a
+worker process a timer interrupts a header read that runs over, and the file is recorded as an error. A
+worker that dies (a crash in a C library, `os._exit`, the out-of-memory killer) breaks the process pool:
+the run starts a new pool and reads the files that were in flight again one at a time, each in its own
+job, so the file that kills a worker again is found and recorded as an error; the rest are read normally.
+A pool that makes no progress for longer than the budget allows (a read stuck in C code where no timer can
+reach it) is stopped and treated the same way.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import signal
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from typing import Any
 
-from pacsindex.dicom.headers import FileResult, read_header
+from pacsindex.dicom.headers import FileResult
 from pacsindex.errors import PacsIndexError, StoreError
 from pacsindex.index import store
 from pacsindex.index.clock import utcnow
@@ -34,6 +39,7 @@ from pacsindex.index.sa.samatch import Tables
 from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
 from pacsindex.ingest.records import Described, Records, describe, is_unchanged
+from pacsindex.ingest.workers import WorkerPool
 from pacsindex.sources.files import (
     DirListing,
     Entry,
@@ -64,28 +70,7 @@ class ScanOptions:
     progress_files: int = 50
     progress_seconds: float = 0.25
     retry_errors: bool = False  # read every file stored as an error again, not only transient ones
-
-
-def _init_worker() -> None:
-    # Ctrl-C goes to the whole process group; the parent stops the run cleanly, workers just finish.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.getLogger("pydicom").setLevel(logging.ERROR)
-
-
-JobPart = tuple[str, str, Sequence[Entry]]  # (folder, sep, some of its files)
-
-
-def read_job(reader: Reader, parts: Sequence[JobPart]) -> list[list[FileResult]]:
-    """Run in a worker process: read the headers of a job's files, some files of each of one or more
-    folders; one result list per part. A reader that has `prefetch(paths) -> opener` (SMB: one round trip a
-    file, many in flight) fetches the whole job at once."""
-    paths = [[folder + sep + e.name for e in entries] for folder, sep, entries in parts]
-    prefetch = getattr(reader, "prefetch", None)
-    opener = prefetch([p for part in paths for p in part]) if prefetch is not None else reader.open
-    return [
-        [read_header(path, opener, e.size, e.name) for path, e in zip(part, entries, strict=True)]
-        for part, (_, _, entries) in zip(paths, parts, strict=True)
-    ]
+    file_seconds: float = 60.0  # a header read that takes longer is stopped; the file is an error
 
 
 @dataclass
@@ -97,18 +82,6 @@ class _Job:
     sep: str
     entries: Sequence[Entry]
     known: dict[str, KnownFile]
-
-
-class _InProcess(Executor):
-    """Runs jobs at once in this process: for workers=1 and tiny runs, where process start-up costs more."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        fut: Future[Any] = Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            fut.set_exception(exc)
-        return fut
 
 
 class Run:
@@ -137,6 +110,7 @@ class Run:
         self._last_emit = (0, 0.0)
         self._enumeration_done = False
         self._progress: Progress | None = None
+        self._pool = WorkerPool(1)
 
     # -- progress --------------------------------------------------------------------------------------
     def snapshot(self, state: str = "running", message: str | None = None) -> Progress:
@@ -198,16 +172,10 @@ class Run:
         self._series_count = store.series_count(conn)
         writer = Writer(conn, run_id, Enricher(self.tables))
         workers = self.options.workers or default_workers()
-        executor: Executor
-        if workers <= 1:
-            executor = _InProcess()
-        else:
-            executor = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
-            )
+        self._pool = WorkerPool(workers, self.options.file_seconds)
         state, message = "running", None
         try:
-            complete = self._pipeline(writer, executor, max(1, workers) * 4)
+            complete = self._pipeline(writer, max(1, workers) * 4)
             if self.cancel.is_set():
                 state, message = (
                     "cancelled",
@@ -238,17 +206,19 @@ class Run:
             state, message = "failed", "interrupted"
             raise
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(kill=state == "failed")
             try:
                 self._series_count = store.series_count(conn)
                 store.finish_run(conn, run_id, state, self.counters, message)
-            except sqlite3.Error:
-                log.exception("could not record the end of run %d", run_id)
+            except sqlite3.Error as exc:
+                # Often the same cause as the run's own error (a full disk): that one line is enough; the
+                # run stays "running" in the index and the next run marks it interrupted.
+                log.info("could not record the end of run %d: %s", run_id, exc)
             if self.on_progress is not None:
                 self.on_progress(self.snapshot(state, message))
         return self.snapshot(state, message)
 
-    def _pipeline(self, writer: Writer, executor: Executor, max_inflight: int) -> bool:
+    def _pipeline(self, writer: Writer, max_inflight: int) -> bool:
         """Returns True when every source was walked to the end (so files not seen are gone)."""
         opts = self.options
         c = self.counters
@@ -259,12 +229,14 @@ class Run:
         # to be read than to be committed.
         job_seconds = min(opts.job_seconds, opts.commit_seconds)
         job_size = max(1, opts.job_size)
-        inflight: dict[Future[list[list[FileResult]]], list[_Job]] = {}
+        # A job in flight: its parts, the reader it was sent with, when it was sent.
+        inflight: dict[Future[list[list[FileResult]]], tuple[list[_Job], Reader, float]] = {}
         pack: list[_Job] = []
         pack_files = 0
         pack_since = 0.0
         last_commit = time.monotonic()
         last_count = float("-inf")
+        last_done = time.monotonic()
         limit_hit = False
 
         def commit() -> None:
@@ -276,17 +248,54 @@ class Run:
                 self._series_count = store.series_count(writer.conn)
                 last_count = now
 
+        def stuck() -> bool:
+            """No job has finished for longer than the oldest one's files may take."""
+            parts, _, sent = next(iter(inflight.values()))
+            files = sum(len(j.entries) for j in parts)
+            return time.monotonic() - max(last_done, sent) > opts.file_seconds * files + 30
+
         def collect(block: bool) -> None:
+            nonlocal last_done
             done = [fut for fut in inflight if fut.done()]  # once per folder: cheaper than wait(timeout=0)
             if block and inflight and not done:
                 # The web service writes to this database too (sign-in, sessions, the audit log): never
                 # keep the write lock while waiting for a worker. Results still arrive in batches.
                 commit()
-                done = list(wait(list(inflight), return_when=FIRST_COMPLETED)[0])
+                while not done:
+                    done = list(wait(list(inflight), timeout=5, return_when=FIRST_COMPLETED)[0])
+                    if not done and stuck():
+                        log.warning("no header read finished for too long: restarting the worker processes")
+                        self._pool.replace(kill=True)
+                        done = list(wait(list(inflight), timeout=30, return_when=FIRST_COMPLETED)[0])
+            broken: list[tuple[list[_Job], Reader]] = []
             for fut in done:
-                parts = inflight.pop(fut)
-                for job, results in zip(parts, fut.result(), strict=True):
-                    self._write_results(writer, job, results)
+                parts, reader, _ = inflight.pop(fut)
+                last_done = time.monotonic()
+                try:
+                    results = fut.result()
+                except (BrokenProcessPool, CancelledError):  # cancelled: by a pool the watchdog stopped
+                    broken.append((parts, reader))
+                    continue
+                for job, job_results in zip(parts, results, strict=True):
+                    self._write_results(writer, job, job_results)
+            if broken:
+                # A worker died: every job still in the pool died with it. Read those files again, each
+                # alone in a new pool, so the one that kills a worker is recorded and the rest are read.
+                wait(list(inflight))
+                for fut, (parts, reader, _) in list(inflight.items()):
+                    if not fut.cancelled() and fut.exception() is None:
+                        for job, job_results in zip(parts, fut.result(), strict=True):
+                            self._write_results(writer, job, job_results)
+                    else:
+                        broken.append((parts, reader))
+                    del inflight[fut]
+                log.warning("a header-reading process died: reading the files it had one at a time")
+                self._pool.replace()
+                for parts, reader in broken:
+                    for job in parts:
+                        alone = [self._pool.read_alone(reader, job.folder, job.sep, e) for e in job.entries]
+                        self._write_results(writer, job, alone)
+                last_done = time.monotonic()
             # Also when nothing is in flight (an unchanged re-scan): a listing holds the lock too.
             if writer.pending >= opts.commit_files or time.monotonic() - last_commit >= opts.commit_seconds:
                 commit()
@@ -298,8 +307,15 @@ class Run:
                 return
             while len(inflight) >= max_inflight:
                 collect(block=True)
-            fut = executor.submit(read_job, reader, [(j.folder, j.sep, j.entries) for j in pack])
-            inflight[fut] = pack
+            parts = [(j.folder, j.sep, j.entries) for j in pack]
+            try:
+                fut = self._pool.submit(reader, parts)
+            except BrokenProcessPool:  # a worker died since the last collect: recover, then send
+                while inflight:
+                    collect(block=True)
+                self._pool.replace()
+                fut = self._pool.submit(reader, parts)
+            inflight[fut] = (pack, reader, time.monotonic())
             pack, pack_files = [], 0
 
         def add(

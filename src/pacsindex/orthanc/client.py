@@ -38,6 +38,7 @@ from pacsindex.errors import (
     OrthancRejected,
     OrthancUnreachable,
     PacsIndexError,
+    SourceUnreachable,
     StoreError,
 )
 from pacsindex.index import store
@@ -336,6 +337,8 @@ def send_series(
         try:
             with readers(path).open(path) as fh:
                 data = fh.read()
+        except SourceUnreachable:
+            raise  # the NAS is gone: the whole send ends here, it is not one unreadable file after another
         except (OSError, PacsIndexError) as exc:
             failure = _unreadable(exc)
         else:

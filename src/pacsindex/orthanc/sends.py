@@ -241,6 +241,7 @@ class SendJobs:
             else:
                 job.state = "completed"
         except PacsIndexError as exc:
+            log.warning("send to Orthanc %s stopped: %s", job.id, exc)  # e.g. the NAS has gone
             job.state, job.error = "failed", str(exc)
         except Exception as exc:  # a thread must not die silently: the page would poll forever
             log.error("send to Orthanc %s failed", job.id, exc_info=exc)

@@ -379,7 +379,10 @@ class Shares:
             share = self._reserve_download(share, kind, client, user_agent, now)
         if kind == "image":
             return Access(share, 0, new_grant)
-        log_id = self._log(share.id, kind, client, user_agent, "ok", now)
+        # A transfer is "incomplete" until `finish` says it went out whole: a server killed mid-transfer
+        # (kill -9, a power cut) must not leave it logged as ok.
+        started = "incomplete" if kind == "file" else "ok"
+        log_id = self._log(share.id, kind, client, user_agent, started, now)
         return Access(share, log_id, new_grant)
 
     def finish(self, log_id: int, bytes_sent: int, *, complete: bool, outcome: str | None = None) -> None:
@@ -458,7 +461,8 @@ class Shares:
         if not self.signer.ticket_valid(share, ticket):
             stale = ShareExpired("this download has run out: open the link again and press Download")
             raise self._tag(stale, share.id, kind, client, user_agent, "expired")
-        return Access(share, self._log(share.id, kind, client, user_agent, "ok", now))
+        # "incomplete" until `finish` records how the request ended (see `access`).
+        return Access(share, self._log(share.id, kind, client, user_agent, "incomplete", now))
 
     # -- internals -------------------------------------------------------------------------------------
     def _lookup(self, token: str | None) -> Share | None:

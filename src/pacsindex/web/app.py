@@ -51,6 +51,8 @@ from pacsindex.web import (
 )
 from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web
+from pacsindex.web.limits import BodyLimit
+from pacsindex.web.logredact import redact_path
 from pacsindex.web.security import WebState, signed_in
 
 log = logging.getLogger(__name__)
@@ -153,6 +155,7 @@ def create_app(
     shareview.install(app)  # /share/{token}/view*: the recipient's viewer
     operations.install(app, settings, sources, clock=now)  # /healthz, /api/index/schedule, /api/reports
     _page_routes(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)  # 413 past max_request_bytes
     app.add_middleware(_Headers, secure=settings.secure_cookies)
     return app
 
@@ -233,7 +236,7 @@ class _Headers:
                 logging.DEBUG if quiet else logging.INFO,
                 "%s %s %d %.0f ms",
                 scope.get("method"),
-                sharing.redact_path(path),  # a share link's path holds its token
+                redact_path(path),  # a share link's path holds its token, in any spelling
                 status,
                 (time.perf_counter() - started) * 1000,
             )

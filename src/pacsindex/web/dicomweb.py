@@ -20,6 +20,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -29,7 +31,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pacsindex.accounts import audit
-from pacsindex.accounts.apitokens import ApiTokens
+from pacsindex.accounts.apitokens import ApiTokens, FailureLimit
 from pacsindex.config.settings import Settings
 from pacsindex.dicomweb import query as dicomweb
 from pacsindex.dicomweb.accept import Wanted, check_syntaxes
@@ -46,13 +48,16 @@ from pacsindex.dicomweb.retrieve import (
     instance_wanted,
     metadata,
 )
-from pacsindex.errors import AuthError, InvalidQuery, NotAcceptable, TokenRejected
+from pacsindex.dicomweb.streams import RetrievalLimiter, RetrievalSlot
+from pacsindex.errors import AuthError, InvalidQuery, NotAcceptable, PacsIndexError, TokenRejected
 from pacsindex.index.clock import Clock
 from pacsindex.sources.readers import Readers
 from pacsindex.web import tokens, viewing
 from pacsindex.web.indexing import index_reader
 from pacsindex.web.models import Problem
 from pacsindex.web.security import COOKIE, client_address, signed_in, state
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/dicom-web"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -84,7 +89,9 @@ def caller(request: Request) -> Caller:
     """The token or staff session behind a DICOMweb request; TokenRejected (401 + challenge) if neither."""
     header = request.headers.get("authorization")
     if header:
-        token = api_tokens(request).authenticate(_presented_token(header))
+        tokens = api_tokens(request)
+        with tokens.failures.attempt(client_address(request)):  # a malformed header is a failed try too
+            token = tokens.authenticate(_presented_token(header))
         return Caller(token.audit_name, True)
     cookie = request.cookies.get(COOKIE)
     if cookie:
@@ -111,7 +118,11 @@ router = APIRouter(
 
 
 def install(app: FastAPI, settings: Settings, *, clock: Clock) -> None:
-    app.state.apitokens = ApiTokens(settings.db, clock=clock)
+    failures = FailureLimit(
+        settings.dicomweb_token_failures_per_address, settings.signin_lockout_minutes * 60, clock=clock
+    )
+    app.state.apitokens = ApiTokens(settings.db, clock=clock, failures=failures)
+    app.state.dicomweb_streams = RetrievalLimiter(settings.dicomweb_max_streams)
     app.include_router(router)
     app.include_router(tokens.router, prefix="/api", dependencies=[Depends(signed_in)])
     if settings.cors_origins:
@@ -120,6 +131,59 @@ def install(app: FastAPI, settings: Settings, *, clock: Clock) -> None:
 
 def api_tokens(request: Request) -> ApiTokens:
     return tokens.api_tokens(request)
+
+
+class _Limited(StreamingResponse):
+    """A retrieval holding one of the `dicomweb_max_streams` places until it has been sent, failed or
+    the client hung up; the body's files are closed then too."""
+
+    def __init__(
+        self,
+        body: Iterator[bytes],
+        slot: RetrievalSlot,
+        media_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(body, media_type=media_type, headers=headers or NO_STORE)
+        self._body = body
+        self._slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as exc:
+            cause = _pacsindex_error(exc)
+            if cause is None:
+                raise
+            # The status line has gone out: the answer just stops short, and the log says why in one line.
+            why = f" ({cause.__cause__})" if cause.__cause__ is not None else ""  # e.g. the NAS has gone
+            log.warning("a DICOMweb retrieval stopped: %s%s", cause, why)
+        finally:
+            self._slot.release()
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # closing must never keep the slot; a generator mid-read may refuse
+                    pass
+
+
+def _pacsindex_error(exc: BaseException) -> PacsIndexError | None:
+    """The PacsIndexError behind `exc`, also inside the exception group a task group raises."""
+    if isinstance(exc, PacsIndexError):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _pacsindex_error(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def take_slot(request: Request) -> RetrievalSlot:
+    """One of the `dicomweb_max_streams` places, taken before any file is opened (Busy, 429, when none is
+    free); give it to `_Limited`, or release it if no answer is sent."""
+    limiter: RetrievalLimiter = request.app.state.dicomweb_streams
+    return limiter.acquire()
 
 
 def base_url(request: Request) -> str:
@@ -203,26 +267,31 @@ def _retrieve(
         target = find(conn, study, series, sop)
     readers = Readers(settings=settings)
     what = INSTANCE if sop is not None else SERIES if series is not None else STUDY
-    if wanted.kind == "single":
-        single = Single(target.files[0], readers)
-        single.check(wanted)
-        _audit_retrieval(request, who, what, study, series, target.PatientID)
-        return _single_response(single)
-    # What the index knows already refuses early, before every file is opened; raw datasets are checked
-    # once their encoding is seen.
-    check_syntaxes(wanted, [f.TransferSyntaxUID for f in target.files if f.TransferSyntaxUID])
-    multipart = Multipart(target.files, readers)
-    multipart.check(wanted)
+    slot = take_slot(request)
+    try:
+        if wanted.kind == "single":
+            single = Single(target.files[0], readers)
+            single.check(wanted)
+            _audit_retrieval(request, who, what, study, series, target.PatientID)
+            return _single_response(single, slot)
+        # What the index knows already refuses early, before every file is opened; raw datasets are checked
+        # once their encoding is seen.
+        check_syntaxes(wanted, [f.TransferSyntaxUID for f in target.files if f.TransferSyntaxUID])
+        multipart = Multipart(target.files, readers)
+        multipart.check(wanted)
+    except BaseException:
+        slot.release()
+        raise
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
     headers = dict(NO_STORE)
     if multipart.warning:
         headers["Warning"] = multipart.warning
-    return StreamingResponse(iter(multipart), media_type=multipart.content_type, headers=headers)
+    return _Limited(iter(multipart), slot, multipart.content_type, headers)
 
 
-def _single_response(single: Single) -> Response:
+def _single_response(single: Single, slot: RetrievalSlot) -> Response:
     headers = {**NO_STORE, "Content-Length": str(single.length)}
-    return StreamingResponse(iter(single), media_type=DICOM, headers=headers)
+    return _Limited(iter(single), slot, DICOM, headers)
 
 
 def _audit_retrieval(
@@ -279,9 +348,10 @@ def _metadata(
     with index_reader(settings.db) as conn:
         target = find(conn, study, series, sop)
     what = "instance metadata" if sop else "series metadata" if series else "study metadata"
+    slot = take_slot(request)
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
     body = metadata(target.files, Readers(settings=settings), base_url(request))
-    return StreamingResponse(body, media_type=media, headers=NO_STORE)
+    return _Limited(body, slot, media)
 
 
 @router.get("/studies/{study}/metadata", responses={200: QIDO})
@@ -324,11 +394,16 @@ def wado_uri(
     settings = state(request).settings
     with index_reader(settings.db) as conn:
         target = find(conn, studyUID, seriesUID, objectUID)
-    single = Single(target.files[0], Readers(settings=settings))
-    if transferSyntax:
-        single.check(Wanted("single", frozenset({transferSyntax})))
+    slot = take_slot(request)
+    try:
+        single = Single(target.files[0], Readers(settings=settings))
+        if transferSyntax:
+            single.check(Wanted("single", frozenset({transferSyntax})))
+    except BaseException:
+        slot.release()
+        raise
     _audit_retrieval(request, who, INSTANCE, studyUID, seriesUID, target.PatientID)
-    return _single_response(single)
+    return _single_response(single, slot)
 
 
 # -- frames, bulk data and CORS (for viewers: OHIF's wadors loader, Weasis) ---------------------------
@@ -399,7 +474,6 @@ class DicomWebCors:
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-
 
 
 # -- WADO-RS rendered resources and thumbnails (issue 16, pacsindex.viewer) ------------------------------

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from pacsindex.errors import PacsIndexError
-from pacsindex.web.sharing import redact_path
+from pacsindex.web.logredact import redact_path
 from pacsindex.web.status import STATUS, status_for
 from pacsindex.web.wording import for_staff
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def error_response(exc: PacsIndexError) -> JSONResponse:
     status = status_for(exc)
-    retry_after = getattr(exc, "retry_after", None)  # TooManyAttempts, ShareLocked, ShareBusy
+    retry_after = getattr(exc, "retry_after", None)  # TooManyAttempts, ShareLocked, ShareBusy, Busy
     headers = {"Retry-After": str(retry_after)} if retry_after else {}
     challenge = getattr(exc, "challenge", None)  # TokenRejected: how a DICOMweb client signs in
     if challenge and status == 401:

@@ -230,7 +230,7 @@ NasText = Annotated[str, Field(max_length=1024), AfterValidator(_no_surrogates)]
 
 class NasSettingsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    host: NasText = Field(description="the NAS's host name or IPv4 address")
+    host: NasText = Field(description="the NAS's host name, IPv4 or IPv6 address")
     share: NasText = Field(description="the share's name, e.g. Image Archiving")
     path: NasText = Field(default="", description="folders inside the share to index, e.g. 2019/03")
     user: NasText = Field(description="the NAS account; DOMAIN\\user works too")

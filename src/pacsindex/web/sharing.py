@@ -13,8 +13,6 @@ share store and the stream limiter and adds these routes and the recipient's (`w
 
 from __future__ import annotations
 
-import logging
-import re
 from typing import Annotated, Any
 
 from argon2 import PasswordHasher
@@ -33,39 +31,11 @@ from pacsindex.share.links import MAX_NOTE, MAX_PAGE, Shares
 from pacsindex.share.store import Share
 from pacsindex.web import recipient
 from pacsindex.web.indexing import index_reader
+from pacsindex.web.logredact import install as install_redaction
 from pacsindex.web.models import Problem, Text
 from pacsindex.web.recipient import Sharing, sharing
 from pacsindex.web.security import Admin, SignedIn, client_address, signed_in, state
 from pacsindex.web.sharepages import NO_STORE
-
-_SHARE_PATH = re.compile(r"^/share/(?!create$)[^/]+")
-_SHARE_IN_TEXT = re.compile(r"/share/(?!create\b)[^/\s\"'?#]+")
-
-
-def redact_path(path: str) -> str:
-    """A request path fit for the log: a share link's token replaced, so tokens never reach a log."""
-    return _SHARE_PATH.sub("/share/…", path)
-
-
-class RedactShareLinks(logging.Filter):
-    """Replaces share tokens in uvicorn's own log lines (its access log is off, but a deployment may turn
-    it on, and an error line may quote a request)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                _SHARE_IN_TEXT.sub("/share/…", a) if isinstance(a, str) else a for a in record.args
-            )
-        if isinstance(record.msg, str):
-            record.msg = _SHARE_IN_TEXT.sub("/share/…", record.msg)
-        return True
-
-
-def _redact_uvicorn_logs() -> None:
-    for name in ("uvicorn.access", "uvicorn.error"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactShareLinks) for f in logger.filters):
-            logger.addFilter(RedactShareLinks())
 
 
 def install(app: FastAPI, settings: Settings, *, clock: Clock, hasher: PasswordHasher | None = None) -> None:
@@ -79,7 +49,7 @@ def install(app: FastAPI, settings: Settings, *, clock: Clock, hasher: PasswordH
     app.state.sharing = Sharing(shares, limiter, settings)
     app.include_router(staff)
     app.include_router(recipient.router)
-    _redact_uvicorn_logs()
+    install_redaction()  # share tokens out of uvicorn's own lines
 
 
 # -- the JSON shapes -----------------------------------------------------------------------------------

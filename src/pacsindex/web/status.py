@@ -8,9 +8,11 @@ from __future__ import annotations
 from pacsindex.errors import (
     AuthError,
     BadPasscode,
+    Busy,
     ConfigError,
     Conflict,
     CsrfRejected,
+    DicomReadError,
     FileChanged,
     Forbidden,
     IndexNotFound,
@@ -47,6 +49,7 @@ STATUS: dict[type[PacsIndexError], int] = {
     SourceError: 400,  # a root that is not there or not readable: the request names it
     SourceUnreachable: 503,  # the NAS is down: try again later
     NasUnreachable: 502,  # an admin's connection test: the NAS did not answer, the server is fine
+    DicomReadError: 422,  # a file whose frames or bulk data cannot be read
     AuthError: 401,
     TooManyAttempts: 429,
     Forbidden: 403,
@@ -67,6 +70,7 @@ STATUS: dict[type[PacsIndexError], int] = {
     OrthancError: 502,  # the PACS answered oddly or refused: never 401, which would sign the page out
     OrthancAuthFailed: 502,
     OrthancUnreachable: 503,
+    Busy: 429,  # DICOMweb retrievals past dicomweb_max_streams
 }
 
 

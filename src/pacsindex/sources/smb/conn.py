@@ -12,7 +12,21 @@ Foreign exceptions are translated where they enter: connecting and logging in ra
 an established connection becomes `_Offline`, which `_retrying` retries up to 3 times with exponential backoff
 and jitter over a new connection. What the files and folders are (sources, readers) is
 `pacsindex.sources.smb.reader`.
-Passwords never appear in labels, paths, exceptions or logs.
+Passwords never appear in labels, paths, exceptions or logs, and neither does the login exchange: the
+`spnego`, `smbprotocol` and `smbclient` loggers are held at WARNING before any connection (`quiet_libraries`),
+since at DEBUG spnego prints the NTLM CHALLENGE and AUTHENTICATE messages (the user name and an NTLMv2
+response, enough to crack the password offline).
+
+SMB3 encryption is asked for whenever the NAS offers it (patient names would otherwise cross the LAN in
+clear); `smb_require_encryption` refuses a NAS that does not. Kerberos: smbprotocol logs in through
+pyspnego, which uses Kerberos when the machine has a ticket for the NAS (gssapi/krb5 installed, a domain
+account, `kinit` or a Windows logon) and falls back to NTLM otherwise; the user name is then `user@REALM`.
+
+A NAS that stops answering mid-run (frozen, unplugged): the request in flight gives up after the timeout,
+and the retries that follow share one more timeout between them, so the run ends within about twice
+`smb_connect_timeout` rather than after every retry has waited its own (a failed run also stops its
+worker processes at once instead of letting each finish a job that would wait the same way). Each retry
+logs one line: `NAS <server>: <what happened>; retry <n> of <RETRIES>`.
 """
 
 from __future__ import annotations
@@ -24,8 +38,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from smbprotocol.connection import Connection
@@ -45,16 +58,32 @@ from smbprotocol.tree import TreeConnect
 
 from pacsindex.errors import (
     AuthenticationFailed,
-    ConfigError,
     PermissionDenied,
     ShareNotFound,
     SourceError,
     SourceUnreachable,
 )
+from pacsindex.sources.smb.address import (
+    DEFAULT_PORT,
+    SmbCredentials,
+    SmbLocation,
+    _next_step,
+    connect_timeout_from,
+    unc_host,
+    url_for,
+)
+
+__all__ = [  # the addresses are importable from here too
+    "DEFAULT_PORT",
+    "SmbCredentials",
+    "SmbLocation",
+    "close_connections",
+    "connect_timeout_from",
+    "quiet_libraries",
+    "url_for",
+]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PORT = 445
 GIVE_UP_S = 30.0  # one attempt to connect, log in and open the share never takes longer
 RETRIES = 3
 BACKOFF_S = 0.25  # the first retry waits ~0.25 s, then ~0.5 s, ~1 s (each ±50 %)
@@ -72,115 +101,26 @@ _DIR_ENTRY = struct.Struct("<IIQQQQQQIIIIQ")  # FILE_ID_FULL_DIR_INFORMATION up 
 DirEntry = tuple[str, int, int, int, int]  # name, size, mtime_ns, attributes, file id
 
 
-# -- who and where ---------------------------------------------------------------------------------------
+# -- what the SMB libraries may log ------------------------------------------------------------------------
+
+_LIBRARIES = ("spnego", "smbprotocol", "smbclient")
 
 
-@dataclass(frozen=True)
-class SmbCredentials:
-    """The NAS account. The password is left out of repr, and never logged or put in a message."""
+class _WarningsOnly(logging.Filter):
+    """Drops a library's records below WARNING even if someone lowers its level again later."""
 
-    user: str = ""
-    password: str = field(default="", repr=False)
-    domain: str = ""
-
-    @property
-    def login(self) -> str:
-        return f"{self.domain}\\{self.user}" if self.domain and "\\" not in self.user else self.user
-
-    @classmethod
-    def from_settings(cls, settings: Any = None) -> SmbCredentials:
-        """From `config.Settings` (smb_user, smb_password, smb_domain: PACSINDEX_SMB_*), or from NAS settings
-        (an object or mapping with user, password, domain). None: the defaults (no account)."""
-        if isinstance(settings, SmbCredentials):
-            return settings
-        settings = _loaded(settings)
-        return cls(_setting(settings, "smb_user", "user"), _setting(settings, "smb_password", "password"),
-                   _setting(settings, "smb_domain", "domain"))
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
 
 
-def _loaded(settings: Any) -> Any:
-    """The settings given, or (None) the defaults. Nothing here reads the environment or the config file:
-    the entry point builds `Settings` once and passes it down."""
-    if settings is not None:
-        return settings
-    from pacsindex.config.settings import Settings
-
-    return Settings()
-
-
-def _setting(settings: Any, *names: str, default: Any = "") -> Any:
-    for name in names:
-        value = settings.get(name) if isinstance(settings, Mapping) else getattr(settings, name, None)
-        if value not in (None, ""):
-            return value
-    return default
-
-
-def connect_timeout_from(settings: Any) -> float:
-    if isinstance(settings, SmbCredentials):
-        return 10.0
-    settings = _loaded(settings)
-    return float(_setting(settings, "smb_connect_timeout", "connect_timeout", default=10.0))
-
-
-@dataclass(frozen=True)
-class SmbLocation:
-    """A parsed `smb://host[:port]/share/path`, never with credentials in it."""
-
-    host: str
-    port: int
-    share: str
-    path: str = ""  # inside the share, '/'-separated, no leading or trailing '/'
-
-    @classmethod
-    def parse(cls, url: str) -> SmbLocation:
-        if url[:6].lower() != "smb://":
-            raise ConfigError(f"not an smb:// address: {url}")
-        hostport, _, rest = url[6:].replace("\\", "/").partition("/")
-        if "@" in hostport:
-            raise ConfigError("put the NAS user name and password in PACSINDEX_SMB_USER and "
-                              "PACSINDEX_SMB_PASSWORD (or the NAS settings), not in the smb:// address")
-        host, port = hostport, DEFAULT_PORT
-        if hostport.rsplit(":", 1)[-1].isdigit() and not hostport.endswith("]"):
-            host, _, port_text = hostport.rpartition(":")
-            port = int(port_text)
-        parts = [p for p in rest.split("/") if p]
-        if not host or not parts or not 0 < port < 65536:
-            raise ConfigError(f"expected smb://host[:port]/share/path, got {url!r}")
-        return cls(host.lower(), port, parts[0], "/".join(parts[1:]))
-
-    @property
-    def server(self) -> str:
-        return f"{self.host}:{self.port}" if self.port != DEFAULT_PORT else self.host
-
-    @property
-    def share_url(self) -> str:
-        return f"smb://{self.server}/{self.share}"
-
-    @property
-    def url(self) -> str:
-        return self.share_url + (f"/{self.path}" if self.path else "")
-
-    def name_of(self, url: str) -> str:
-        """The share-relative SMB name (backslashes) of a URL on this share."""
-        base = self.share_url
-        if url[: len(base)].lower() != base.lower():
-            raise ValueError(f"{url} is not on {base}")
-        return url[len(base) :].strip("/").replace("/", "\\")
-
-
-def url_for(host: str, share: str, path: str = "", port: int | None = None) -> str:
-    """The smb:// root for NAS settings (host, share, path inside the share, port)."""
-    inner = "/".join(p for p in path.replace("\\", "/").split("/") if p)
-    return SmbLocation(host.strip().lower(), port or DEFAULT_PORT, share.strip("/\\ "), inner).url
-
-
-def _next_step(loc: SmbLocation) -> str:
-    """The advice to map the share and index the drive, quoted so names with spaces paste into a prompt,
-    and keeping the folder inside the share."""
-    unc = f"\\\\{loc.host}\\{loc.share}"
-    drive = "Z:\\" + loc.path.replace("/", "\\")
-    return f'Or map the share in Windows (net use Z: "{unc}") and index the drive: pacsindex index "{drive}"'
+def quiet_libraries() -> None:
+    """Hold the SMB libraries' loggers at WARNING: at DEBUG spnego logs the NTLM exchange, and smbprotocol
+    logs file names (patient data) at INFO. Called before every connection; cheap when already done."""
+    for name in _LIBRARIES:
+        lib = logging.getLogger(name)
+        lib.setLevel(logging.WARNING)
+        if not any(isinstance(f, _WarningsOnly) for f in lib.filters):
+            lib.addFilter(_WarningsOnly())
 
 
 # -- errors at the boundary ------------------------------------------------------------------------------
@@ -190,10 +130,18 @@ class _Offline(Exception):
     """A network failure on an established connection: retried over a new one."""
 
 
+class _NotEncrypted(Exception):
+    """The NAS does not offer SMB3 encryption and the settings require it."""
+
+
 def _connect_error(exc: BaseException, loc: SmbLocation, creds: SmbCredentials, timeout: float,
                    expired: bool) -> SourceError:
     """Translate what smbprotocol raised while connecting, logging in or opening the share."""
     where, step = f"the NAS at {loc.server}", _next_step(loc)
+    if isinstance(exc, _NotEncrypted):
+        return SourceError(f"{where} does not offer SMB3 encryption and smb_require_encryption is set: "
+                           "switch encryption on at the NAS (SMB 3, e.g. Samba's server smb encrypt = "
+                           "desired), or unset smb_require_encryption to accept unencrypted traffic.")
     cause = exc.__cause__ if isinstance(exc, ValueError) else exc  # smbprotocol wraps socket errors so
     status = getattr(exc, "status", None) or getattr(exc, "ntstatus", None)
     if isinstance(exc, (LogonFailure, SMBAuthenticationError)) or status == _LOGON_FAILURE:
@@ -348,17 +296,20 @@ class _Client:
         finally:
             timer.cancel()
 
-    def connect(self) -> None:
+    def connect(self, give_up: float = GIVE_UP_S) -> None:
         if not self.creds.user:
             raise AuthenticationFailed("no NAS user name: set PACSINDEX_SMB_USER and PACSINDEX_SMB_PASSWORD "
                                        f"(or the NAS settings). {_next_step(self.loc)}")
-        lib = logging.getLogger("smbprotocol")  # it logs file names at INFO; folder names are patient data
-        if lib.level == logging.NOTSET:
-            lib.setLevel(logging.WARNING)
+        quiet_libraries()
 
         def handshake() -> None:
-            self.conn.connect(timeout=self.timeout)
-            self.session = Session(self.conn, self.creds.login, self.creds.password, require_encryption=False)
+            self.conn.connect(timeout=min(self.timeout, give_up))
+            offered = bool(self.conn.supports_encryption)
+            if self.creds.require_encryption and not offered:
+                raise _NotEncrypted
+            # Encrypt whenever the NAS can: smbprotocol then encrypts every message of the session.
+            self.session = Session(self.conn, self.creds.login, self.creds.password,
+                                   require_encryption=offered)
             self.session.connect()
             self._open_tree(self.loc.share)
             rtts = []
@@ -372,13 +323,18 @@ class _Client:
                 rtts.append(time.monotonic() - started)
             self.rtt = min(rtts, default=0.0)
 
-        self._bounded(GIVE_UP_S, handshake, self.loc.share)
+        self._bounded(give_up, handshake, self.loc.share)
         window = self.conn.sequence_window
         self.pacer.most = max(1, min(MAX_WINDOW, (window["high"] - window["low"]) // 8))
-        log.info("connected to the NAS at %s (SMB dialect 0x%x)", self.loc.server, self.conn.dialect)
+        log.info("connected to the NAS at %s (SMB dialect 0x%x, %s)", self.loc.server, self.conn.dialect,
+                 "encrypted" if self.encrypted else "not encrypted")
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.session is not None and self.session.encrypt_data)
 
     def _open_tree(self, share: str) -> TreeConnect:
-        tree = TreeConnect(self.session, rf"\\{self.loc.host}\{share}")
+        tree = TreeConnect(self.session, rf"\\{unc_host(self.loc.host)}\{share}")
         tree.connect()
         self.trees[share.lower()] = tree
         return tree
@@ -438,19 +394,20 @@ class _Client:
                 log.debug("closing a broken SMB connection", exc_info=True)
 
 
-_Key = tuple[str, int, str, str]
+_Key = tuple[str, int, str, str, bool]
 _clients: dict[_Key, _Client] = {}
 _failures: dict[_Key, tuple[float, SourceError]] = {}
 _clients_lock = threading.Lock()  # guards the dicts above; never held while connecting
 _connecting: dict[_Key, threading.Lock] = {}  # one per NAS address and account: held while connecting
 
 
-def _client_for(loc: SmbLocation, creds: SmbCredentials, timeout: float) -> _Client:
+def _client_for(loc: SmbLocation, creds: SmbCredentials, timeout: float,
+                give_up: float = GIVE_UP_S) -> _Client:
     """This process's connection to the NAS at `loc` as `creds`, connecting (bounded by GIVE_UP_S) if needed.
     Threads wanting the same connection wait for one attempt instead of racing, and those that waited share
     its failure. The wait is per connection: a slow or wrong address (an admin's Test connection, up to
     GIVE_UP_S) never holds up reads from the NAS that works."""
-    key = (loc.host, loc.port, creds.login.lower(), creds.password)
+    key = (loc.host, loc.port, creds.login.lower(), creds.password, creds.require_encryption)
     asked = time.monotonic()
     with _clients_lock:
         client = _clients.get(key)
@@ -467,7 +424,7 @@ def _client_for(loc: SmbLocation, creds: SmbCredentials, timeout: float) -> _Cli
                 raise type(failed[1])(str(failed[1])) from failed[1]
         client = _Client(SmbLocation(loc.host, loc.port, loc.share), creds, timeout)
         try:
-            client.connect()
+            client.connect(give_up)
         except SourceError as exc:
             client.drop()
             with _clients_lock:
@@ -497,21 +454,32 @@ def close_connections() -> None:
 
 
 def _retrying(loc: SmbLocation, creds: SmbCredentials, timeout: float, op: Callable[[_Client], Any],
-              wait: Callable[[float], Any] = time.sleep) -> Any:
+              wait: Callable[[float], Any] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Any:
     """Run `op` on a live connection. A network error is retried up to RETRIES times, over a new connection,
-    after an exponential, jittered pause. Raises SourceError when the NAS cannot be connected again, and
-    _Offline when requests kept failing on connections that did come up."""
+    after an exponential, jittered pause; all the retries of one operation share `timeout` seconds, so a
+    NAS that stopped answering ends the operation within about twice the timeout. Raises SourceError when
+    the NAS cannot be connected again, and _Offline when requests kept failing on connections that did come
+    up."""
     failures = 0
+    give_up_at = None
     while True:
         client = None
         try:
-            client = _client_for(loc, creds, timeout)
+            left = GIVE_UP_S if give_up_at is None else max(0.5, give_up_at - clock())
+            client = _client_for(loc, creds, timeout, min(GIVE_UP_S, left))
             return op(client)
         except (SourceUnreachable, _Offline) as exc:
             if client is not None:
                 _discard(client)
             failures += 1
-            if failures > RETRIES:
+            if give_up_at is None:
+                give_up_at = clock() + timeout
+            pause = BACKOFF_S * 2 ** (failures - 1) * random.uniform(0.5, 1.5)
+            if failures > RETRIES or clock() + pause >= give_up_at:
                 raise
-            log.warning("NAS %s: %s; retry %d of %d", loc.server, str(exc).split(". ")[0], failures, RETRIES)
-            wait(BACKOFF_S * 2 ** (failures - 1) * random.uniform(0.5, 1.5))
+            log.warning("NAS %s: %s; retry %d of %d", loc.server, _first_sentence(exc), failures, RETRIES)
+            wait(pause)
+
+
+def _first_sentence(exc: BaseException) -> str:
+    return str(exc).split(". ")[0].rstrip(".")

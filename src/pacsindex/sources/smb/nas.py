@@ -1,6 +1,6 @@
 """The NAS settings an admin saves from the web page: host, share, path, user, password, domain, port.
 
-Validated here (a host name or IPv4 address, Windows share-name rules, a port, a path inside the share
+Validated here (a host name, IPv4 or IPv6 address, Windows share-name rules, a port, a path inside the share
 without `..`), stored with `pacsindex.config.saved` in the data directory (section "nas", owner-only,
 because it
 holds the password), and used in two places: the NAS's `smb://host[:port]/share/path` becomes one of the
@@ -16,13 +16,19 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pacsindex.config import saved
 from pacsindex.errors import ConfigError
-from pacsindex.sources.smb.conn import DEFAULT_PORT, SmbCredentials, SmbLocation, url_for
+from pacsindex.sources.smb.address import (
+    DEFAULT_PORT,
+    SmbCredentials,
+    SmbLocation,
+    require_encryption_from,
+    url_for,
+)
 
 SECTION = "nas"
 SECRETS = ("password",)
@@ -116,11 +122,9 @@ def _valid_host(host: str) -> str:
     except ValueError:
         ip = None
     if ip is not None:
-        if ip.version == 6:
-            raise ConfigError("give the NAS's host name or IPv4 address (IPv6 addresses are not supported)")
-        return str(ip)
+        return str(ip)  # IPv4 or IPv6 (without brackets; the smb:// address adds them)
     if re.fullmatch(r"[0-9.]+", host) or not _HOST.match(host):
-        raise ConfigError(f"host {host!r} is not a host name or IPv4 address (e.g. nas, nas.clinic.local, "
+        raise ConfigError(f"host {host!r} is not a host name or IP address (e.g. nas, nas.clinic.local, "
                           "192.168.1.20)")
     return host.rstrip(".").lower()
 
@@ -186,5 +190,5 @@ def credentials_for(loc: SmbLocation, settings: Any) -> SmbCredentials:
     data_dir = _data_dir(settings)
     nas = load(data_dir) if data_dir is not None else None
     if nas is not None and (nas.host, nas.port) == (loc.host, loc.port):
-        return nas.credentials
+        return replace(nas.credentials, require_encryption=require_encryption_from(settings))
     return SmbCredentials.from_settings(settings)

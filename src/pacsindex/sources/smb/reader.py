@@ -30,6 +30,7 @@ from urllib.parse import unquote
 
 from pacsindex.errors import PermissionDenied, ShareNotFound, SourceError, SourceUnreachable
 from pacsindex.sources.files import DirListing, Entry, WalkError, _parallel_walk
+from pacsindex.sources.smb.address import _loaded, _next_step, _setting  # noqa: F401  (re-exported)
 from pacsindex.sources.smb.conn import (  # noqa: F401  (re-exported: pacsindex.sources.smb.reader is the public name)
     _ACCESS_DENIED,
     _DIRECTORY,
@@ -44,13 +45,10 @@ from pacsindex.sources.smb.conn import (  # noqa: F401  (re-exported: pacsindex.
     _dir_msgs,
     _discard,
     _file_msgs,
-    _loaded,
-    _next_step,
     _Offline,
     _Pacer,
     _payload,
     _retrying,
-    _setting,
     _stat_msgs,
     _status_error,
 )
