@@ -12,24 +12,22 @@ process a pickle and a pipe write, and at one job per folder those were a sixth 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import signal
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from typing import Any
 
-from pacsindex.dicom.headers import FileResult, read_header
+from pacsindex.dicom.headers import FileResult
 from pacsindex.errors import PacsIndexError, StoreError
 from pacsindex.index import store
 from pacsindex.index.locking import WriterLock
 from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
+from pacsindex.ingest.worker import ReadPool, default_workers, read_job
 from pacsindex.sources.dicomdir import DicomdirIndex
 from pacsindex.sources.files import (
     DirListing,
@@ -47,10 +45,6 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[Progress], None]
 
 
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
-
-
 @dataclass(frozen=True, slots=True)
 class ScanOptions:
     workers: int = 0  # 0: one process per CPU; 1: read in this process
@@ -61,33 +55,7 @@ class ScanOptions:
     commit_seconds: float = 0.5
     progress_files: int = 50
     progress_seconds: float = 0.25
-
-
-def _init_worker() -> None:
-    # Ctrl-C goes to the whole process group; the parent stops the run cleanly, workers just finish.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.getLogger("pydicom").setLevel(logging.ERROR)
-
-
-JobPart = tuple[str, str, Sequence[Entry]]  # (folder, sep, some of its files)
-
-
-def read_job(reader: Reader, parts: Sequence[JobPart]) -> list[list[FileResult]]:
-    """Run in a worker process: read the headers of a job's files, some files of each of one or more
-    folders; one result list per part. A reader that has `prefetch(paths) -> opener` (SMB: one round trip a
-    file, many in flight) fetches the whole job at once."""
-    paths = [[folder + sep + e.name for e in entries] for folder, sep, entries in parts]
-    prefetch = getattr(reader, "prefetch", None)
-    opener = prefetch([p for part in paths for p in part]) if prefetch is not None else reader.open
-    return [
-        [read_header(path, opener, e.size, e.name) for path, e in zip(part, entries, strict=True)]
-        for part, (_, _, entries) in zip(paths, parts, strict=True)
-    ]
-
-
-def read_batch(reader: Reader, folder: str, sep: str, entries: Sequence[Entry]) -> list[FileResult]:
-    """`read_job` for some files of one folder."""
-    return read_job(reader, [(folder, sep, entries)])[0]
+    pool_after_seconds: float = 0.2  # read in this process first; start worker processes after this much
 
 
 @dataclass
@@ -101,18 +69,6 @@ class _Job:
     known: dict[str, KnownFile]
 
 
-class _InProcess(Executor):
-    """Runs jobs at once in this process: for workers=1 and tiny runs, where process start-up costs more."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        fut: Future[Any] = Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            fut.set_exception(exc)
-        return fut
-
-
 class Run:
     """One indexing run over some sources into the index at `db_path`."""
 
@@ -123,8 +79,13 @@ class Run:
         options: ScanOptions | None = None,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        pool: ReadPool | None = None,
     ) -> None:
         self.db_path = db_path
+        # A pool given here is the caller's (the web service keeps one warm across runs); else the run makes
+        # its own, starts it only if it reads long enough, and stops it at the end.
+        self._own_pool = pool is None
+        self.pool = pool
         self.sources = list(sources)
         self.options = options or ScanOptions()
         self.on_progress = on_progress
@@ -195,17 +156,12 @@ class Run:
         self._progress = Progress(run_id=run_id, roots=roots, state="running", started_at=started)
         self._series_count = store.series_count(conn)
         writer = Writer(conn, run_id)
-        workers = self.options.workers or default_workers()
-        executor: Executor
-        if workers <= 1:
-            executor = _InProcess()
-        else:
-            executor = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
-            )
+        workers = self.pool.workers if self.pool is not None else self.options.workers or default_workers()
+        if self.pool is None and workers > 1:
+            self.pool = ReadPool(workers)
         state, message = "running", None
         try:
-            complete = self._pipeline(writer, executor, max(1, workers) * 4)
+            complete = self._pipeline(writer, max(1, workers) * 4)
             if self.cancel.is_set():
                 state, message = (
                     "cancelled",
@@ -236,7 +192,8 @@ class Run:
             state, message = "failed", "interrupted"
             raise
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+            if self._own_pool and self.pool is not None:
+                self.pool.shutdown()
             try:
                 self._series_count = store.series_count(conn)
                 store.finish_run(conn, run_id, state, self.counters, message)
@@ -246,7 +203,7 @@ class Run:
                 self.on_progress(self.snapshot(state, message))
         return self.snapshot(state, message)
 
-    def _pipeline(self, writer: Writer, executor: Executor, max_inflight: int) -> bool:
+    def _pipeline(self, writer: Writer, max_inflight: int) -> bool:
         """Returns True when every source was walked to the end (so files not seen are gone)."""
         opts = self.options
         c = self.counters
@@ -264,6 +221,8 @@ class Run:
         last_commit = time.monotonic()
         last_count = float("-inf")
         limit_hit = False
+        pool = self.pool
+        read_here = 0.0  # seconds spent reading in this process
 
         def commit() -> None:
             nonlocal last_commit, last_count
@@ -291,13 +250,22 @@ class Run:
             self._emit()
 
         def send(reader: Reader) -> None:
-            nonlocal pack, pack_files
+            nonlocal pack, pack_files, read_here
             if not pack:
                 return
-            while len(inflight) >= max_inflight:
-                collect(block=True)
-            fut = executor.submit(read_job, reader, [(j.folder, j.sep, j.entries) for j in pack])
-            inflight[fut] = pack
+            parts = [(j.folder, j.sep, j.entries) for j in pack]
+            if pool is not None and pool.ready:
+                while len(inflight) >= max_inflight:
+                    collect(block=True)
+                inflight[pool.submit(read_job, reader, parts)] = pack
+            else:
+                # No worker is up yet (or there are none): read here, now, instead of waiting for one.
+                t0 = time.monotonic()
+                for job, results in zip(pack, read_job(reader, parts), strict=True):
+                    self._write_results(writer, job, results)
+                read_here += time.monotonic() - t0
+                if pool is not None and not pool.started and read_here >= opts.pool_after_seconds:
+                    pool.start()
             pack, pack_files = [], 0
 
         def add(
