@@ -488,8 +488,8 @@ def _decode(tag: int, value: bytes, charset: str | None) -> Any:
     codec = _PLAIN_CHARSETS.get(charset.strip()) if charset and "\\" not in charset else None
     if codec is not None and b"\x1b" not in value:
         try:
-            text = value.decode(codec)
-            return _text(text.rstrip("= \x00") if vr == "PN" else text)  # as pydicom: no empty last group
+            plain = value.decode(codec)
+            return _text(plain.rstrip("= \x00") if vr == "PN" else plain)  # as pydicom: no empty last group
         except UnicodeDecodeError:
             pass  # pydicom replaces what cannot be decoded (and says so): let it
     import pydicom.values
