@@ -27,6 +27,7 @@ from pacsindex.index import store
 from pacsindex.index.locking import WriterLock
 from pacsindex.ingest.progress import STATUS_KEYS, Progress, StatusFile
 from pacsindex.ingest.scan import Run, ScanOptions
+from pacsindex.ingest.worker import ReadPool, default_workers
 from pacsindex.sources.files import Source
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,10 @@ class IndexJobs:
         self._started_by: str | None = None
         self._failure: str | None = None
         self._idle_series: int | None = None
+        # One pool of header readers for every run of this service: started by the first run that reads long
+        # enough, then kept warm, so later runs (scheduled re-scans) never wait for workers to start.
+        workers = self.options.workers or default_workers()
+        self.pool = ReadPool(workers) if workers > 1 else None
 
     # -- control ---------------------------------------------------------------------------------------
     def start(self, roots: Sequence[str], started_by: str | None = None) -> dict[str, Any]:
@@ -92,7 +97,9 @@ class IndexJobs:
                 if status_file is not None:
                     status_file.submit(progress)  # written by its own thread: the run never waits on it
 
-            run = Run(self.db_path, sources, self.options, on_progress=on_progress, cancel=cancel)
+            run = Run(
+                self.db_path, sources, self.options, on_progress=on_progress, cancel=cancel, pool=self.pool
+            )
             thread = threading.Thread(
                 target=self._run, args=(run, status_file), name="pacsindex-index", daemon=True
             )
@@ -136,6 +143,8 @@ class IndexJobs:
         if current is not None and current.thread.is_alive():
             current.cancel.set()
             current.thread.join(timeout)
+        if self.pool is not None:
+            self.pool.shutdown()
 
     def _run(self, run: Run, status_file: StatusFile | None) -> None:
         try:

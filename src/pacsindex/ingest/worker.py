@@ -90,6 +90,12 @@ class ReadPool:
         """True once at least one worker has started and answered."""
         return any(f.done() and not f.exception() for f in self._warmups)
 
+    @property
+    def pids(self) -> frozenset[int]:
+        """The ids of the worker processes alive now (for diagnostics and tests)."""
+        processes = getattr(self._executor, "_processes", None) or {}  # the executor's own table
+        return frozenset(pid for pid, proc in list(processes.items()) if proc.is_alive())
+
     def _broken(self) -> bool:
         return any(f.done() and isinstance(f.exception(), BrokenProcessPool) for f in self._warmups) or bool(
             getattr(self._executor, "_broken", False)
