@@ -18,7 +18,7 @@ from pacsindex.index.search import search
 from pacsindex.ingest.jobs import IndexJobs
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
-from pacsindex.sources.files import DirListing, LocalTree, Reader, WalkError
+from pacsindex.sources.files import DirKept, DirListing, LocalTree, Reader, SkipFn, WalkError
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> None:
@@ -49,8 +49,10 @@ class GatedTree:
     def complete_roots(self) -> list[tuple[str, str]]:
         return self.inner.complete_roots()
 
-    def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
-        walker = self.inner.walk(cancel)
+    def walk(
+        self, cancel: threading.Event, skip: SkipFn | None = None
+    ) -> Iterator[DirListing | DirKept | WalkError]:
+        walker = self.inner.walk(cancel, skip)
         try:
             for number, item in enumerate(walker):
                 if number == self.before_gate:

@@ -198,6 +198,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens(name COLLATE NOCASE) WHERE revoked_at IS NULL;
     """,
+    # quick re-scans (pacsindex.ingest.scan): a folder's modification time once every file of its listing was
+    # indexed, and whether it holds folders; a quick pass does not list a leaf whose time has not moved.
+    # Folders indexed before this version count as having subfolders, so they are listed once more.
+    """
+    ALTER TABLE dirs ADD COLUMN mtime_ns INTEGER;
+    ALTER TABLE dirs ADD COLUMN has_subdirs INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 

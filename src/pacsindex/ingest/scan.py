@@ -30,10 +30,12 @@ from pacsindex.ingest.progress import Progress, RateMeter
 from pacsindex.ingest.worker import ReadPool, default_workers, read_job
 from pacsindex.sources.dicomdir import DicomdirIndex
 from pacsindex.sources.files import (
+    DirKept,
     DirListing,
     Entry,
     LocalTree,
     Reader,
+    SkipFn,
     Source,
     WalkError,
     join_sep,
@@ -56,6 +58,7 @@ class ScanOptions:
     progress_files: int = 50
     progress_seconds: float = 0.25
     pool_after_seconds: float = 0.2  # read in this process first; start worker processes after this much
+    full: bool = False  # list every folder; a quick pass (False) skips leaves whose time has not moved
 
 
 @dataclass
@@ -90,7 +93,13 @@ class Run:
         self.options = options or ScanOptions()
         self.on_progress = on_progress
         self.cancel = cancel or threading.Event()
-        self.counters = dict.fromkeys((*store.RUN_COUNTERS, "files_from_records"), 0)
+        self.counters = dict.fromkeys(
+            (*store.RUN_COUNTERS, "files_from_records", "folders_listed", "folders_kept"), 0
+        )
+        # Folders whose files are still being read: [files left, mtime, has subfolders]. Their time is stored
+        # only once the last of them is written, so a run stopped half-way never makes a folder look done.
+        self._dir_state: dict[int, list[int]] = {}
+        self._close_skip: Callable[[], None] = lambda: None
         self._dicomdirs = DicomdirIndex()
         self._series_count = 0
         self._rate = RateMeter()
@@ -192,6 +201,7 @@ class Run:
             state, message = "failed", "interrupted"
             raise
         finally:
+            self._close_skip()
             if self._own_pool and self.pool is not None:
                 self.pool.shutdown()
             try:
@@ -287,9 +297,12 @@ class Run:
                 if pack_files >= job_size:
                     send(reader)
 
+        skip: SkipFn | None = None
+        if not opts.full and opts.limit is None:  # a sample run counts files: it lists what it counts
+            skip, self._close_skip = _quick_rule(self.db_path)
         for source in self.sources:
             reader = readers[id(source)]
-            walker = source.walk(self.cancel)
+            walker = source.walk(self.cancel, skip)
             try:
                 for item in walker:
                     if self.cancel.is_set():
@@ -297,6 +310,11 @@ class Run:
                     if isinstance(item, WalkError):
                         self._record_walk_error(writer, item)
                         continue
+                    if isinstance(item, DirKept):
+                        self._keep(writer, item)
+                        collect(block=False)
+                        continue
+                    c["folders_listed"] += 1
                     dir_id, known = writer.open_dir(item.path, item.sep)
                     entries = item.entries
                     if opts.limit is not None and c["enumerated_files"] + len(entries) >= opts.limit:
@@ -322,6 +340,11 @@ class Run:
                         gone = [k.id for name, k in known.items() if name not in changed]
                         c["files_removed"] += writer.remove_files(gone)
                     fresh = self._from_records(source, writer, item, dir_id, known, fresh)
+                    if item.complete and not limit_hit and item.mtime_ns is not None:
+                        if fresh:
+                            self._dir_state[dir_id] = [len(fresh), item.mtime_ns, item.has_subdirs]
+                        else:
+                            writer.set_dir_state(dir_id, item.mtime_ns, item.has_subdirs)
                     add(reader, item, dir_id, known, fresh)
                     if pack and time.monotonic() - pack_since >= job_seconds:
                         send(reader)
@@ -333,6 +356,7 @@ class Run:
                 close = getattr(walker, "close", None)
                 if close:
                     close()
+
             if self.cancel.is_set():
                 pack, pack_files = [], 0  # like a job not started yet: the next run reads these files
                 break
@@ -411,6 +435,22 @@ class Run:
                 log.debug("error reading %s: %s", result.path, result.reason)
             elif result.status == "non_dicom":
                 c["non_dicom"] += 1
+        state = self._dir_state.get(job.dir_id)
+        if read and state is not None:
+            state[0] -= len(job.entries)
+            if state[0] <= 0:
+                del self._dir_state[job.dir_id]
+                writer.set_dir_state(job.dir_id, state[1], bool(state[2]))
+
+    def _keep(self, writer: Writer, item: DirKept) -> None:
+        files, non_dicom, errors = writer.keep_dir(item.path)
+        c = self.counters
+        c["folders_kept"] += 1
+        c["enumerated_files"] += files
+        c["files_unchanged"] += files
+        c["files_processed"] += files
+        c["non_dicom"] += non_dicom
+        c["errors"] += errors
 
     def _record_walk_error(self, writer: Writer, item: WalkError) -> None:
         self.counters["errors"] += 1
@@ -433,3 +473,34 @@ def run_index(
 ) -> Progress:
     """Index `sources` into the index at `db_path`; returns the final progress snapshot."""
     return Run(db_path, sources, options, on_progress, cancel).run()
+
+
+def _quick_rule(db_path: str | os.PathLike[str]) -> tuple[SkipFn, Callable[[], None]]:
+    """A quick pass's rule, asked by the listing threads: keep a folder unlisted when the index holds it
+    with the same modification time, without subfolders and without files that failed (those are read
+    again). Each listing thread reads through a connection of its own; the second value closes them."""
+    local = threading.local()
+    opened: list[sqlite3.Connection] = []
+    lock = threading.Lock()
+
+    def skip(path: str, mtime_ns: int) -> bool:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = store.connect(db_path, readonly=True)
+            with lock:
+                opened.append(conn)
+        row = conn.execute(
+            "SELECT d.mtime_ns = ? AND NOT d.has_subdirs"
+            " AND NOT EXISTS (SELECT 1 FROM files f WHERE f.dir_id = d.id AND f.status = 'error')"
+            " FROM dirs d WHERE d.path = ?",
+            (mtime_ns, path),
+        ).fetchone()
+        return bool(row and row[0])
+
+    def close() -> None:
+        with lock:
+            for conn in opened:
+                conn.close()
+            opened.clear()
+
+    return skip, close

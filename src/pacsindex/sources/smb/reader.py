@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from pacsindex.errors import PermissionDenied, SourceError, SourceUnreachable
-from pacsindex.sources.files import DirListing, Entry, WalkError, _parallel_walk
+from pacsindex.sources.files import DirKept, DirListing, Entry, Folder, SkipFn, WalkError, _parallel_walk
 from pacsindex.sources.smb.conn import (  # noqa: F401  (re-exported: pacsindex.sources.smb.reader is the public name)
     _ACCESS_DENIED,
     _DIRECTORY,
@@ -314,7 +314,7 @@ class SmbTree:
             raise SourceUnreachable(f"the NAS at {self.loc.server} dropped the connection: {exc}. "
                                     f"{_next_step(self.loc)}") from exc
 
-    def _list(self, path: str) -> tuple[DirListing | WalkError, list[str]]:
+    def _list(self, path: str) -> tuple[DirListing | WalkError, list[Folder]]:
         url, name = path, self.loc.name_of(path)
         try:
             got = _retrying(self.loc, self.creds, self.timeout, lambda c: _list_dir(c, self.loc.share, name))
@@ -327,7 +327,7 @@ class SmbTree:
             reason = "permission denied" if isinstance(got, PermissionError) else got.strerror
             return WalkError(url, f"cannot list folder: {reason}", True), []
         files: list[Entry] = []
-        subdirs: list[str] = []
+        subdirs: list[Folder] = []
         for entry, size, mtime_ns, attrs, file_id in got:
             if entry == "." or entry == ".." or attrs & _REPARSE_POINT:
                 continue  # a junction, or a symlink the server shows as one: it may loop back up the tree
@@ -337,12 +337,14 @@ class SmbTree:
                         continue
                     if file_id:
                         self._seen.add(file_id)
-                subdirs.append(f"{url}/{entry}")
+                subdirs.append(Folder(f"{url}/{entry}", mtime_ns))
             else:
                 files.append(Entry(entry, size, mtime_ns))
         return DirListing(url, "/", files, True), subdirs
 
-    def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
+    def walk(
+        self, cancel: threading.Event, skip: SkipFn | None = None
+    ) -> Iterator[DirListing | DirKept | WalkError]:
         self._fatal = None
         with self._seen_lock:
             self._seen.clear()
@@ -357,7 +359,7 @@ class SmbTree:
             return
         if self.hint:
             log.warning("%s", self.hint)
-        for item in _parallel_walk(self.loc.url, self._list, self.listers, cancel):
+        for item in _parallel_walk(self.loc.url, self._list, self.listers, cancel, skip):
             if self._fatal is not None:
                 raise self._fatal
             yield item
