@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from pacsindex.index import store
-from pacsindex.index.search import search
 from pacsindex.ingest.progress import Progress
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
@@ -22,11 +21,6 @@ from samba_server import SambaServer, samba_fixture  # noqa: F401  (the "samba" 
 
 def leaf_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_dir() and not any(c.is_dir() for c in p.iterdir()))
-
-
-def names(db: Path, query: str) -> set[str]:
-    with store.reading(db) as conn:
-        return {r["PatientName"] for r in search(conn, query)}
 
 
 def scan(db: Path, source: Source, full: bool = False) -> Progress:
