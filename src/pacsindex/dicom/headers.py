@@ -337,6 +337,8 @@ _SINGLE_TEXT_VRS = {"LT", "ST", "UT"}
 _unpack_tag = struct.Struct("<HH").unpack_from
 _unpack_u16 = struct.Struct("<H").unpack_from
 _unpack_u32 = struct.Struct("<I").unpack_from
+_unpack_explicit = struct.Struct("<HH2sH").unpack_from  # group, element, VR, short length
+_unpack_implicit = struct.Struct("<HHI").unpack_from  # group, element, length
 
 
 class _Fallback(Exception):
@@ -384,50 +386,63 @@ def _walk(
     found: dict[int, tuple[Any, bytes]],
 ) -> int:
     """Walk top-level elements from `pos` until a tag past `stop` (returns its position) or the end of the
-    file (returns the size). Values of `wanted` tags go into `found` as (VR, bytes)."""
+    file (returns the size). Values of `wanted` tags go into `found` as (VR, bytes).
+
+    This loop runs for every element of every file (~150 in a CT header, private ones included), so it
+    reads each element header with one unpack and touches the window only when the header is not in it."""
     size = win.size
+    buf = win.buf
+    base = win.base
+    end = base + len(buf)
+    unpack = _unpack_explicit if explicit else _unpack_implicit
+    long_vrs = _LONG_VRS
     while True:
         if pos >= size:
             if pos > size:
                 raise _Truncated(f"truncated header: an element ends at byte {pos} of a {size}-byte file")
             return pos
-        win.ensure(pos, 12)
-        buf = win.buf
-        off = pos - win.base
-        if len(buf) - off < 8:
-            raise _Truncated(f"truncated header: {size - pos} stray bytes at the end of the file")
-        group, elem = _unpack_tag(buf, off)
-        tag = group << 16 | elem
-        if tag > stop:
-            return pos
-        vr: bytes | None
+        if pos < base or pos + 12 > end:
+            win.ensure(pos, 12)
+            buf, base = win.buf, win.base
+            end = base + len(buf)
+            if end - pos < 8:
+                raise _Truncated(f"truncated header: {size - pos} stray bytes at the end of the file")
+        off = pos - base
         if explicit:
-            vr = buf[off + 4 : off + 6]
-            if vr in _LONG_VRS:
-                if len(buf) - off < 12:
+            group, elem, vr, length = unpack(buf, off)
+            if vr in long_vrs:
+                if end - pos < 12:
                     raise _Truncated("truncated header: an element header is cut short")
                 (length,) = _unpack_u32(buf, off + 8)
-                hdr = 12
+                vpos = pos + 12
             elif b"AA" <= vr <= b"ZZ":
-                (length,) = _unpack_u16(buf, off + 6)
-                hdr = 8
+                vpos = pos + 8
             else:
                 raise _Fallback("not an explicit VR")
         else:
+            group, elem, length = unpack(buf, off)
             vr = None
-            (length,) = _unpack_u32(buf, off + 4)
-            hdr = 8
-        vpos = pos + hdr
+            vpos = pos + 8
+        tag = group << 16 | elem
+        if tag > stop:
+            return pos
         if length == 0xFFFFFFFF:
             if tag in wanted:
                 raise _Fallback("undefined length on a kept element")
             # A sequence (or UN holding one, which is implicit VR inside) of undefined length: skip it.
             pos = _skip_items(win, vpos, explicit and vr != b"UN")
+            buf, base = win.buf, win.base
+            end = base + len(buf)
             continue
         if tag in wanted:
             if tag in _SEQUENCES:
                 raise _Fallback("a sequence we keep")
-            found[tag] = (vr, win.take(vpos, length))
+            if vpos + length <= end:
+                found[tag] = (vr, buf[vpos - base : vpos + length - base])
+            else:
+                found[tag] = (vr, win.take(vpos, length))
+                buf, base = win.buf, win.base
+                end = base + len(buf)
         pos = vpos + length
 
 
