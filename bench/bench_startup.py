@@ -79,7 +79,9 @@ def median(rows: list[dict[str, Any]], key: str) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_startup", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bench_startup", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--sizes", default="1,500,4000", help="tree sizes in CT files")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--src", type=Path, default=None, help="run pacsindex from this source tree")
@@ -138,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{big['files']} files: {big['ratio']:.1f}x the seed (target >= {TARGET_RATIO:g}x: {verdict})")
     if one["pacsindex_s"]:
         verdict = "met" if one["pacsindex_s"] < TARGET_ONE_FILE_S else "NOT met"
-        print(f"{one['files']} file(s): {one['pacsindex_s']:.3f} s (target < {TARGET_ONE_FILE_S} s: {verdict})")
-    print(f"load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end ({os.cpu_count()} CPUs)")
+        print(
+            f"{one['files']} file(s): {one['pacsindex_s']:.3f} s (target < {TARGET_ONE_FILE_S} s: {verdict})"
+        )
+    print(
+        f"load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end ({os.cpu_count()} CPUs)"
+    )
     report = {
         "benchmark": "bench_startup",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
