@@ -4,7 +4,10 @@ its pool warm from one run to the next."""
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,3 +98,36 @@ def test_the_web_service_keeps_its_workers_warm_between_runs(archive: Path, tmp_
     finally:
         jobs.shutdown()
     assert not jobs.pool.started
+
+
+def test_workers_do_not_run_the_command_line_script_again(tmp_path: Path) -> None:
+    # The `pacsindex` console script is a file whose top level imports the whole command line; a spawned
+    # worker would import it again (as `__mp_main__`) unless the pool spawns its workers without it.
+    marker = tmp_path / "imported.txt"
+    script = tmp_path / "console_script.py"
+    script.write_text(
+        "import pathlib\n"
+        f"pathlib.Path({str(marker)!r}).open('a').write(__name__ + '\\n')\n"
+        "from pacsindex.ingest.worker import ReadPool\n"
+        "if __name__ == '__main__':\n"
+        "    import time\n"
+        "    pool = ReadPool(2)\n"
+        "    pool.start()\n"
+        "    deadline = time.monotonic() + 60\n"
+        "    while len(pool.pids) < 2 or not pool.ready:\n"
+        "        assert time.monotonic() < deadline\n"
+        "        time.sleep(0.01)\n"
+        "    pool.shutdown()\n"
+    )
+    subprocess.run([sys.executable, str(script)], check=True, timeout=120)
+    assert marker.read_text().split() == ["__main__"]
+
+
+def test_a_run_that_ends_while_its_workers_start_leaves_no_process(tmp_path: Path) -> None:
+    root = tmp_path / "cd"
+    write_sample(root, patients=1, files=20)
+    progress = Run(
+        tmp_path / "i.db", [LocalTree(str(root))], ScanOptions(workers=2, pool_after_seconds=0.0, job_size=4)
+    ).run()
+    assert progress.state == "completed" and progress.errors == 0
+    assert multiprocessing.active_children() == []

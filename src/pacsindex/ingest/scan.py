@@ -203,7 +203,7 @@ class Run:
         finally:
             self._close_skip()
             if self._own_pool and self.pool is not None:
-                self.pool.shutdown()
+                self.pool.shutdown(idle=state == "completed")  # every result is in: nothing to wait for
             try:
                 self._series_count = store.series_count(conn)
                 store.finish_run(conn, run_id, state, self.counters, message)
@@ -264,12 +264,14 @@ class Run:
             if not pack:
                 return
             parts = [(j.folder, j.sep, j.entries) for j in pack]
-            if pool is not None and pool.ready:
-                while len(inflight) >= max_inflight:
-                    collect(block=True)
+            if pool is not None and pool.ready and len(inflight) < max_inflight:
+                inflight[pool.submit(read_job, reader, parts)] = pack
+            elif pool is not None and pool.ready and any(fut.done() for fut in inflight):
+                collect(block=False)
                 inflight[pool.submit(read_job, reader, parts)] = pack
             else:
-                # No worker is up yet (or there are none): read here, now, instead of waiting for one.
+                # No worker is up yet (or there are none, or each has jobs queued): read here, now,
+                # instead of waiting for one; this process's core would otherwise idle.
                 t0 = time.monotonic()
                 for job, results in zip(pack, read_job(reader, parts), strict=True):
                     self._write_results(writer, job, results)

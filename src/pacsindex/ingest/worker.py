@@ -18,10 +18,13 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pacsindex.dicom.headers import FileResult, read_header
@@ -57,6 +60,23 @@ def read_job(reader: Reader, parts: Sequence[JobPart]) -> list[list[FileResult]]
     ]
 
 
+@contextmanager
+def _bare_main() -> Iterator[None]:
+    """Spawn workers that do not run the parent's main module again.
+
+    A spawned process first imports the parent's `__main__` (so that functions defined there unpickle):
+    for `pacsindex` (a console script importing `pacsindex.cli`) or `python -m pacsindex` that is the whole
+    command line, web service included, ~0.1 s in every worker. Jobs name functions of this module, so
+    while the workers are spawned the main module is one without a file to import."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 class ReadPool:
     """Header-reading worker processes, started on first need (`start`), `ready` once a worker has answered,
     and reusable by later runs. Thread-safe: the web service's runs and its shutdown may call from different
@@ -78,8 +98,10 @@ class ReadPool:
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
             )
-            # One trivial call per worker makes the executor spawn them all now, and tells when one is up.
-            self._warmups = [self._executor.submit(os.getpid) for _ in range(self.workers)]
+            # One trivial call per worker makes the executor spawn them all now (in this thread), and
+            # tells when one is up.
+            with _bare_main():
+                self._warmups = [self._executor.submit(os.getpid) for _ in range(self.workers)]
 
     @property
     def started(self) -> bool:
@@ -106,8 +128,19 @@ class ReadPool:
             raise RuntimeError("the read pool was not started")
         return self._executor.submit(fn, *args)
 
-    def shutdown(self) -> None:
+    def shutdown(self, idle: bool = False) -> None:
+        """Stop the workers. `idle`: the caller has every result it asked for, so workers still starting up
+        (a run that ended soon after it started the pool) are stopped at once instead of being waited for
+        through their interpreter start-up and imports."""
         with self._lock:
             executor, self._executor, self._warmups = self._executor, None, []
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        if executor is None:
+            return
+        if idle:
+            processes = list((getattr(executor, "_processes", None) or {}).values())  # the executor's own
+            executor.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                proc.terminate()
+            for proc in processes:
+                proc.join()
+        executor.shutdown(wait=True, cancel_futures=True)
