@@ -520,6 +520,13 @@ def _decode(tag: int, value: bytes, charset: str | None) -> Any:
     return _text(text)
 
 
+# The files of a series repeat most of their values (patient, study, series): each is decoded once. Values
+# are immutable (str, int, None); the cache is emptied when it grows past a few series' worth.
+_DECODED: dict[tuple[int, bytes, str | None], Any] = {}
+_DECODED_MAX = 20000
+_MISSING = object()
+
+
 def _fast_values(win: _Window, part10: bool) -> tuple[dict[str, Any], str | None, str | None, bool] | str:
     try:
         meta: dict[int, tuple[Any, bytes]] = {}
@@ -541,13 +548,21 @@ def _fast_values(win: _Window, part10: bool) -> tuple[dict[str, Any], str | None
         return str(exc)
     charset = _ascii(found[0x00080005][1]) if 0x00080005 in found else None
     values: dict[str, Any] = dict.fromkeys(ALL_FIELDS)
+    decoded = _DECODED
+    if len(decoded) > _DECODED_MAX:
+        decoded.clear()
     for tag, (_, raw) in found.items():
         keyword = _KEYWORD_OF.get(tag)
         if keyword is not None:
-            try:
-                values[keyword] = _decode(tag, raw, charset)
-            except Exception:  # one malformed value must not lose the file
-                values[keyword] = None
+            key = (tag, raw, charset)
+            value = decoded.get(key, _MISSING)
+            if value is _MISSING:
+                try:
+                    value = _decode(tag, raw, charset)
+                except Exception:  # one malformed value must not lose the file
+                    value = None
+                decoded[key] = value
+            values[keyword] = value
     media_class = _ascii(meta[0x00020002][1]) if 0x00020002 in meta else None
     if not values["SOPInstanceUID"] and 0x00020003 in meta:
         values["SOPInstanceUID"] = _ascii(meta[0x00020003][1])
