@@ -33,6 +33,12 @@ def add_parsers(sub: Any) -> None:
         help="list every folder, also those unchanged since the last run (catches files rewritten in place)",
     )
     p.add_argument(
+        "--no-survey",
+        action="store_true",
+        help="read each new folder whole as it is found (default: one file of each first, so every series "
+        "is searchable early, then the rest)",
+    )
+    p.add_argument(
         "--workers", type=non_negative, metavar="N", help="header-reading processes (0: one per CPU)"
     )
     p.add_argument(
@@ -161,7 +167,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         result = run_index(
             settings.db,
             sources,
-            ScanOptions(workers=settings.workers, limit=args.limit, full=args.full),
+            ScanOptions(
+                workers=settings.workers, limit=args.limit, full=args.full, survey=not args.no_survey
+            ),
             on_progress=on_progress,
             cancel=cancel,
         )

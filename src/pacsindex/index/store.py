@@ -53,7 +53,9 @@ SERIES_SELECT = """
 """
 # Search results also carry what the UI shows as badges and filters by.
 SEARCH_SELECT = SERIES_SELECT.replace(
-    "s.file_count\n", "s.file_count, p.sa_id, p.sa_id_issues, p.medical_aid, st.hospital, st.hospital_group\n"
+    "s.file_count\n",
+    "s.file_count, p.sa_id, p.sa_id_issues, p.medical_aid, st.hospital, st.hospital_group,"
+    " s.filling = 1 AS filling\n",  # filling: a first index has read some of its files so far (survey)
 )
 DETAIL_SELECT = """
     SELECT s.id AS series_id, s.SeriesKey, p.PatientName, p.PatientID, p.PatientBirthDate, p.PatientSex,
@@ -63,7 +65,7 @@ DETAIL_SELECT = """
            st.ReferringPhysicianName, st.InstitutionName, st.StudyID, st.InstitutionAddress,
            st.hospital, st.hospital_group,
            s.SeriesInstanceUID, s.SeriesNumber, s.SeriesDescription, s.Modality, s.BodyPartExamined,
-           s.SeriesDate, s.Manufacturer, s.StationName, s.file_count, s.total_size
+           s.SeriesDate, s.Manufacturer, s.StationName, s.file_count, s.total_size, s.filling = 1 AS filling
     FROM series s JOIN studies st ON st.id = s.study_id JOIN patients p ON p.id = st.patient_id
 """
 FULL_PATH = "d.path || d.sep || f.name"

@@ -59,6 +59,7 @@ class ScanOptions:
     progress_seconds: float = 0.25
     pool_after_seconds: float = 0.2  # read in this process first; start worker processes after this much
     full: bool = False  # list every folder; a quick pass (False) skips leaves whose time has not moved
+    survey: bool = True  # a folder new to the index: read one file at once, the others after the walk
 
 
 @dataclass
@@ -70,6 +71,7 @@ class _Job:
     sep: str
     entries: Sequence[Entry]
     known: dict[str, KnownFile]
+    survey: bool = False  # the one file read first of a folder whose other files wait (see `_pipeline`)
 
 
 class Run:
@@ -99,6 +101,8 @@ class Run:
         # Folders whose files are still being read: [files left, mtime, has subfolders]. Their time is stored
         # only once the last of them is written, so a run stopped half-way never makes a folder look done.
         self._dir_state: dict[int, list[int]] = {}
+        # Folders a survey read one file of: how many of their files are still to be read.
+        self._filling: dict[int, int] = {}
         self._close_skip: Callable[[], None] = lambda: None
         self._dicomdirs = DicomdirIndex()
         self._series_count = 0
@@ -179,6 +183,7 @@ class Run:
             else:
                 state = "completed"
                 if complete:
+                    writer.clear_filling()  # every file found was read (also those a stopped run left)
                     for source in self.sources:
                         self.counters["files_removed"] += writer.remove_unseen(source.complete_roots())
                 else:
@@ -285,7 +290,8 @@ class Run:
             item: DirListing,
             dir_id: int,
             known: dict[str, KnownFile],
-            fresh: list[Entry],
+            fresh: Sequence[Entry],
+            survey: bool = False,
         ) -> None:
             nonlocal pack_files, pack_since
             start = 0
@@ -293,7 +299,7 @@ class Run:
                 chunk = fresh[start : start + job_size - pack_files]
                 if not pack:
                     pack_since = time.monotonic()
-                pack.append(_Job(dir_id, item.path, item.sep, chunk, known))
+                pack.append(_Job(dir_id, item.path, item.sep, chunk, known, survey))
                 pack_files += len(chunk)
                 start += len(chunk)
                 if pack_files >= job_size:
@@ -302,6 +308,11 @@ class Run:
         skip: SkipFn | None = None
         if not opts.full and opts.limit is None:  # a sample run counts files: it lists what it counts
             skip, self._close_skip = _quick_rule(self.db_path)
+        # The survey: of a folder new to the index, one file is read at once (its series, study and patient
+        # become searchable) and the others wait for the end of the walk, so on a slow link the whole
+        # archive is searchable at series level long before every file is read.
+        deferred: list[tuple[Reader, DirListing, int, dict[str, KnownFile], Sequence[Entry]]] = []
+        survey = opts.survey and opts.limit is None
         for source in self.sources:
             reader = readers[id(source)]
             walker = source.walk(self.cancel, skip)
@@ -318,6 +329,7 @@ class Run:
                         continue
                     c["folders_listed"] += 1
                     dir_id, known = writer.open_dir(item.path, item.sep)
+                    new_folder = not known
                     entries = item.entries
                     if opts.limit is not None and c["enumerated_files"] + len(entries) >= opts.limit:
                         limit_hit = c["enumerated_files"] + len(entries) > opts.limit
@@ -347,7 +359,12 @@ class Run:
                             self._dir_state[dir_id] = [len(fresh), item.mtime_ns, item.has_subdirs]
                         else:
                             writer.set_dir_state(dir_id, item.mtime_ns, item.has_subdirs)
-                    add(reader, item, dir_id, known, fresh)
+                    if survey and new_folder and len(fresh) > 1:
+                        add(reader, item, dir_id, known, fresh[:1], survey=True)
+                        deferred.append((reader, item, dir_id, known, fresh[1:]))
+                        self._filling[dir_id] = len(fresh) - 1
+                    else:
+                        add(reader, item, dir_id, known, fresh)
                     if pack and time.monotonic() - pack_since >= job_seconds:
                         send(reader)
                     collect(block=False)
@@ -366,6 +383,23 @@ class Run:
             if limit_hit:
                 break
         self._enumeration_done = not self.cancel.is_set()
+        if deferred and not self.cancel.is_set():
+            commit()  # every series found is searchable from here on, while the rest of its files come
+        previous: Reader | None = None
+        for reader, item, dir_id, known, rest in deferred:  # the survey's second half, in listing order
+            if self.cancel.is_set():
+                pack, pack_files = [], 0
+                break
+            if previous is not None and reader is not previous:
+                send(previous)
+            previous = reader
+            add(reader, item, dir_id, known, rest)
+            if pack and time.monotonic() - pack_since >= job_seconds:
+                send(reader)
+            collect(block=False)
+        if previous is not None and not self.cancel.is_set():
+            send(previous)
+        deferred.clear()
         while inflight:
             if self.cancel.is_set():
                 for fut in list(inflight):
@@ -437,6 +471,14 @@ class Run:
                 log.debug("error reading %s: %s", result.path, result.reason)
             elif result.status == "non_dicom":
                 c["non_dicom"] += 1
+        if read and job.dir_id in self._filling:
+            if job.survey:
+                writer.set_filling(job.dir_id, True)
+            else:
+                self._filling[job.dir_id] -= len(job.entries)
+                if self._filling[job.dir_id] <= 0:
+                    del self._filling[job.dir_id]
+                    writer.set_filling(job.dir_id, False)
         state = self._dir_state.get(job.dir_id)
         if read and state is not None:
             state[0] -= len(job.entries)

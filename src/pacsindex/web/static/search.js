@@ -244,7 +244,7 @@ function studyBlock(s) {
             h("td", { class: "num" }, x.SeriesNumber ?? "–"),
             h("td", {}, h("span", { class: "modality" }, x.Modality || "?")),
             h("td", {}, h("a", { href: `#/series/${x.SeriesKey}`, class: "series-link" }, x.SeriesDescription || "(no description)")),
-            h("td", { class: "num" }, count(x.file_count)),
+            h("td", { class: "num" }, count(x.file_count), x.filling ? h("span", { class: "filling", title: "The first index is still reading this series' files" }, " (filling)") : null),
           ),
         ),
       ),
