@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -269,9 +270,12 @@ class Run:
             if not pack:
                 return
             parts = [(j.folder, j.sep, j.entries) for j in pack]
-            if pool is not None and pool.ready and len(inflight) < max_inflight:
+            # A survey's first files are read here: this process already has its connection to the NAS,
+            # while a worker's first job waits for the worker to connect (seconds, on a slow link).
+            to_pool = pool is not None and pool.ready and not any(j.survey for j in pack)
+            if pool is not None and to_pool and len(inflight) < max_inflight:
                 inflight[pool.submit(read_job, reader, parts)] = pack
-            elif pool is not None and pool.ready and any(fut.done() for fut in inflight):
+            elif pool is not None and to_pool and any(fut.done() for fut in inflight):
                 collect(block=False)
                 inflight[pool.submit(read_job, reader, parts)] = pack
             else:
@@ -311,8 +315,26 @@ class Run:
         # The survey: of a folder new to the index, one file is read at once (its series, study and patient
         # become searchable) and the others wait for the end of the walk, so on a slow link the whole
         # archive is searchable at series level long before every file is read.
-        deferred: list[tuple[Reader, DirListing, int, dict[str, KnownFile], Sequence[Entry]]] = []
+        deferred: deque[tuple[Reader, DirListing, int, dict[str, KnownFile], Sequence[Entry]]] = deque()
         survey = opts.survey and opts.limit is None
+
+        def feed_deferred() -> None:
+            """While the walk goes on, give workers with nothing to do the files a survey left for later."""
+            while deferred and pool is not None and pool.ready and len(inflight) < max_inflight:
+                reader = deferred[0][0]
+                jobs: list[_Job] = []
+                files = 0
+                while deferred and deferred[0][0] is reader and files < job_size:
+                    _, item, dir_id, known, rest = deferred[0]
+                    take = rest[: job_size - files]
+                    jobs.append(_Job(dir_id, item.path, item.sep, take, known))
+                    files += len(take)
+                    if len(take) == len(rest):
+                        deferred.popleft()
+                    else:
+                        deferred[0] = (reader, item, dir_id, known, rest[len(take) :])
+                parts = [(j.folder, j.sep, j.entries) for j in jobs]
+                inflight[pool.submit(read_job, reader, parts)] = jobs
         for source in self.sources:
             reader = readers[id(source)]
             walker = source.walk(self.cancel, skip)
@@ -368,6 +390,7 @@ class Run:
                     if pack and time.monotonic() - pack_since >= job_seconds:
                         send(reader)
                     collect(block=False)
+                    feed_deferred()
                     self._emit()
                     if limit_hit:
                         break
