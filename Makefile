@@ -52,6 +52,11 @@ BENCH_INDEX_FILES ?= 4000
 BENCH_STATUS_FILES ?= 100000
 BENCH_SHARE_FILES ?= 300
 BENCH_SMB_FILES ?= 10000
+# issue 15: small runs (1 file, a CD, BENCH_INDEX_FILES), quick re-scans, the survey (SMB trees at 1 ms each way;
+# the issue's figure is BENCH_RESCAN_SMB_FILES=1000000, an hours-long first index over SMB)
+BENCH_RESCAN_LOCAL_FILES ?= 100000
+BENCH_RESCAN_SMB_FILES ?= 100000
+BENCH_SURVEY_FILES ?= 100000
 
 bench: install system
 	$(BIN)/python -m bench.bench_index --files $(BENCH_INDEX_FILES) --rounds 3
@@ -59,6 +64,9 @@ bench: install system
 	$(BIN)/python -m bench.bench_status --files $(BENCH_STATUS_FILES)
 	$(BIN)/python -m bench.bench_share --files $(BENCH_SHARE_FILES)
 	$(BIN)/python -m bench.bench_smb --files $(BENCH_SMB_FILES)
+	$(BIN)/python -m bench.bench_startup --sizes 1,500,$(BENCH_INDEX_FILES) --rounds 3
+	$(BIN)/python -m bench.bench_rescan --local-files $(BENCH_RESCAN_LOCAL_FILES) --smb-files $(BENCH_RESCAN_SMB_FILES)
+	$(BIN)/python -m bench.bench_survey --files $(BENCH_SURVEY_FILES)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
