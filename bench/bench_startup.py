@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,12 +39,20 @@ TARGET_RATIO = 15.0
 TARGET_ONE_FILE_S = 0.25
 
 
+def _children_cpu() -> float:
+    """CPU seconds of every finished child process (worker processes included): on a loaded machine the
+    wall time mostly says how much of a core a run got, the CPU time how much work it did."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def timed(cmd: list[str], env: dict[str, str], cwd: Path, first_out: Path | None) -> dict[str, Any]:
     start_wall = time.time()
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    row: dict[str, Any] = {"seconds": seconds, "ok": proc.returncode == 0}
+    row: dict[str, Any] = {"seconds": seconds, "cpu_s": _children_cpu() - cpu0, "ok": proc.returncode == 0}
     if proc.returncode != 0:
         row["note"] = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
     if first_out is not None and first_out.exists():
@@ -124,15 +133,25 @@ def main(argv: list[str] | None = None) -> int:
                     "pacsindex_s": ours_s,
                     "pacsindex_first_s": median(ours, "first_result_s"),
                     "ratio": seed_s / ours_s if seed_s and ours_s else None,
+                    "seed_cpu_s": median(seed, "cpu_s"),
+                    "pacsindex_cpu_s": median(ours, "cpu_s"),
                 }
             )
     load_end = os.getloadavg()
-    print(f"\n{'files':>6} {'seed s':>8} {'seed 1st':>9} {'pacsindex s':>12} {'pacs 1st':>9} {'ratio':>7}")
+    print(
+        f"\n{'files':>6} {'seed s':>8} {'seed 1st':>9} {'seed CPU':>9} {'pacsindex s':>12} {'pacs 1st':>9}"
+        f" {'pacs CPU':>9} {'ratio':>7} {'CPU ratio':>10}"
+    )
     for s in sizes:
-        cells = [s["seed_s"], s["seed_first_s"], s["pacsindex_s"], s["pacsindex_first_s"]]
-        shown = [f"{v:.3f}" if v is not None else "n/a" for v in cells]
+        cells = [s["seed_s"], s["seed_first_s"], s["seed_cpu_s"], s["pacsindex_s"], s["pacsindex_first_s"]]
+        shown = [f"{v:.3f}" if v is not None else "n/a" for v in [*cells, s["pacsindex_cpu_s"]]]
         ratio = f"{s['ratio']:.1f}x" if s["ratio"] else "n/a"
-        print(f"{s['files']:>6} {shown[0]:>8} {shown[1]:>9} {shown[2]:>12} {shown[3]:>9} {ratio:>7}")
+        cpu = s["seed_cpu_s"] / s["pacsindex_cpu_s"] if s["seed_cpu_s"] and s["pacsindex_cpu_s"] else None
+        s["cpu_ratio"] = cpu
+        print(
+            f"{s['files']:>6} {shown[0]:>8} {shown[1]:>9} {shown[2]:>9} {shown[3]:>12} {shown[4]:>9}"
+            f" {shown[5]:>9} {ratio:>7} {f'{cpu:.1f}x' if cpu else 'n/a':>10}"
+        )
     big = max(sizes, key=lambda s: s["files"])
     one = min(sizes, key=lambda s: s["files"])
     if big["ratio"]:
