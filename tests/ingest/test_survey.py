@@ -98,12 +98,14 @@ def test_every_series_is_searchable_before_the_rest_of_its_files_are_read(
         assert not any(r["filling"] for r in search(conn, "", limit=1000))  # all filled at the end
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+# Two workers take the waiting files while the walk goes on; a small `survey_files` makes later folders be
+# read whole (memory stays bounded) part-way through the walk.
+@pytest.mark.parametrize(("workers", "survey_files"), [(1, 200_000), (2, 200_000), (1, 20)])
 def test_the_finished_index_is_the_same_with_or_without_the_survey(
-    archive: Path, tmp_path: Path, workers: int
+    archive: Path, tmp_path: Path, workers: int, survey_files: int
 ) -> None:
     plain, surveyed = tmp_path / "plain.db", tmp_path / "surveyed.db"
-    options = ScanOptions(workers=workers, pool_after_seconds=0.0, job_size=8)
+    options = ScanOptions(workers=workers, pool_after_seconds=0.0, job_size=8, survey_files=survey_files)
     first = Run(plain, [LocalTree(str(archive))], ScanOptions(workers=1, survey=False)).run()
     second = Run(surveyed, [LocalTree(str(archive))], options).run()
     assert first.files_read == second.files_read == first.files_processed

@@ -61,6 +61,7 @@ class ScanOptions:
     pool_after_seconds: float = 0.2  # read in this process first; start worker processes after this much
     full: bool = False  # list every folder; a quick pass (False) skips leaves whose time has not moved
     survey: bool = True  # a folder new to the index: read one file at once, the others after the walk
+    survey_files: int = 200_000  # at most this many files wait for the survey's second half (memory)
 
 
 @dataclass
@@ -317,9 +318,11 @@ class Run:
         # archive is searchable at series level long before every file is read.
         deferred: deque[tuple[Reader, DirListing, int, dict[str, KnownFile], Sequence[Entry]]] = deque()
         survey = opts.survey and opts.limit is None
+        waiting = 0  # files in `deferred`: past `survey_files`, new folders are read whole as they come
 
         def feed_deferred() -> None:
             """While the walk goes on, give workers with nothing to do the files a survey left for later."""
+            nonlocal waiting
             while deferred and pool is not None and pool.ready and len(inflight) < max_inflight:
                 reader = deferred[0][0]
                 jobs: list[_Job] = []
@@ -329,6 +332,7 @@ class Run:
                     take = rest[: job_size - files]
                     jobs.append(_Job(dir_id, item.path, item.sep, take, known))
                     files += len(take)
+                    waiting -= len(take)
                     if len(take) == len(rest):
                         deferred.popleft()
                     else:
@@ -381,10 +385,11 @@ class Run:
                             self._dir_state[dir_id] = [len(fresh), item.mtime_ns, item.has_subdirs]
                         else:
                             writer.set_dir_state(dir_id, item.mtime_ns, item.has_subdirs)
-                    if survey and new_folder and len(fresh) > 1:
+                    if survey and new_folder and 1 < len(fresh) <= opts.survey_files - waiting + 1:
                         add(reader, item, dir_id, known, fresh[:1], survey=True)
                         deferred.append((reader, item, dir_id, known, fresh[1:]))
                         self._filling[dir_id] = len(fresh) - 1
+                        waiting += len(fresh) - 1
                     else:
                         add(reader, item, dir_id, known, fresh)
                     if pack and time.monotonic() - pack_since >= job_seconds:
