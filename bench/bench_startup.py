@@ -1,7 +1,7 @@
 """Small runs: wall time and time to the first file result of `pacsindex index` on 1 CT file, one CD export
 (~500 files) and 4,000 CT files, against the seed design in the same run.
 
-    python -m bench.bench_startup [--sizes 1,500,4000] [--rounds 3] [--src DIR] [--out FILE]
+    python -m bench.bench_startup [--sizes 1,500,4000] [--rounds 3] [--src DIR] [--before DIR] [--out FILE]
 
 Each run is a subprocess started through `bench.first_result`, which notes when the first result appears:
 for pacsindex the first commit holding a file (a search finds it from then on), for the seed the first
@@ -9,6 +9,8 @@ header read (it shows nothing before its JSON at the end). Designs alternate rou
 `bench.ct_tree` (cached in ~/.cache/pacsindex-bench/ct-N; the tree's `.complete` marker is one non-DICOM
 file more for pacsindex), after one untimed read of every file. Two floors are measured in the same run:
 a bare `python -c pass` and `python -c "import pydicom"` (what every seed run pays before reading).
+`--before SRC` also runs pacsindex from another source tree in the same rounds (`git archive COMMIT src |
+tar -x -C /tmp/before`).
 
 Targets (issue 15.1): 4,000 files at least 15x the seed's wall time, one file in under 0.25 s. Figures,
 never pass/fail: a table on stdout and bench/out/bench_startup.json.
@@ -94,9 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1,500,4000", help="tree sizes in CT files")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--src", type=Path, default=None, help="run pacsindex from this source tree")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="also run pacsindex from this source tree (e.g. an older commit)",
+    )
     parser.add_argument("--out", type=Path, default=OUT / "bench_startup.json")
     args = parser.parse_args(argv)
     env = _subprocess_env(args.src)
+    before_env = _subprocess_env(args.before) if args.before else None
     load_start = os.getloadavg()
     sizes: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pacsindex-startup-") as tmp:
@@ -110,9 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             _warm_page_cache(paths)
             rows: list[dict[str, Any]] = []
             for round_no in range(1, args.rounds + 1):
-                order = ["seed", "pacsindex"] if round_no % 2 else ["pacsindex", "seed"]
+                designs = ["seed", "pacsindex", *(["before"] if before_env else [])]
+                order = designs if round_no % 2 else designs[::-1]
                 for design in order:
-                    row = {"round": round_no, **run_design(design, root, paths, work, env)}
+                    design_env = before_env if design == "before" else env
+                    assert design_env is not None
+                    row = {"round": round_no, **run_design(design, root, paths, work, design_env)}
                     rows.append(row)
                     first = row.get("first_result_s")
                     print(
@@ -123,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
             seed = [r for r in rows if r["design"] == "seed"]
             ours = [r for r in rows if r["design"] == "pacsindex"]
+            before = [r for r in rows if r["design"] == "before"]
             seed_s, ours_s = median(seed, "seconds"), median(ours, "seconds")
             sizes.append(
                 {
@@ -135,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                     "ratio": seed_s / ours_s if seed_s and ours_s else None,
                     "seed_cpu_s": median(seed, "cpu_s"),
                     "pacsindex_cpu_s": median(ours, "cpu_s"),
+                    "before_s": median(before, "seconds"),
+                    "before_cpu_s": median(before, "cpu_s"),
                 }
             )
     load_end = os.getloadavg()
@@ -152,6 +167,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['files']:>6} {shown[0]:>8} {shown[1]:>9} {shown[2]:>9} {shown[3]:>12} {shown[4]:>9}"
             f" {shown[5]:>9} {ratio:>7} {f'{cpu:.1f}x' if cpu else 'n/a':>10}"
         )
+    if before_env:
+        for s in sizes:
+            if s["before_s"] and s["pacsindex_s"]:
+                print(
+                    f"{s['files']:>6} files: --before {s['before_s']:.3f} s wall, "
+                    f"{s['before_cpu_s']:.3f} s CPU; now {s['pacsindex_s'] / s['before_s']:.2f}x its wall, "
+                    f"{s['pacsindex_cpu_s'] / s['before_cpu_s']:.2f}x its CPU"
+                )
     big = max(sizes, key=lambda s: s["files"])
     one = min(sizes, key=lambda s: s["files"])
     if big["ratio"]:
