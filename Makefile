@@ -67,6 +67,7 @@ bench: install system
 	$(BIN)/python -m bench.bench_startup --sizes 1,500,$(BENCH_INDEX_FILES) --rounds 3
 	$(BIN)/python -m bench.bench_rescan --local-files $(BENCH_RESCAN_LOCAL_FILES) --smb-files $(BENCH_RESCAN_SMB_FILES)
 	$(BIN)/python -m bench.bench_survey --files $(BENCH_SURVEY_FILES)
+	$(BIN)/python -m bench.bench_smbfloor --files $(BENCH_SMB_FILES)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
