@@ -153,8 +153,11 @@ def series_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM series").fetchone()[0])
 
 
+_BOOLEAN_COLUMNS = frozenset({"filling"})  # stored as 0/1, shown as false/true
+
+
 def row_dict(row: sqlite3.Row) -> dict[str, Any]:
-    return {k: row[k] for k in row.keys()}
+    return {k: bool(row[k]) if k in _BOOLEAN_COLUMNS else row[k] for k in row.keys()}
 
 
 def list_series(conn: sqlite3.Connection, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
