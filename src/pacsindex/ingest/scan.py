@@ -16,7 +16,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -28,6 +27,8 @@ from pacsindex.index import store
 from pacsindex.index.locking import WriterLock
 from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
+from pacsindex.ingest.quick import quick_rule
+from pacsindex.ingest.survey import Survey
 from pacsindex.ingest.worker import ReadPool, default_workers, read_job
 from pacsindex.sources.dicomdir import DicomdirIndex
 from pacsindex.sources.files import (
@@ -103,8 +104,7 @@ class Run:
         # Folders whose files are still being read: [files left, mtime, has subfolders]. Their time is stored
         # only once the last of them is written, so a run stopped half-way never makes a folder look done.
         self._dir_state: dict[int, list[int]] = {}
-        # Folders a survey read one file of: how many of their files are still to be read.
-        self._filling: dict[int, int] = {}
+        self._survey = Survey(False, 0)
         self._close_skip: Callable[[], None] = lambda: None
         self._dicomdirs = DicomdirIndex()
         self._series_count = 0
@@ -312,33 +312,18 @@ class Run:
 
         skip: SkipFn | None = None
         if not opts.full and opts.limit is None:  # a sample run counts files: it lists what it counts
-            skip, self._close_skip = _quick_rule(self.db_path)
-        # The survey: of a folder new to the index, one file is read at once (its series, study and patient
-        # become searchable) and the others wait for the end of the walk, so on a slow link the whole
-        # archive is searchable at series level long before every file is read.
-        deferred: deque[tuple[Reader, DirListing, int, dict[str, KnownFile], Sequence[Entry]]] = deque()
-        survey = opts.survey and opts.limit is None
-        waiting = 0  # files in `deferred`: past `survey_files`, new folders are read whole as they come
+            skip, self._close_skip = quick_rule(self.db_path)
+        # The survey (survey.py): one file of each new folder now, so the whole archive is searchable at
+        # series level early; the others when workers are idle, and after the walk.
+        survey = self._survey = Survey(opts.survey and opts.limit is None, opts.survey_files)
 
-        def feed_deferred() -> None:
-            """While the walk goes on, give workers with nothing to do the files a survey left for later."""
-            nonlocal waiting
-            while deferred and pool is not None and pool.ready and len(inflight) < max_inflight:
-                reader = deferred[0][0]
-                jobs: list[_Job] = []
-                files = 0
-                while deferred and deferred[0][0] is reader and files < job_size:
-                    _, item, dir_id, known, rest = deferred[0]
-                    take = rest[: job_size - files]
-                    jobs.append(_Job(dir_id, item.path, item.sep, take, known))
-                    files += len(take)
-                    waiting -= len(take)
-                    if len(take) == len(rest):
-                        deferred.popleft()
-                    else:
-                        deferred[0] = (reader, item, dir_id, known, rest[len(take) :])
+        def feed_waiting() -> None:
+            """While the walk goes on, give workers with nothing to do the files the survey keeps waiting."""
+            while survey.waiting and pool is not None and pool.ready and len(inflight) < max_inflight:
+                taken = survey.take(job_size)
+                jobs = [_Job(w.dir_id, w.item.path, w.item.sep, w.entries, w.known) for w in taken]
                 parts = [(j.folder, j.sep, j.entries) for j in jobs]
-                inflight[pool.submit(read_job, reader, parts)] = jobs
+                inflight[pool.submit(read_job, taken[0].reader, parts)] = jobs
         for source in self.sources:
             reader = readers[id(source)]
             walker = source.walk(self.cancel, skip)
@@ -385,17 +370,12 @@ class Run:
                             self._dir_state[dir_id] = [len(fresh), item.mtime_ns, item.has_subdirs]
                         else:
                             writer.set_dir_state(dir_id, item.mtime_ns, item.has_subdirs)
-                    if survey and new_folder and 1 < len(fresh) <= opts.survey_files - waiting + 1:
-                        add(reader, item, dir_id, known, fresh[:1], survey=True)
-                        deferred.append((reader, item, dir_id, known, fresh[1:]))
-                        self._filling[dir_id] = len(fresh) - 1
-                        waiting += len(fresh) - 1
-                    else:
-                        add(reader, item, dir_id, known, fresh)
+                    now = survey.split(reader, item, dir_id, known, new_folder, fresh)
+                    add(reader, item, dir_id, known, now, survey=len(now) < len(fresh))
                     if pack and time.monotonic() - pack_since >= job_seconds:
                         send(reader)
                     collect(block=False)
-                    feed_deferred()
+                    feed_waiting()
                     self._emit()
                     if limit_hit:
                         break
@@ -411,23 +391,23 @@ class Run:
             if limit_hit:
                 break
         self._enumeration_done = not self.cancel.is_set()
-        if deferred and not self.cancel.is_set():
+        if survey.waiting and not self.cancel.is_set():
             commit()  # every series found is searchable from here on, while the rest of its files come
         previous: Reader | None = None
-        for reader, item, dir_id, known, rest in deferred:  # the survey's second half, in listing order
-            if self.cancel.is_set():
-                pack, pack_files = [], 0
-                break
-            if previous is not None and reader is not previous:
+        while survey.waiting and not self.cancel.is_set():  # the survey's second half, in listing order
+            for w in survey.take(job_size):
+                if previous is not None and w.reader is not previous:
+                    send(previous)
+                previous = w.reader
+                add(w.reader, w.item, w.dir_id, w.known, w.entries)
+            if pack and previous is not None and time.monotonic() - pack_since >= job_seconds:
                 send(previous)
-            previous = reader
-            add(reader, item, dir_id, known, rest)
-            if pack and time.monotonic() - pack_since >= job_seconds:
-                send(reader)
             collect(block=False)
-        if previous is not None and not self.cancel.is_set():
+        if self.cancel.is_set():
+            pack, pack_files = [], 0  # like a job not started yet: the next run reads these files
+        elif previous is not None:
             send(previous)
-        deferred.clear()
+        survey.waiting.clear()
         while inflight:
             if self.cancel.is_set():
                 for fut in list(inflight):
@@ -499,14 +479,9 @@ class Run:
                 log.debug("error reading %s: %s", result.path, result.reason)
             elif result.status == "non_dicom":
                 c["non_dicom"] += 1
-        if read and job.dir_id in self._filling:
-            if job.survey:
-                writer.set_filling(job.dir_id, True)
-            else:
-                self._filling[job.dir_id] -= len(job.entries)
-                if self._filling[job.dir_id] <= 0:
-                    del self._filling[job.dir_id]
-                    writer.set_filling(job.dir_id, False)
+        filling = self._survey.written(job.dir_id, len(job.entries), job.survey) if read else None
+        if filling is not None:
+            writer.set_filling(job.dir_id, filling)
         state = self._dir_state.get(job.dir_id)
         if read and state is not None:
             state[0] -= len(job.entries)
@@ -545,34 +520,3 @@ def run_index(
 ) -> Progress:
     """Index `sources` into the index at `db_path`; returns the final progress snapshot."""
     return Run(db_path, sources, options, on_progress, cancel).run()
-
-
-def _quick_rule(db_path: str | os.PathLike[str]) -> tuple[SkipFn, Callable[[], None]]:
-    """A quick pass's rule, asked by the listing threads: keep a folder unlisted when the index holds it
-    with the same modification time, without subfolders and without files that failed (those are read
-    again). Each listing thread reads through a connection of its own; the second value closes them."""
-    local = threading.local()
-    opened: list[sqlite3.Connection] = []
-    lock = threading.Lock()
-
-    def skip(path: str, mtime_ns: int) -> bool:
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = store.connect(db_path, readonly=True)
-            with lock:
-                opened.append(conn)
-        row = conn.execute(
-            "SELECT d.mtime_ns = ? AND NOT d.has_subdirs"
-            " AND NOT EXISTS (SELECT 1 FROM files f WHERE f.dir_id = d.id AND f.status = 'error')"
-            " FROM dirs d WHERE d.path = ?",
-            (mtime_ns, path),
-        ).fetchone()
-        return bool(row and row[0])
-
-    def close() -> None:
-        with lock:
-            for conn in opened:
-                conn.close()
-            opened.clear()
-
-    return skip, close
