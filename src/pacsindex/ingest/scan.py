@@ -17,8 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
 from dataclasses import dataclass, replace
 
 from pacsindex.dicom.headers import FileResult
@@ -191,7 +190,7 @@ class Run:
                 else:
                     message = f"stopped after {self.options.limit} files (--limit)"
             writer.commit()
-        except BrokenProcessPool as exc:
+        except BrokenExecutor as exc:  # a worker process died (BrokenProcessPool)
             writer.rollback()
             state, message = "failed", "a header-reading worker process died; run again to resume"
             raise PacsIndexError(message) from exc

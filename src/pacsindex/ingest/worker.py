@@ -15,21 +15,21 @@ measured here is what a practice's desktop gets.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import types
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Future
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pacsindex.dicom.headers import FileResult, read_header
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from pacsindex.sources.files import Entry, Reader
 
 __all__ = ["JobPart", "ReadPool", "default_workers", "read_job"]
@@ -95,6 +95,10 @@ class ReadPool:
                 return
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
+            # Imported here: multiprocessing costs ~10 ms at start-up, and most small runs never start a pool.
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
             )
@@ -119,7 +123,7 @@ class ReadPool:
         return frozenset(pid for pid, proc in list(processes.items()) if proc.is_alive())
 
     def _broken(self) -> bool:
-        return any(f.done() and isinstance(f.exception(), BrokenProcessPool) for f in self._warmups) or bool(
+        return any(f.done() and isinstance(f.exception(), BrokenExecutor) for f in self._warmups) or bool(
             getattr(self._executor, "_broken", False)
         )
 
