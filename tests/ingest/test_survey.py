@@ -5,6 +5,7 @@ made without the survey, with or without worker processes."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -113,3 +114,35 @@ def test_the_finished_index_is_the_same_with_or_without_the_survey(
     seen_plain, seen_surveyed = visible(plain), visible(surveyed)
     for what in seen_plain:
         assert seen_surveyed[what] == seen_plain[what], what
+
+
+def test_a_run_stopped_during_the_survey_is_finished_by_the_next(archive: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.db"
+    Run(plain, [LocalTree(str(archive))], ScanOptions(workers=1, survey=False)).run()
+    db = tmp_path / "stopped.db"
+    stop = threading.Event()
+
+    class Stopping(LocalTree):
+        """Asks the run to stop when it opens a second file of a folder: the survey's first half is done."""
+
+        def reader(self) -> Reader:
+            opened: set[str] = set()
+
+            class StopReader(LocalReader):
+                def open(self, path: str) -> IO[bytes]:
+                    folder = str(Path(path).parent)
+                    if folder in opened:
+                        stop.set()
+                    opened.add(folder)
+                    return super().open(path)
+
+            return StopReader()
+
+    stopped = Run(db, [Stopping(str(archive))], ScanOptions(workers=1, job_size=4), cancel=stop).run()
+    assert stopped.state == "cancelled"
+    with store.reading(db) as conn:
+        assert any(r["filling"] for r in search(conn, "", limit=1000))  # said so while it was stopped
+
+    resumed = Run(db, [LocalTree(str(archive))], ScanOptions(workers=1)).run()
+    assert resumed.state == "completed" and resumed.files_read > 0
+    assert visible(db) == visible(plain)  # every waiting file read, and no series left filling
