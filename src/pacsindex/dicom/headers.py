@@ -410,22 +410,23 @@ def _walk(
         off = pos - base
         if explicit:
             group, elem, vr, length = unpack(buf, off)
-            if vr in long_vrs:
-                if end - pos < 12:
-                    raise _Truncated("truncated header: an element header is cut short")
-                (length,) = _unpack_u32(buf, off + 8)
-                vpos = pos + 12
-            elif b"AA" <= vr <= b"ZZ":
-                vpos = pos + 8
-            else:
-                raise _Fallback("not an explicit VR")
         else:
             group, elem, length = unpack(buf, off)
             vr = None
-            vpos = pos + 8
         tag = group << 16 | elem
-        if tag > stop:
+        if tag > stop:  # before the VR: the file meta group is explicit, an implicit dataset follows it
             return pos
+        if vr is None:
+            vpos = pos + 8
+        elif vr in long_vrs:
+            if end - pos < 12:
+                raise _Truncated("truncated header: an element header is cut short")
+            (length,) = _unpack_u32(buf, off + 8)
+            vpos = pos + 12
+        elif b"AA" <= vr <= b"ZZ":
+            vpos = pos + 8
+        else:
+            raise _Fallback("not an explicit VR")
         if length == 0xFFFFFFFF:
             if tag in wanted:
                 raise _Fallback("undefined length on a kept element")
