@@ -58,6 +58,10 @@ BENCH_SHARE_FILES ?= 300
 BENCH_SMB_FILES ?= 10000
 BENCH_LOAD_SECONDS ?= 600
 BENCH_RENDER_FILES ?= 30
+# issue 15: small runs (1 file, a CD, BENCH_INDEX_FILES), quick re-scans (SMB trees at 1 ms each way;
+# the issue's figure is BENCH_RESCAN_SMB_FILES=1000000, an hours-long first index over SMB)
+BENCH_RESCAN_LOCAL_FILES ?= 100000
+BENCH_RESCAN_SMB_FILES ?= 100000
 
 bench: install system
 	$(BIN)/python -m bench.bench_index --files $(BENCH_INDEX_FILES) --rounds 3
@@ -69,6 +73,9 @@ bench: install system
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests/fuzz
 	$(BIN)/python -m bench.bench_render --files $(BENCH_RENDER_FILES)
 	$(BIN)/python -m bench.bench_dicomdir --series 20 --per-series 100 --rounds 3
+	$(BIN)/python -m bench.bench_startup --sizes 1,500,$(BENCH_INDEX_FILES) --rounds 3
+	$(BIN)/python -m bench.bench_rescan --local-files $(BENCH_RESCAN_LOCAL_FILES) --smb-files $(BENCH_RESCAN_SMB_FILES)
+	$(BIN)/python -m bench.bench_smbfloor --files $(BENCH_SMB_FILES)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .test-tools build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from pacsindex.sources.files import DirListing, LocalTree, Reader, WalkError
+from pacsindex.sources.files import DirKept, DirListing, LocalTree, Reader, SkipFn, WalkError
 
 __all__ = ["GatedTree"]
 
@@ -30,8 +30,10 @@ class GatedTree:
     def complete_roots(self) -> list[tuple[str, str]]:
         return self.inner.complete_roots()
 
-    def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
-        walker = self.inner.walk(cancel)
+    def walk(
+        self, cancel: threading.Event, skip: SkipFn | None = None
+    ) -> Iterator[DirListing | DirKept | WalkError]:
+        walker = self.inner.walk(cancel, skip)
         try:
             for number, item in enumerate(walker):
                 if number == self.before_gate:

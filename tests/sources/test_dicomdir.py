@@ -49,7 +49,7 @@ def test_files_come_from_the_dicomdir_records_without_opening(tmp_path: Path) ->
     # Now the spoiled file changes after the DICOMDIR was written: it is read for real.
     later = dicomdir_mtime + 10 * 10**9
     os.utime(images[-1], ns=(later, later))
-    p = run_index(db, [LocalTree(str(root))], ScanOptions(workers=1))
+    p = run_index(db, [LocalTree(str(root))], ScanOptions(workers=1, full=True))  # changed in place
     assert p.files_read == 1 and p.errors == 1 and p.files_from_records == 0
     with store.reading(db) as conn:
         assert store.list_series(conn)[0]["file_count"] == 2

@@ -29,6 +29,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--mapping", metavar="FILE", help="mapping.toml: the catalog's query and columns")
     p.add_argument("--limit", type=positive, metavar="N", help="stop after N files (a sample run)")
     p.add_argument(
+        "--full",
+        action="store_true",
+        help="list every folder, also those unchanged since the last run (catches files rewritten in place)",
+    )
+    p.add_argument(
         "--workers", type=non_negative, metavar="N", help="header-reading processes (0: one per CPU)"
     )
     p.add_argument(
@@ -187,7 +192,12 @@ def cmd_index(args: argparse.Namespace) -> int:
                 result = run_index(
                     settings.db,
                     sources,
-                    ScanOptions(workers=settings.workers, limit=args.limit, retry_errors=args.retry_errors),
+                    ScanOptions(
+                        workers=settings.workers,
+                        limit=args.limit,
+                        retry_errors=args.retry_errors,
+                        full=args.full,
+                    ),
                     on_progress=on_progress,
                     cancel=cancel,
                     tables=load_tables(settings.extra),

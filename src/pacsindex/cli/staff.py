@@ -9,12 +9,17 @@ import logging
 import os
 import secrets
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pacsindex.accounts import apitokens, audit
 from pacsindex.cli.options import common, local_time, os_user, positive, print_json, settings_from
 from pacsindex.errors import PacsIndexError
-from pacsindex.orthanc import client as orthanc
+
+if TYPE_CHECKING:
+    from pacsindex.orthanc import client as orthanc
+
+# Named here, not imported: the Orthanc client pulls in httpx, ~0.1 s every command would pay at start-up.
+ORTHANC_PASSWORD_ENV = "PACSINDEX_ORTHANC_PASSWORD"
 
 
 def add_parsers(sub: Any) -> None:
@@ -57,7 +62,7 @@ def _orthanc_parser(sub: Any) -> None:
     p.add_argument("key", metavar="KEY", help="a SeriesKey from `pacsindex search`")
     p.add_argument("--url", help="Orthanc's REST address, e.g. http://pacs:8042 (default: the saved one)")
     p.add_argument(
-        "--user", help=f"Orthanc user (default: the saved one); the password from {orthanc.PASSWORD_ENV}"
+        "--user", help=f"Orthanc user (default: the saved one); the password from {ORTHANC_PASSWORD_ENV}"
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -181,6 +186,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_send_to_orthanc(args: argparse.Namespace) -> int:
     """`pacsindex send-to-orthanc KEY`: 0 when every file is in Orthanc, 1 when some failed."""
+    from pacsindex.orthanc import client as orthanc
+
     settings = settings_from(args)
     who = "cli:" + os_user()
     conn = orthanc.connection_for(settings.data_path, url=args.url, user=args.user, env=os.environ)

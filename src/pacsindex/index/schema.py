@@ -249,6 +249,18 @@ MIGRATIONS: list[str] = [
     CREATE TABLE refold (series_after INTEGER NOT NULL);
     INSERT INTO refold (series_after) VALUES (0);
     """,
+    # quick re-scans (pacsindex.ingest.scan): a folder's modification time once every file of its listing was
+    # indexed, and whether it holds folders; a quick pass does not list a leaf whose time has not moved.
+    # Folders indexed before this version count as having subfolders, so they are listed once more.
+    """
+    ALTER TABLE dirs ADD COLUMN mtime_ns INTEGER;
+    ALTER TABLE dirs ADD COLUMN has_subdirs INTEGER NOT NULL DEFAULT 1;
+    """,
+    # survey pass (pacsindex.ingest.scan): a series found by reading one file of its folder while the other
+    # files of the folder wait for the rest of the first index; search says it is still being filled.
+    """
+    ALTER TABLE series ADD COLUMN filling INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

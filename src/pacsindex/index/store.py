@@ -55,7 +55,9 @@ SERIES_SELECT = """
 """
 # Search results also carry what the UI shows as badges and filters by.
 SEARCH_SELECT = SERIES_SELECT.replace(
-    "s.file_count\n", "s.file_count, p.sa_id, p.sa_id_issues, p.medical_aid, st.hospital, st.hospital_group\n"
+    "s.file_count\n",
+    "s.file_count, p.sa_id, p.sa_id_issues, p.medical_aid, st.hospital, st.hospital_group,"
+    " s.filling = 1 AS filling\n",  # filling: a first index has read some of its files so far (survey)
 )
 # A data-quality flag: the study's StudyInstanceUID also names a study of another patient (a misfiled or
 # renamed study). Studies are keyed by (patient, UID), so each patient shows their own series.
@@ -70,7 +72,8 @@ DETAIL_SELECT = f"""
            st.ReferringPhysicianName, st.InstitutionName, st.StudyID, st.InstitutionAddress,
            st.hospital, st.hospital_group,
            s.SeriesInstanceUID, s.SeriesNumber, s.SeriesDescription, s.Modality, s.BodyPartExamined,
-           s.SeriesDate, s.Manufacturer, s.StationName, s.file_count, s.total_size, {STUDY_UID_SHARED}
+           s.SeriesDate, s.Manufacturer, s.StationName, s.file_count, s.total_size, s.filling = 1 AS filling,
+           {STUDY_UID_SHARED}
     FROM series s JOIN studies st ON st.id = s.study_id JOIN patients p ON p.id = st.patient_id
 """
 FULL_PATH = "d.path || d.sep || f.name"
@@ -131,8 +134,11 @@ def series_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM series").fetchone()[0])
 
 
+_BOOLEAN_COLUMNS = frozenset({"filling"})  # stored as 0/1, shown as false/true
+
+
 def row_dict(row: sqlite3.Row) -> dict[str, Any]:
-    return {k: row[k] for k in row.keys()}
+    return {k: bool(row[k]) if k in _BOOLEAN_COLUMNS else row[k] for k in row.keys()}
 
 
 def list_series(conn: sqlite3.Connection, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:

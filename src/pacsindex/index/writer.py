@@ -102,6 +102,27 @@ class Writer:
         )
         return dir_id, {r[0]: KnownFile(*r[1:]) for r in rows}
 
+    def keep_dir(self, path: str) -> tuple[int, int, int]:
+        """A folder a quick pass did not list: what the index has there stands (seen in this run).
+        Returns how many files it holds, and how many of them are non-DICOM and errors."""
+        row = self.conn.execute("SELECT id FROM dirs WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return 0, 0, 0
+        self.seen_dirs.add(row[0])
+        files, non_dicom, errors = self.conn.execute(
+            "SELECT count(*), total(status = 'non_dicom'), total(status = 'error')"
+            " FROM files WHERE dir_id = ?",
+            (row[0],),
+        ).fetchone()
+        return int(files), int(non_dicom), int(errors)
+
+    def set_dir_state(self, dir_id: int, mtime_ns: int, has_subdirs: bool) -> None:
+        """Every file of the folder's listing is indexed: remember its time, for the next quick pass."""
+        self._begin()
+        self.conn.execute(
+            "UPDATE dirs SET mtime_ns = ?, has_subdirs = ? WHERE id = ?", (mtime_ns, int(has_subdirs), dir_id)
+        )
+
     def _subtree_dirs(self, path: str, sep: str) -> list[int]:
         lo, hi = subtree_range(path, sep)
         return [

@@ -47,6 +47,8 @@ class Progress:
     files_unchanged: int = 0
     files_removed: int = 0
     files_from_records: int = 0  # indexed from DICOMDIR or catalog records without opening the file
+    folders_listed: int = 0
+    folders_kept: int = 0  # folders a quick pass did not list: unchanged since they were indexed
     series_count: int = 0
     errors: int = 0
     non_dicom: int = 0

@@ -38,12 +38,15 @@ from pacsindex.index.sa.enrich import Enricher
 from pacsindex.index.sa.samatch import Tables
 from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
+from pacsindex.ingest.quick import quick_rule
 from pacsindex.ingest.records import Described, Records, describe, is_unchanged
 from pacsindex.ingest.workers import WorkerPool
 from pacsindex.sources.files import (
+    DirKept,
     DirListing,
     Entry,
     Reader,
+    SkipFn,
     Source,
     WalkError,
     join_sep,
@@ -71,6 +74,7 @@ class ScanOptions:
     progress_seconds: float = 0.25
     retry_errors: bool = False  # read every file stored as an error again, not only transient ones
     file_seconds: float = 60.0  # a header read that takes longer is stopped; the file is an error
+    full: bool = False  # list every folder; a quick pass (False) skips leaves whose time has not moved
 
 
 @dataclass
@@ -103,7 +107,13 @@ class Run:
         self.options = options or ScanOptions()
         self.on_progress = on_progress
         self.cancel = cancel or threading.Event()
-        self.counters = dict.fromkeys((*store.RUN_COUNTERS, "files_from_records"), 0)
+        self.counters = dict.fromkeys(
+            (*store.RUN_COUNTERS, "files_from_records", "folders_listed", "folders_kept"), 0
+        )
+        # Folders whose files are still being read: [files left, mtime, has subfolders]. Their time is stored
+        # only once the last of them is written, so a run stopped half-way never makes a folder look done.
+        self._dir_state: dict[int, list[int]] = {}
+        self._close_skip: Callable[[], None] = lambda: None
         self._records = Records()
         self._series_count = 0
         self._rate = RateMeter()
@@ -206,6 +216,7 @@ class Run:
             state, message = "failed", "interrupted"
             raise
         finally:
+            self._close_skip()
             self._pool.shutdown(kill=state == "failed")
             try:
                 self._series_count = store.series_count(conn)
@@ -337,9 +348,12 @@ class Run:
                 if pack_files >= job_size:
                     send(reader)
 
+        skip: SkipFn | None = None
+        if not opts.full and opts.limit is None:  # a sample run counts files: it lists what it counts
+            skip, self._close_skip = quick_rule(self.db_path)
         for source in self.sources:
             reader = readers[id(source)]
-            walker = source.walk(self.cancel)
+            walker = source.walk(self.cancel, skip)
             try:
                 for item in walker:
                     if self.cancel.is_set():
@@ -347,6 +361,11 @@ class Run:
                     if isinstance(item, WalkError):
                         self._record_walk_error(writer, item)
                         continue
+                    if isinstance(item, DirKept):
+                        self._keep(writer, item)
+                        collect(block=False)
+                        continue
+                    c["folders_listed"] += 1
                     dir_id, known = writer.open_dir(item.path, item.sep)
                     entries = item.entries
                     if opts.limit is not None and c["enumerated_files"] + len(entries) >= opts.limit:
@@ -375,6 +394,11 @@ class Run:
                     if described is not None:
                         self._records.catalog_seen.update((dir_id, e.name) for e in entries)
                     fresh = self._from_records(source, reader, writer, item, dir_id, known, fresh, described)
+                    if item.complete and not limit_hit and item.mtime_ns is not None:
+                        if fresh:
+                            self._dir_state[dir_id] = [len(fresh), item.mtime_ns, item.has_subdirs]
+                        else:
+                            writer.set_dir_state(dir_id, item.mtime_ns, item.has_subdirs)
                     add(reader, item, dir_id, known, fresh)
                     if pack and time.monotonic() - pack_since >= job_seconds:
                         send(reader)
@@ -461,6 +485,23 @@ class Run:
                 log.debug("error reading %s: %s", result.path, result.reason)
             elif result.status == "non_dicom":
                 c["non_dicom"] += 1
+        state = self._dir_state.get(job.dir_id)
+        if read and state is not None:
+            state[0] -= len(job.entries)
+            if state[0] <= 0:
+                del self._dir_state[job.dir_id]
+                writer.set_dir_state(job.dir_id, state[1], bool(state[2]))
+
+    def _keep(self, writer: Writer, item: DirKept) -> None:
+        """A folder a quick pass did not list: what the index has there stands, and is counted."""
+        files, non_dicom, errors = writer.keep_dir(item.path)
+        c = self.counters
+        c["folders_kept"] += 1
+        c["enumerated_files"] += files
+        c["files_unchanged"] += files
+        c["files_processed"] += files
+        c["non_dicom"] += non_dicom
+        c["errors"] += errors
 
     def _record_walk_error(self, writer: Writer, item: WalkError) -> None:
         self.counters["errors"] += 1

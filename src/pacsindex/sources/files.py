@@ -19,9 +19,9 @@ import re
 import stat
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any, NamedTuple, Protocol, cast
 
 from pacsindex.dicom.headers import open_local
@@ -44,12 +44,35 @@ class Entry(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class DirListing:
     """Files found in one folder. `complete` means every file of the folder is here, so files the index
-    has there but this listing lacks are gone; a file list names only some files and is never complete."""
+    has there but this listing lacks are gone; a file list names only some files and is never complete.
+    `mtime_ns` is the folder's modification time as its parent's listing showed it (None for a root or a
+    file list) and `has_subdirs` whether it holds folders: what a quick pass needs to skip it next time."""
 
     path: str
     sep: str
     entries: list[Entry]
     complete: bool
+    mtime_ns: int | None = None
+    has_subdirs: bool = False
+
+
+class Folder(NamedTuple):
+    """A subfolder as its parent's listing shows it."""
+
+    path: str
+    mtime_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DirKept:
+    """A folder a quick pass did not list: its parent's listing shows the same modification time as when it
+    was indexed and it holds no folders, so no file was added to it or removed from it since."""
+
+    path: str
+
+
+# A quick pass's rule: (folder, its modification time in the parent's listing) -> True to keep it unlisted.
+SkipFn = Callable[[str, int], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +91,11 @@ class Source(Protocol):
 
     def check(self) -> None: ...
 
-    def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]: ...
+    def walk(
+        self, cancel: threading.Event, skip: SkipFn | None = None
+    ) -> Iterator[DirListing | DirKept | WalkError]:
+        """Every folder's files. A source that lists folders asks `skip` before listing each subfolder."""
+        ...
 
     def reader(self) -> Reader: ...
 
@@ -147,10 +174,9 @@ class LocalTree:
     def complete_roots(self) -> list[tuple[str, str]]:
         return [(self.root, join_sep(self.root))] if os.path.isdir(self.root) else []
 
-    def _list(self, path: str) -> tuple[DirListing | WalkError, list[str]]:
+    def _list(self, path: str) -> tuple[DirListing | WalkError, list[Folder]]:
         files: list[Entry] = []
-        subdirs: list[str] = []
-        mtimes: list[int] = []
+        subdirs: list[Folder] = []
         try:
             with os.scandir(path) as it:
                 for entry in it:
@@ -164,18 +190,19 @@ class LocalTree:
                             st = entry.stat(follow_symlinks=False)
                             if getattr(st, "st_file_attributes", 0) & _REPARSE_POINT:
                                 continue  # a Windows junction: may loop back up the tree
-                            subdirs.append(entry.path)
-                            mtimes.append(st.st_mtime_ns)
+                            subdirs.append(Folder(entry.path, st.st_mtime_ns))
                     except OSError as exc:
                         log.debug("skipping %s: %s", entry.path, exc)
         except OSError as exc:
             return WalkError(path, f"cannot list folder: {_os_reason(exc)}", True), []
         # Recently changed folders first (a new study's folder, today's date folder), so a long pass
         # makes new studies searchable early; the walk takes them in this order.
-        subdirs = [p for _m, p in sorted(zip(mtimes, subdirs, strict=True), key=lambda t: (-t[0], t[1]))]
+        subdirs.sort(key=lambda f: (-(f.mtime_ns or 0), f.path))
         return DirListing(path, join_sep(path), files, True), subdirs
 
-    def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
+    def walk(
+        self, cancel: threading.Event, skip: SkipFn | None = None
+    ) -> Iterator[DirListing | DirKept | WalkError]:
         if not os.path.isdir(self.root):
             folder, name = os.path.split(self.root)
             try:
@@ -186,9 +213,9 @@ class LocalTree:
             yield DirListing(folder, join_sep(folder), [Entry(name, st.st_size, st.st_mtime_ns)], False)
             return
         if self.listers == 1:
-            yield from _serial_walk(self.root, self._list, cancel)
+            yield from _serial_walk(self.root, self._list, cancel, skip)
         else:
-            yield from _parallel_walk(self.root, self._list, self.listers, cancel)
+            yield from _parallel_walk(self.root, self._list, self.listers, cancel, skip)
 
 
 _DONE = object()
@@ -232,11 +259,26 @@ def is_network_path(path: str) -> bool:
     return fstype in _NETWORK_FS
 
 
-def _serial_walk(root: str, list_dir: ListFn, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
+def _visit(
+    folder: Folder, list_dir: ListFn, skip: SkipFn | None
+) -> tuple[DirListing | DirKept | WalkError, list[Folder]]:
+    """One folder of a walk: kept unlisted when `skip` says so, else listed, with what a later quick pass
+    needs to know about it."""
+    if skip is not None and folder.mtime_ns is not None and skip(folder.path, folder.mtime_ns):
+        return DirKept(folder.path), []
+    item, subdirs = list_dir(folder.path)
+    if isinstance(item, DirListing):
+        item = replace(item, mtime_ns=folder.mtime_ns, has_subdirs=bool(subdirs))
+    return item, subdirs
+
+
+def _serial_walk(
+    root: str, list_dir: ListFn, cancel: threading.Event, skip: SkipFn | None = None
+) -> Iterator[DirListing | DirKept | WalkError]:
     """List folders depth-first in the calling thread."""
-    pending = [root]
+    pending = [Folder(root, None)]
     while pending and not cancel.is_set():
-        item, subdirs = list_dir(pending.pop())
+        item, subdirs = _visit(pending.pop(), list_dir, skip)
         pending.extend(reversed(subdirs))
         yield item
 
@@ -246,10 +288,11 @@ def _parallel_walk(
     list_dir: "ListFn",
     listers: int,
     cancel: threading.Event,
-) -> Iterator[DirListing | WalkError]:
+    skip: SkipFn | None = None,
+) -> Iterator[DirListing | DirKept | WalkError]:
     """List folders with `listers` threads; depth-first so the frontier stays small; bounded output."""
     out: queue.Queue[object] = queue.Queue(maxsize=64)
-    pending: list[str] = [root]
+    pending: list[Folder] = [Folder(root, None)]
     cond = threading.Condition()
     state = {"active": 0, "stop": False}
 
@@ -264,9 +307,9 @@ def _parallel_walk(
                 path = pending.pop()
                 state["active"] += 1
             try:
-                item, subdirs = list_dir(path)
+                item, subdirs = _visit(path, list_dir, skip)
             except Exception as exc:  # a lister must never die silently and hang the walk
-                item, subdirs = WalkError(path, f"cannot list folder: {exc}", True), []
+                item, subdirs = WalkError(path.path, f"cannot list folder: {exc}", True), []
             while not state["stop"]:
                 try:
                     out.put(item, timeout=0.2)
@@ -309,7 +352,7 @@ def _parallel_walk(
 
 
 class ListFn(Protocol):
-    def __call__(self, path: str) -> tuple[DirListing | WalkError, list[str]]: ...
+    def __call__(self, path: str) -> tuple[DirListing | WalkError, list[Folder]]: ...
 
 
 def read_list_lines(list_path: str) -> Iterator[str]:
@@ -374,7 +417,10 @@ class FileList:
     def complete_roots(self) -> list[tuple[str, str]]:
         return []
 
-    def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
+    def walk(
+        self, cancel: threading.Event, skip: SkipFn | None = None
+    ) -> Iterator[DirListing | DirKept | WalkError]:
+        # A list names files, not folders: there is nothing to skip, and nothing is ever DirKept.
         with ThreadPoolExecutor(self.stat_threads, thread_name_prefix="stat") as pool:
             group: list[str] = []
             folder: str | None = None

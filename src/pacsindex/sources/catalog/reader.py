@@ -315,7 +315,7 @@ class CatalogSource:
         """The catalog's fields for a file it listed (handed over once, so memory stays bounded)."""
         return self._records.pop(path, None)
 
-    def walk(self, cancel: Any) -> Iterator[Any]:
+    def walk(self, cancel: Any, skip: Any = None) -> Iterator[Any]:  # records, not folders: nothing to skip
         from pacsindex.sources.files import DirListing, Entry, WalkError, join_sep, split_path
 
         folder: str | None = None

@@ -29,7 +29,7 @@ from typing import IO, Any
 from urllib.parse import unquote
 
 from pacsindex.errors import PermissionDenied, ShareNotFound, SourceError, SourceUnreachable
-from pacsindex.sources.files import DirListing, Entry, WalkError, _parallel_walk
+from pacsindex.sources.files import DirKept, DirListing, Entry, Folder, SkipFn, WalkError, _parallel_walk
 from pacsindex.sources.smb.address import _loaded, _next_step, _setting  # noqa: F401  (re-exported)
 from pacsindex.sources.smb.conn import (  # noqa: F401  (re-exported: pacsindex.sources.smb.reader is the public name)
     _ACCESS_DENIED,
@@ -380,7 +380,7 @@ class SmbTree:
         except ShareNotFound as exc:  # name the share as the user wrote it, not as it is stored
             raise ShareNotFound(str(exc).replace(repr(self.loc.share), repr(self.typed.share))) from exc
 
-    def _list(self, path: str) -> tuple[DirListing | WalkError, list[str]]:
+    def _list(self, path: str) -> tuple[DirListing | WalkError, list[Folder]]:
         url, name = path, self.loc.name_of(path)
         try:
             got = _retrying(self.loc, self.creds, self.timeout, lambda c: _list_dir(c, self.loc.share, name))
@@ -393,7 +393,7 @@ class SmbTree:
             reason = "permission denied" if isinstance(got, PermissionError) else got.strerror
             return WalkError(url, f"cannot list folder: {reason}", True), []
         files: list[Entry] = []
-        subdirs: list[tuple[int, str]] = []
+        subdirs: list[Folder] = []
         for entry, size, mtime_ns, attrs, file_id in got:
             if entry == "." or entry == ".." or attrs & _REPARSE_POINT:
                 continue  # a junction, or a symlink the server shows as one: it may loop back up the tree
@@ -403,14 +403,16 @@ class SmbTree:
                         continue
                     if file_id:
                         self._seen.add(file_id)
-                subdirs.append((mtime_ns, f"{url}/{entry}"))
+                subdirs.append(Folder(f"{url}/{entry}", mtime_ns))
             else:
                 files.append(Entry(entry, size, mtime_ns))
         # Recently changed folders first, as for a local tree: new studies are indexed early in a pass.
-        newest_first = [p for _m, p in sorted(subdirs, key=lambda t: (-t[0], t[1]))]
-        return DirListing(url, "/", files, True), newest_first
+        subdirs.sort(key=lambda f: (-(f.mtime_ns or 0), f.path))
+        return DirListing(url, "/", files, True), subdirs
 
-    def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
+    def walk(
+        self, cancel: threading.Event, skip: SkipFn | None = None
+    ) -> Iterator[DirListing | DirKept | WalkError]:
         self._fatal = None
         with self._seen_lock:
             self._seen.clear()
@@ -425,7 +427,7 @@ class SmbTree:
             return
         if self.hint:
             log.warning("%s", self.hint)
-        for item in _parallel_walk(self.loc.url, self._list, self.listers, cancel):
+        for item in _parallel_walk(self.loc.url, self._list, self.listers, cancel, skip):
             if self._fatal is not None:
                 raise self._fatal
             yield item
