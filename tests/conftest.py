@@ -14,6 +14,7 @@ from typing import Any
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.fileset import FileSet
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 from support_web import LiveServer, serve
@@ -186,3 +187,18 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
             return stack.enter_context(serve(tmp_path_factory.mktemp("live"), **kwargs))
 
         yield make
+
+
+@pytest.fixture
+def open_fileset() -> Iterator[Callable[[Path], FileSet]]:
+    """pydicom's FileSet for a DICOMDIR, its staging folder removed when the test ends (pydicom leaves that
+    to the garbage collector, whose ResourceWarning would land on whichever test runs then)."""
+    opened: list[FileSet] = []
+
+    def open_(path: Path) -> FileSet:
+        opened.append(FileSet(path))
+        return opened[-1]
+
+    yield open_
+    for fs in opened:
+        fs._stage["t"].cleanup()

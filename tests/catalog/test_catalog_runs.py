@@ -61,7 +61,8 @@ def make_catalog(firebird: FirebirdServer, name: str) -> Path:
         for ddl in SCHEMA:
             con.execute_immediate(ddl)
         con.commit()
-        con.cursor().executemany("INSERT INTO IMAGES VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", ROWS)
+        with con.cursor() as cur:
+            cur.executemany("INSERT INTO IMAGES VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", ROWS)
         con.commit()
     return path
 

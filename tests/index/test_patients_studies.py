@@ -141,9 +141,10 @@ def test_the_page_shows_the_shared_study_badge(browser: object, served) -> None:
     page.keyboard.press("Enter")
     page.fill("#q", "series of")
     page.click("#search-button")
-    expect(page.locator(".patient h3")).to_have_count(2)
-    badges = page.locator(".study .badge.study-shared")
+    expect(page.locator("tr.study-row")).to_have_count(2)  # one study row per patient
+    badges = page.locator("tr.study-row .badge.study-shared")
     expect(badges).to_have_count(2)
     expect(badges.first).to_have_text("⚠ Study UID shared with another patient")
-    page.locator(".series-link").first.click()
+    page.locator("tr.study-row .patient-name").first.click()
+    page.locator(".series-card a").first.click()
     expect(page.locator("#series-study-shared")).to_be_visible()

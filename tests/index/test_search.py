@@ -222,7 +222,7 @@ def test_sa_id_quality_flags_and_scheme_and_hospital_in_results(sa_db: Path) -> 
 
 def test_filter_by_scheme_and_hospital(sa_db: Path) -> None:
     with store.reading(sa_db) as conn:
-        aid = search(conn, "", limit=10)[0]["medical_aid"]
+        aid = next(r["medical_aid"] for r in search(conn, "", limit=10) if r["medical_aid"])
     assert len(names(sa_db, "", medical_aid=aid)) == 1
     assert names(sa_db, "", hospital_group="netcare") == ["NKOSI^SIPHO"]
     assert names(sa_db, "", medical_aid="No Such Scheme") == []

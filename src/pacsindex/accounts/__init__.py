@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pacsindex.accounts.apitokens import ApiTokens
+from pacsindex.accounts.apitokens import ApiTokens, FailureLimit
 from pacsindex.accounts.audit import AuditLog
 from pacsindex.accounts.auth import Accounts, Session, Throttle, check_password, generate_password
 
@@ -10,8 +10,9 @@ __all__ = [
     "Accounts",
     "ApiTokens",
     "AuditLog",
+    "check_password",
+    "FailureLimit",
+    "generate_password",
     "Session",
     "Throttle",
-    "check_password",
-    "generate_password",
 ]

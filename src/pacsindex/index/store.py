@@ -53,17 +53,17 @@ SERIES_SELECT = """
            s.SeriesInstanceUID, s.SeriesNumber, s.SeriesDescription, s.Modality, s.file_count
     FROM series s JOIN studies st ON st.id = s.study_id JOIN patients p ON p.id = st.patient_id
 """
-# Search results also carry what the UI shows as badges and filters by.
-SEARCH_SELECT = SERIES_SELECT.replace(
-    "s.file_count\n",
-    "s.file_count, p.sa_id, p.sa_id_issues, p.medical_aid, st.hospital, st.hospital_group,"
-    " s.filling = 1 AS filling\n",  # filling: a first index has read some of its files so far (survey)
-)
 # A data-quality flag: the study's StudyInstanceUID also names a study of another patient (a misfiled or
 # renamed study). Studies are keyed by (patient, UID), so each patient shows their own series.
 STUDY_UID_SHARED = """EXISTS (SELECT 1 FROM studies o WHERE o.StudyInstanceUID = st.StudyInstanceUID
                               AND o.patient_id != st.patient_id) AS study_uid_shared"""
-SEARCH_SELECT = SEARCH_SELECT.replace("st.hospital_group\n", f"st.hospital_group, {STUDY_UID_SHARED}\n", 1)
+# Search results also carry what the UI shows as badges and filters by; `filling`: a series some of whose
+# files a first index has still to read.
+SEARCH_SELECT = SERIES_SELECT.replace(
+    "s.file_count\n",
+    "s.file_count, p.sa_id, p.sa_id_issues, p.medical_aid, st.hospital, st.hospital_group,"
+    f" s.filling = 1 AS filling, {STUDY_UID_SHARED}\n",
+)
 DETAIL_SELECT = f"""
     SELECT s.id AS series_id, s.SeriesKey, p.PatientName, p.PatientID, p.PatientBirthDate, p.PatientSex,
            p.OtherPatientIDs, p.IssuerOfPatientID, p.InsurancePlanIdentification, p.PatientComments,

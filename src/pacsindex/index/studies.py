@@ -49,6 +49,8 @@ _STUDY_COLUMNS = """
     (SELECT group_concat(m, ' ') FROM (SELECT DISTINCT x.Modality AS m FROM series x
         WHERE x.study_id = st.id AND x.Modality IS NOT NULL AND x.Modality != '' ORDER BY m)) AS modalities,
     (SELECT count(*) FROM series x WHERE x.study_id = st.id) AS series_count,
+    EXISTS (SELECT 1 FROM studies o WHERE o.StudyInstanceUID = st.StudyInstanceUID
+        AND o.patient_id != st.patient_id) AS study_uid_shared,
     (SELECT coalesce(sum(x.file_count), 0) FROM series x WHERE x.study_id = st.id) AS image_count
 """
 
@@ -124,6 +126,7 @@ def get_study(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
 def _study(row: sqlite3.Row) -> dict[str, Any]:
     out = {k: row[k] for k in row.keys() if k != "study_id"}
     out["StudyKey"] = str(out.pop("study_no"))
+    out["study_uid_shared"] = bool(out["study_uid_shared"])
     out["modalities"] = (row["modalities"] or "").split()
     out["age"] = age_at(row["PatientBirthDate"], row["StudyDate"])
     return out

@@ -6,3 +6,21 @@ A layer of its own between `web`/`cli` and the features: a purge, a backup or an
 index, the share store and the audit log together, which no feature may do (features never import each
 other).
 """
+
+from __future__ import annotations
+
+from pacsindex.ops.backup import ServiceLock
+from pacsindex.ops.health import Health, disk_warning
+from pacsindex.ops.pdf import report_pdf
+from pacsindex.ops.retention import purge
+from pacsindex.ops.scheduler import SCHEDULER, Scheduler
+
+__all__ = [
+    "disk_warning",
+    "Health",
+    "purge",
+    "report_pdf",
+    "SCHEDULER",
+    "Scheduler",
+    "ServiceLock",
+]

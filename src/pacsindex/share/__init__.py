@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from pacsindex.share.download import member_names, stream_file
+from pacsindex.share.bundle import PlanMap, ShareZip
+from pacsindex.share.deid import Deidentifier
+from pacsindex.share.download import CHUNK, ReaderFor, member_names, stream_file
 from pacsindex.share.limits import Slot, StreamLimiter
-from pacsindex.share.links import MAX_PAGE, Access, Kind, Shares
+from pacsindex.share.links import MAX_NOTE, MAX_PAGE, Access, Kind, Shares, share_series_keys
 from pacsindex.share.store import Share, iso
 
 __all__ = [
     "Access",
-    "Kind",
-    "MAX_PAGE",
-    "Share",
-    "Shares",
-    "Slot",
-    "StreamLimiter",
+    "CHUNK",
+    "Deidentifier",
     "iso",
+    "Kind",
+    "MAX_NOTE",
+    "MAX_PAGE",
     "member_names",
+    "PlanMap",
+    "ReaderFor",
+    "Share",
+    "share_series_keys",
+    "Shares",
+    "ShareZip",
+    "Slot",
     "stream_file",
+    "StreamLimiter",
 ]

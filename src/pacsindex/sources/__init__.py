@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pacsindex.sources.dicomdir import DicomdirIndex
 from pacsindex.sources.files import (
+    DirKept,
     DirListing,
     Entry,
     FileList,
     LocalReader,
     LocalTree,
     Reader,
+    SkipFn,
     Source,
     WalkError,
     join_sep,
@@ -21,20 +23,22 @@ from pacsindex.sources.readers import CHUNK, ReaderFor, Readers, coalesce
 
 __all__ = [
     "CHUNK",
+    "coalesce",
     "DicomdirIndex",
+    "DirKept",
     "DirListing",
     "Entry",
     "FileList",
+    "join_sep",
     "LocalReader",
     "LocalTree",
     "Reader",
+    "reader_for",
     "ReaderFor",
     "Readers",
+    "SkipFn",
     "Source",
-    "WalkError",
-    "coalesce",
-    "join_sep",
-    "reader_for",
     "source_for",
     "split_path",
+    "WalkError",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pacsindex.accounts import audit
 from pacsindex.errors import NotFound
@@ -49,6 +49,9 @@ class StudyRow(BaseModel):
     modalities: list[str] = []
     series_count: int
     image_count: int
+    study_uid_shared: bool = Field(
+        default=False, description="the StudyInstanceUID is filed under another patient too: check the filing"
+    )
 
 
 class StudyPage(BaseModel):

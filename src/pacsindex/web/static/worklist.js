@@ -108,6 +108,7 @@ export function createWorklist(ctx, shown, on) {
           r.sa_id ? h("span", { class: "sa-id nowrap" }, " · SA ID ", saId(r.sa_id)) : null,
         ),
         qualityBadge(r.sa_id_issues),
+        r.study_uid_shared ? h("span", { class: "badge dq study-shared", title: "The same StudyInstanceUID is filed under another patient too: check the filing" }, "⚠ Study UID shared with another patient") : null,
       ),
       h("td", { class: "date nowrap" }, dicomDate(r.StudyDate) || "no date"),
       h("td", { class: "mods" }, r.modalities.length ? r.modalities.map((m) => h("span", { class: "modality" }, m)) : "–"),
