@@ -3,8 +3,10 @@ and the module-scoped "browser" fixture (import `browser_fixture` where it is us
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,17 @@ ARGS = [
     "--disable-quic",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+
+
+def doc_screenshot(page: Any, name: str, **options: Any) -> None:
+    """A screenshot for the README: always in test-artifacts/, and into docs/img/ only when
+    PACSINDEX_DOC_SCREENSHOTS=1 asks for it, so `make test` leaves the work tree as it found it."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), **options)
+    if os.environ.get("PACSINDEX_DOC_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS_IMG / name), **options)
 
 
 @pytest.fixture(scope="module", name="browser")

@@ -1,7 +1,7 @@
 """The images in headless Chromium, judged by pixels: thumbnails in the search results and on a series'
 page, the viewer scrolling a series (keys, wheel, slider) with CT window presets changing the drawn image's
 brightness, on a 1366x768 laptop and a 390x844 phone, and a share recipient viewing the shared series.
-Screenshots of the viewer go to docs/img/ (viewer-desktop.png, viewer-phone.png)."""
+Screenshots of the viewer go to test-artifacts/, and to docs/img/ with PACSINDEX_DOC_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
 
-from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
+from chromium import ARTIFACTS, browser_fixture, doc_screenshot  # noqa: F401  (the "browser" fixture)
 from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
@@ -26,7 +26,6 @@ pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
 
 PASSWORD = "correct horse battery"
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 # The mean grey level of the middle of the viewer's canvas (where the sample phantom is).
 CENTER = """() => {
@@ -157,8 +156,7 @@ def test_thumbnails_in_results_and_the_viewer_on_a_laptop(browser: Any, server: 
     page.keyboard.press("1")
     brightness_becomes(page, "b > 5")
     ARTIFACTS.mkdir(exist_ok=True)
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_IMG / "viewer-desktop.png"))
+    doc_screenshot(page, "viewer-desktop.png")
     page.locator(".v-thumb:not(.current)").first.click()
     expect(page.locator(".v-thumb.current")).to_have_count(1)
     expect(page.locator("#v-position")).to_contain_text("Image 1 /")
@@ -205,7 +203,7 @@ def test_the_viewer_on_a_phone(browser: Any, server: Any) -> None:
     page.tap("[data-preset='Soft tissue']")
     brightness_becomes(page, "b > 5")
     page.wait_for_function("() => [...document.querySelectorAll('.v-thumb img')].every(i => i.complete)")
-    page.screenshot(path=str(DOCS_IMG / "viewer-phone.png"))
+    doc_screenshot(page, "viewer-phone.png")
     assert not errors, errors
     ctx.close()
 

@@ -2,7 +2,8 @@
 phone: one row per study with names as people write them, sorting, pages, keyboard use, the place kept when
 coming back from a study, series with thumbnails (or a placeholder), a list that never moves while indexing
 runs ("N new results: show"), the status chip and the Indexing page, technical details folded away, the
-audit log in sentences, the Settings menu, print, and axe-core on every page. Screenshots go to docs/img/."""
+audit log in sentences, the Settings menu, print, and axe-core on every page. Screenshots go to
+test-artifacts/, and to docs/img/ with PACSINDEX_DOC_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from argon2 import PasswordHasher
 from test_jobs import GatedTree
 
 from axe import assert_accessible
-from chromium import ARTIFACTS, browser_fixture  # noqa: F401  (the "browser" fixture)
+from chromium import ARTIFACTS, browser_fixture, doc_screenshot  # noqa: F401  (the "browser" fixture)
 from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sample.archive import write_sample
@@ -33,7 +34,6 @@ expect = playwright_api.expect
 pytestmark = pytest.mark.browser
 
 PASSWORD = "correct horse battery"
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 A4 = {"width": 794, "height": 1123}  # 210 × 297 mm at 96 dpi
@@ -178,7 +178,7 @@ def test_the_worklist_by_keyboard_keeps_its_place(browser: Any, indexed: Served)
     page.keyboard.press("ArrowRight")
     expect(page.locator("tr.series-row:visible .series-card").first).to_be_visible()
     page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(DOCS_IMG / "worklist-desktop.png"))
+    doc_screenshot(page, "worklist-desktop.png")
     context.close()
     assert errors == []
 
@@ -203,7 +203,7 @@ def test_a_study_prints_on_one_sheet_and_the_series_hides_technical_details(
     expect(page.locator("#study-printed")).to_contain_text("by thandi, from pacsindex")
     height = page.evaluate("document.documentElement.scrollHeight")
     assert height <= A4["height"], "one sheet"
-    page.screenshot(path=str(DOCS_IMG / "study-print.png"))
+    doc_screenshot(page, "study-print.png")
     page.emulate_media(media="screen")
     page.set_viewport_size(DESKTOP)
 
@@ -240,7 +240,7 @@ def test_on_a_phone_the_search_box_and_the_first_result_fit_the_first_screen(
     expect(page.locator("#date-from")).to_be_visible()
     page.click("#filters-toggle")
     assert_accessible(page, "worklist on a phone")
-    page.screenshot(path=str(DOCS_IMG / "worklist-phone.png"))
+    doc_screenshot(page, "worklist-phone.png")
     context.close()
     assert errors == []
 
