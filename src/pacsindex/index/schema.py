@@ -256,11 +256,6 @@ MIGRATIONS: list[str] = [
     ALTER TABLE dirs ADD COLUMN mtime_ns INTEGER;
     ALTER TABLE dirs ADD COLUMN has_subdirs INTEGER NOT NULL DEFAULT 1;
     """,
-    # survey pass (pacsindex.ingest.scan): a series found by reading one file of its folder while the other
-    # files of the folder wait for the rest of the first index; search says it is still being filled.
-    """
-    ALTER TABLE series ADD COLUMN filling INTEGER NOT NULL DEFAULT 0;
-    """,
 ]
 
 

@@ -115,7 +115,7 @@ def get_study(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
         dict(r)
         for r in conn.execute(
             """SELECT SeriesKey, SeriesInstanceUID, SeriesNumber, SeriesDescription, Modality,
-                      BodyPartExamined, file_count, total_size, filling = 1 AS filling
+                      BodyPartExamined, file_count, total_size
                FROM series WHERE study_id = ? ORDER BY SeriesNumber IS NULL, SeriesNumber, id""",
             (row["study_id"],),
         )

@@ -237,7 +237,7 @@ export function seriesList(study, { links = true } = {}) {
       const label = `${s.Modality || "?"} ${s.SeriesDescription || "(no description)"}`;
       const text = [
         thumbnail(s),
-        h("span", { class: "series-text" }, h("span", { class: "series-name" }, s.SeriesNumber !== null && s.SeriesNumber !== undefined ? `${s.SeriesNumber}. ` : "", label), h("span", { class: "muted" }, plural(s.file_count, "image"), s.filling ? " (still being filled)" : "")),
+        h("span", { class: "series-text" }, h("span", { class: "series-name" }, s.SeriesNumber !== null && s.SeriesNumber !== undefined ? `${s.SeriesNumber}. ` : "", label), h("span", { class: "muted" }, plural(s.file_count, "image"))),
       ];
       return h("li", { class: "series-card" }, links ? h("a", { href: `#/series/${s.SeriesKey}`, class: "series-link" }, text) : text);
     }),
