@@ -130,6 +130,10 @@ def test_the_audit_export_gives_a_date_range_as_csv(live: Live) -> None:
 
 
 def test_the_cli_writes_the_report_and_the_export(live: Live, tmp_path: Path) -> None:
+    muller = key_of(live, "müller")  # this test's own accesses: it passes alone too
+    assert live.staff.get(f"/api/series/{muller}").status_code == 200
+    share_and_download(live, muller)
+    live.app.state.pacsindex.audit.flush(10)
     db = str(live.settings.db)
     out = tmp_path / "müller.pdf"
     done = run_cli("access-report", "PID-M", "--db", db, "--out", str(out))

@@ -20,8 +20,8 @@ class HeldTree(LocalTree):
 
     holding = threading.Event()
 
-    def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
-        for item in super().walk(cancel):
+    def walk(self, cancel: threading.Event, skip: object = None) -> Iterator[DirListing | WalkError]:
+        for item in super().walk(cancel):  # every folder listed: this test is about stopping
             yield item
             if isinstance(item, DirListing) and item.entries:
                 HeldTree.holding.set()
