@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR := demo-data
 
-.PHONY: install system demo test lint bench clean
+.PHONY: install system test-tools demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(STAMP)
 
 system:
 	bash scripts/system-packages.sh
+
+# Test-only tools from npm (the OHIF Viewer build, axe-core) in .test-tools/
+test-tools:
+	bash scripts/test-tools.sh
 
 # The demo ends by serving the sample index: a demo admin gets a fresh generated password, printed once.
 DEMO_HOST ?= 127.0.0.1
@@ -41,7 +45,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install system lint
+test: install system test-tools lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Every benchmark, figures as ratios against a baseline in the same run (docs/benchmarks.md); JSON in
@@ -52,6 +56,7 @@ BENCH_INDEX_FILES ?= 4000
 BENCH_STATUS_FILES ?= 100000
 BENCH_SHARE_FILES ?= 300
 BENCH_SMB_FILES ?= 10000
+BENCH_RENDER_FILES ?= 30
 
 bench: install system
 	$(BIN)/python -m bench.bench_index --files $(BENCH_INDEX_FILES) --rounds 3
@@ -59,6 +64,8 @@ bench: install system
 	$(BIN)/python -m bench.bench_status --files $(BENCH_STATUS_FILES)
 	$(BIN)/python -m bench.bench_share --files $(BENCH_SHARE_FILES)
 	$(BIN)/python -m bench.bench_smb --files $(BENCH_SMB_FILES)
+	$(BIN)/python -m bench.bench_render --files $(BENCH_RENDER_FILES)
+	$(BIN)/python -m bench.bench_dicomdir --series 20 --per-series 100 --rounds 3
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) .test-tools build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -10,11 +10,15 @@ neighbour does not favour one):
   the cost of the files alone, no HTTP, no zip;
 - raw HTTP: the same files, one after another, as one response from the same server, through the same
   streaming code as the zip (a route only this benchmark adds) - everything but the zip;
-- zip HTTP: `/share/{token}/download`, the zip built on the fly;
+- zip HTTP: the zip built on the fly (Download pressed, then `/share/{token}/zip/{ticket}`), with its
+  DICOMDIR, README and MANIFEST;
+- de-identified zip HTTP: the same from a de-identified link: every header read, de-identified (PS3.15
+  Basic Profile, dicognito) and re-encoded while the pixel data streams unchanged;
 - per-file HTTP: every file through the share's per-file URLs (`/share/{token}/files/{n}`, one
   keep-alive connection): what a recipient without the zip would do (each request is checked and logged).
 
-The headline ratio is zip HTTP / raw HTTP: what building the zip costs. Against raw disk (files in the page
+The headline ratio is zip HTTP / raw HTTP: what building the zip costs. De-identified zip / zip is what
+de-identifying costs on top (issue 17). Against raw disk (files in the page
 cache, no network) it also shows what HTTP from Python costs; on a real NAS link (1 Gbit/s, ~110 MiB/s)
 both are far above the wire.
 
@@ -126,7 +130,7 @@ class RawClient:
             if line.lower().startswith(b"content-length:")
         )
         if status != 200:
-            raise RuntimeError(f"GET {path.split('/')[-1]} answered {status}")
+            raise RuntimeError(f"GET {path.split('/')[-1]} answered {status}: {rest[:300]!r}")
         left = length - len(rest[:length])
         self.pending = rest[length:]
         while left:
@@ -148,7 +152,7 @@ def serve(db: str, port: int, chunk: int) -> None:
     from pacsindex.config.settings import Settings
     from pacsindex.share.download import exact_chunks
     from pacsindex.web import create_app
-    from pacsindex.web.recipient import series_of, sharing, stream, take_slot, use
+    from pacsindex.web.recipient import parts_of, sharing, stream, take_slot, use
     from pacsindex.web.server import uvicorn_config
 
     settings = Settings(db=Path(db), port=port)
@@ -157,9 +161,9 @@ def serve(db: str, port: int, chunk: int) -> None:
 
     @app.get("/bench/raw/{token}", include_in_schema=False)
     def raw(request: Request, token: str) -> Response:
-        slot = take_slot(request, token, "download")
         got = use(request, token, "download")
-        _, files = series_of(request, got)
+        slot = take_slot(request, got)
+        files = [f for _, series_files in parts_of(request, got) for f in series_files]
         reader, chunk = LocalReader(), sharing(request).chunk
         sizes = [os.path.getsize(f["path"]) for f in files]
         pieces = (
@@ -167,9 +171,8 @@ def serve(db: str, port: int, chunk: int) -> None:
             for f, size in zip(files, sizes, strict=True)
             for data in exact_chunks(reader, f["path"], "raw", size, chunk)
         )
-        return stream(
-            request, got, slot, "download", pieces, sum(sizes), "raw.bin", "application/octet-stream"
-        )
+        headers = {"Content-Length": str(sum(sizes))}
+        return stream(request, got, slot, "zip", pieces, headers, "application/octet-stream")
 
     uvicorn.Server(uvicorn_config(app, settings)).run()
 
@@ -229,11 +232,20 @@ def main(argv: list[str] | None = None) -> int:
             with httpx.Client(base_url=url, timeout=60) as client:
                 r = client.post("/auth/signin", json={"name": "bench", "password": PASSWORD})
                 r.raise_for_status()
-                made = client.post(
-                    "/api/shares", json={"SeriesKey": key}, headers={"X-CSRF-Token": r.json()["csrf_token"]}
-                )
+                csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
+                made = client.post("/api/shares", json={"SeriesKey": key}, headers=csrf)
                 made.raise_for_status()
                 token = made.json()["token"]
+                anon = client.post("/api/shares", json={"SeriesKey": key, "deidentify": True}, headers=csrf)
+                anon.raise_for_status()
+                deid_token = anon.json()["token"]
+
+            def zip_path(link: str) -> str:
+                """Press Download (before the timing: a person's click), a new ticket each time, so the zip
+                is planned anew inside the timing, as the old one-step download did."""
+                pressed = httpx.post(f"{url}/share/{link}/download")
+                assert pressed.status_code == 303, pressed.text
+                return str(pressed.headers["location"])
 
             def one_stream(path: str) -> int:
                 c = RawClient(url)
@@ -249,31 +261,47 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     c.close()
 
-            zip_bytes = 0
+            zip_bytes = deid_bytes = 0
 
-            def zip_http() -> int:
+            def zip_http(path: str) -> int:
                 nonlocal zip_bytes
                 c = RawClient(url)
                 try:
-                    zip_bytes = c.get(f"/share/{token}/download")
+                    zip_bytes = c.get(path)
                 finally:
                     c.close()
                 return series_bytes
 
-            ways = {
-                "raw disk": lambda: read_raw(paths),
-                "raw HTTP": lambda: one_stream(f"/bench/raw/{token}"),
+            def deid_zip_http(path: str) -> int:
+                nonlocal deid_bytes
+                c = RawClient(url)
+                try:
+                    deid_bytes = c.get(path)
+                finally:
+                    c.close()
+                return series_bytes
+
+            ways: dict[str, Any] = {
+                "raw disk": lambda _: read_raw(paths),
+                "raw HTTP": lambda _: one_stream(f"/bench/raw/{token}"),
                 "zip HTTP": zip_http,
-                "per-file HTTP": per_file_http,
+                "de-identified zip HTTP": deid_zip_http,
+                "per-file HTTP": lambda _: per_file_http(),
             }
-            for way in ways.values():  # warm-up: page cache, server imports, connections
-                way()
+            pressed = {"zip HTTP": token, "de-identified zip HTTP": deid_token}
+
+            def prepare(name: str) -> str | None:
+                return zip_path(pressed[name]) if name in pressed else None
+
+            for name, way in ways.items():  # warm-up: page cache, server imports, connections
+                way(prepare(name))
             times: dict[str, list[float]] = {name: [] for name in ways}
             names = list(ways)
             for i in range(args.rounds):
                 for name in names[i % len(names) :] + names[: i % len(names)]:
+                    arg = prepare(name)
                     t0 = time.perf_counter()
-                    got = ways[name]()
+                    got = ways[name](arg)
                     times[name].append(time.perf_counter() - t0)
                     assert got == series_bytes, (name, got, series_bytes)
         finally:
@@ -291,13 +319,19 @@ def main(argv: list[str] | None = None) -> int:
     rates = {name: rate(name) for name in times}
     zip_rate = rates["zip HTTP"]["median_mib_per_s"]
     result = {
-        "series": {"files": len(paths), "bytes": series_bytes, "zip_bytes": zip_bytes},
+        "series": {
+            "files": len(paths),
+            "bytes": series_bytes,
+            "zip_bytes": zip_bytes,
+            "deid_zip_bytes": deid_bytes,
+        },
         "rounds": args.rounds,
         "chunk_bytes": args.chunk_kib * 1024,
         "rates": rates,
         "zip_vs_raw_http": round(zip_rate / rates["raw HTTP"]["median_mib_per_s"], 3),
         "zip_vs_raw_disk": round(zip_rate / rates["raw disk"]["median_mib_per_s"], 3),
         "zip_vs_per_file_http": round(zip_rate / rates["per-file HTTP"]["median_mib_per_s"], 3),
+        "deid_zip_vs_zip": round(rates["de-identified zip HTTP"]["median_mib_per_s"] / zip_rate, 3),
         "target": TARGET,
         "meets_target": zip_rate / rates["raw HTTP"]["median_mib_per_s"] >= TARGET,
         "machine": {
@@ -312,15 +346,16 @@ def main(argv: list[str] | None = None) -> int:
 
     mib, zip_mib = series_bytes / 2**20, zip_bytes / 2**20
     print(f"one series of {len(paths)} files, {mib:.0f} MiB (zip {zip_mib:.1f} MiB); {args.rounds} rounds")
-    print(f"{'':15}{'median s':>10}{'MiB/s':>9}{'best MiB/s':>12}")
+    print(f"{'':24}{'median s':>10}{'MiB/s':>9}{'best MiB/s':>12}")
     for name, r in rates.items():
-        print(f"{name:15}{r['median_s']:>10.3f}{r['median_mib_per_s']:>9.1f}{r['best_mib_per_s']:>12.1f}")
+        print(f"{name:24}{r['median_s']:>10.3f}{r['median_mib_per_s']:>9.1f}{r['best_mib_per_s']:>12.1f}")
     verdict = "yes" if result["meets_target"] else "NO"
     print(
         f"zip / raw HTTP: {result['zip_vs_raw_http']:.0%} (target {TARGET:.0%}: {verdict}); "
         f"zip / raw disk: {result['zip_vs_raw_disk']:.0%}; "
         f"zip / per-file: {result['zip_vs_per_file_http']:.0%}"
     )
+    print(f"de-identified zip / zip: {result['deid_zip_vs_zip']:.0%}")
     print(f"load average {result['machine']['load_avg_1m']} on {os.cpu_count()} CPUs")
     print(f"written to {OUT_DIR / 'bench_share.json'}")
     return 0

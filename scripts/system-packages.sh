@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need (real Samba, Chromium, unzip ...), idempotently:
+# Installs the Debian packages the tests need (real Samba, Chromium, unzip, DejaVu for the PDF report ...), idempotently:
 # nothing is downloaded when they are already there. Needs root (or sudo) and apt-get.
 set -euo pipefail
-PACKAGES=(sqlite3 unzip samba smbclient chromium firebird3.0-server orthanc orthanc-dicomweb)
+PACKAGES=(sqlite3 unzip samba smbclient chromium firebird3.0-server orthanc orthanc-dicomweb orthanc-gdcm fonts-dejavu-core dcmtk dicom3tools)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

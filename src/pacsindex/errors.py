@@ -6,6 +6,7 @@
     │   └── NotAcceptable        a DICOMweb client asked for a media type pacsindex cannot send
     ├── IndexNotFound            no index database yet: run `pacsindex index` first
     ├── StoreError               the index database cannot be opened or written
+    │   └── BackupError          a backup cannot be written or restored: damaged, newer, not a backup
     ├── SourceError              a root or a file list cannot be reached or read
     │   ├── SourceUnreachable    host down, connection refused, timed out
     │   │   └── NasUnreachable   the NAS a connection test named did not answer (502 from the web API)
@@ -13,6 +14,7 @@
     │   ├── ShareNotFound        the SMB share does not exist
     │   ├── PermissionDenied     the account may not read there
     │   └── FileChanged          a file changed size while it was being sent
+    ├── DicomReadError           one file's bytes cannot be read as DICOM (carries path + reason)
     ├── OutputError              a file or folder pacsindex was asked to write cannot be written
     ├── NotFound                 an unknown SeriesKey, share, user ...
     ├── Conflict                 e.g. an indexing run is already going
@@ -97,6 +99,13 @@ class PermissionDenied(SourceError):
 
 class FileChanged(SourceError):
     pass
+
+
+class DicomReadError(PacsIndexError):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class OutputError(PacsIndexError):
@@ -202,6 +211,10 @@ class OrthancRejected(OrthancError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class BackupError(StoreError):
+    pass
 
 
 # Every exit code of the `pacsindex` command: README.md's "Exit codes" table lists the same (a test checks).

@@ -143,7 +143,7 @@ def test_an_admin_makes_and_revokes_a_token_in_the_page(browser: object, tmp_pat
     with serve(tmp_path, settings=settings, users={"boss": True}) as server:
         page = browser.new_page()  # type: ignore[attr-defined]
         try:
-            page.goto(server.url + "/#/users")
+            page.goto(server.url + "/#/settings/tokens")
             page.fill("#signin-name", "boss")
             page.fill("#signin-password", PASSWORD)
             page.click("#signin-submit")
@@ -152,8 +152,8 @@ def test_an_admin_makes_and_revokes_a_token_in_the_page(browser: object, tmp_pat
             page.fill("#new-token-name", "Orthanc main")
             page.click("#new-token button[type=submit]")
             secret = page.locator("#new-token-value")
-            expect(secret).to_have_text(re.compile(r"^[A-Za-z0-9_-]{43}$"))
-            token = secret.inner_text()
+            expect(secret).to_have_value(re.compile(r"^[A-Za-z0-9_-]{43}$"))
+            token = secret.input_value()
             row = card.locator("tr", has_text="Orthanc main")
             expect(row).to_contain_text("In force")
             expect(row).to_contain_text("never")  # not used yet
@@ -172,7 +172,7 @@ def test_an_admin_makes_and_revokes_a_token_in_the_page(browser: object, tmp_pat
             assert httpx.get(server.url + "/dicom-web/studies", headers=auth).status_code == 401
 
             page.goto(server.url + "/#/audit")
-            expect(page.locator(".audit-table")).to_contain_text("Made API token")
-            expect(page.locator(".audit-table")).to_contain_text("Revoked API token")
+            expect(page.locator(".audit-table")).to_contain_text("boss made the API token Orthanc main.")
+            expect(page.locator(".audit-table")).to_contain_text("boss revoked the API token Orthanc main.")
         finally:
             page.close()

@@ -83,7 +83,7 @@ def names(db: Path, q: str, **kw) -> list[str]:
         ("axial", "Иванов^Иван"),  # series description
         ("seán", "O'BRIEN^SEÁN"),
         ("o'brien", "O'BRIEN^SEÁN"),
-        ("100%", "O'BRIEN^SEÁN"),  # SQL wildcards are plain characters
+        ("100% dose", "O'BRIEN^SEÁN"),  # SQL wildcards are plain characters (and punctuation a break)
         ("brain_std", "O'BRIEN^SEÁN"),
         ("pa chest", "Παπαδόπουλος^Νίκος"),  # a two-letter word too
         ("ller", "MÜLLER^HANS"),  # part of a word
@@ -320,5 +320,5 @@ def test_common_words_walk_and_rare_words_sort(plans_db: Path) -> None:
         assert _choose_plan(conn, '"pid"', [], 100) == ("walk", None)
         plan, hits = _choose_plan(conn, '"dlamini"', [], 100)
         assert plan == "sorted" and hits is not None and 0 < len(hits) < 5
-        assert _choose_plan(conn, '"pid"', [("s.Modality = ?", "NM", False)], 100) == ("sorted", None)
-        assert _choose_plan(conn, '"pid"', [("s.Modality = ?", "CT", False)], 100) == ("walk", None)
+        assert _choose_plan(conn, '"pid"', [("s.Modality = ?", ("NM",), False)], 100) == ("sorted", None)
+        assert _choose_plan(conn, '"pid"', [("s.Modality = ?", ("CT",), False)], 100) == ("walk", None)

@@ -1,6 +1,7 @@
-"""The series zip: exactly the series' files, byte for byte, under safe names; a length known before the
-first byte; ZIP64 past 4 GiB (on a sparse file: no disk used); files gone since indexing listed in
-MANIFEST.txt; a file that changes while it is sent stops the stream; the limit on streams at once."""
+"""The share zip's bytes: exactly the series' files, byte for byte, under safe names; a length known before
+the first byte; ZIP64 past 4 GiB (on a sparse file: no disk used), also for a range resumed past 4 GiB;
+a file that changes while it is sent stops the stream; the limits on streams at once (global, per link,
+per client); a series on the NAS zipped straight from SMB."""
 
 from __future__ import annotations
 
@@ -18,16 +19,10 @@ from conftest import write_dicom
 from pacsindex.errors import FileChanged, ShareBusy
 from pacsindex.index import store
 from pacsindex.ingest.scan import ScanOptions, run_index
-from pacsindex.share.download import (
-    CHUNK,
-    MANIFEST,
-    SeriesZip,
-    StreamLimiter,
-    folder_name,
-    safe_part,
-    use_fast_crc,
-    zip_filename,
-)
+from pacsindex.share.bundle import MANIFEST, ShareZip, share_filename
+from pacsindex.share.download import CHUNK, safe_part
+from pacsindex.share.limits import StreamLimiter
+from pacsindex.share.zipwriter import crc32
 from pacsindex.sources.files import LocalReader, LocalTree, source_for
 from pacsindex.sources.smb import reader as smb
 from samba_server import SambaServer, samba_fixture  # noqa: F401  (the "samba" fixture)
@@ -57,6 +52,14 @@ def index_series(tmp_path: Path, count: int = 6, **fields: Any) -> tuple[Path, d
     return root, series, files
 
 
+def SeriesZip(series: dict[str, Any], files: list[dict[str, Any]], **kw: Any) -> ShareZip:
+    """One series' zip, as a share of that series makes it."""
+    return ShareZip([(series, files)], made_at=1_765_000_000, **kw)
+
+
+FOLDER = "DICOM/PA000001/ST000001/SE000001"
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -77,15 +80,15 @@ def test_zip_holds_every_file_byte_for_byte(tmp_path: Path) -> None:
     with zipfile.ZipFile(out) as zf:
         assert zf.testzip() is None
         infos = zf.infolist()
-        assert infos[0].filename == MANIFEST
-        dicoms = [i for i in infos if i.filename.endswith(".dcm")]
-        assert len(dicoms) == series["file_count"] == len(infos) - 1
+        assert infos[1].filename == MANIFEST
+        dicoms = [i for i in infos if i.filename.startswith("DICOM/")]
+        assert len(dicoms) == series["file_count"] == len(infos) - 3
         assert all(i.compress_type == zipfile.ZIP_STORED for i in infos)
         by_instance = sorted(files, key=lambda f: f["InstanceNumber"])
         for info, source in zip(dicoms, by_instance, strict=True):
             assert sha(zf.read(info)) == sha(Path(source["path"]).read_bytes())
         names = [i.filename for i in infos]
-        assert names[1:] == [f"3_CT_AXIAL/IM{n:05d}.dcm" for n in range(1, 7)]
+        assert names[3:] == [f"{FOLDER}/IM{n:06d}" for n in range(1, 7)]
         manifest = zf.read(MANIFEST).decode()
     assert "Files: 6 in the index, 6 in this zip, 0 missing" in manifest
     for f in files:
@@ -107,18 +110,20 @@ def test_zip_holds_every_file_byte_for_byte(tmp_path: Path) -> None:
         None,
     ],
 )
-def test_names_inside_the_zip_are_safe(description: str | None) -> None:
+def test_names_of_the_download_are_safe(description: str | None) -> None:
     series = {
         "SeriesNumber": 2,
         "Modality": "../MR",
         "SeriesDescription": description,
         "StudyDate": "2024/01",
     }
-    folder = folder_name(series)
-    for name in (folder, zip_filename(series)):
+    for name in (
+        share_filename([series]),
+        share_filename([series, series]),
+        share_filename([series], deidentified=True),
+    ):
         assert ".." not in name and "/" not in name and "\\" not in name and "\x00" not in name
-        assert name.isascii() and not name.startswith((".", "-", "_"))
-    assert folder.startswith("2_MR_")
+        assert name.isascii() and not name.startswith((".", "-", "_")) and name.endswith(".zip")
     assert safe_part("", "fallback") == "fallback"
     assert len(safe_part("x" * 500, "f")) == 48
 
@@ -135,13 +140,13 @@ def test_files_gone_since_indexing_are_listed_not_dropped(tmp_path: Path) -> Non
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.testzip() is None
         names = zf.namelist()
-        assert "3_CT_AXIAL/IM00002.dcm" not in names and len(names) == 1 + 5
-        assert zf.read("3_CT_AXIAL/IM00005.dcm") == grown.read_bytes()
+        assert f"{FOLDER}/IM000002" not in names and len(names) == 3 + 5
+        assert zf.read(f"{FOLDER}/IM000005") == grown.read_bytes()
         manifest = zf.read(MANIFEST).decode().splitlines()
     assert "Files: 6 in the index, 5 in this zip, 1 missing" in manifest
-    gone = [line for line in manifest if line.startswith("3_CT_AXIAL/IM00002.dcm")]
+    gone = [line for line in manifest if line.startswith(f"{FOLDER}/IM000002")]
     assert gone and "missing: not found" in gone[0] and by_instance[1]["SOPInstanceUID"] in gone[0]
-    changed = [line for line in manifest if line.startswith("3_CT_AXIAL/IM00005.dcm")][0]
+    changed = [line for line in manifest if line.startswith(f"{FOLDER}/IM000005")][0]
     assert "changed since indexing" in changed
 
 
@@ -156,7 +161,7 @@ def test_a_file_that_changes_while_streaming_stops_the_stream(tmp_path: Path, ch
         victim.write_bytes(victim.read_bytes() + b"x")
     else:
         victim.unlink()
-    with pytest.raises(FileChanged, match="IM00004.dcm") as stopped:
+    with pytest.raises(FileChanged, match="IM000004") as stopped:
         b"".join(z)
     assert "NKOSI" not in str(stopped.value) and "archive" not in str(stopped.value)
 
@@ -229,7 +234,7 @@ def test_zip64_past_4_gib_on_a_sparse_file(tmp_path: Path) -> None:
         crc = zlib.crc32(zero, crc)
     crc = zlib.crc32(tail, zlib.crc32(bytes(zeros % CHUNK), crc))
     with zipfile.ZipFile(out) as zf:
-        huge, after = zf.getinfo("1_CT_HUGE/IM00001.dcm"), zf.getinfo("1_CT_HUGE/IM00002.dcm")
+        huge, after = zf.getinfo(f"{FOLDER}/IM000001"), zf.getinfo(f"{FOLDER}/IM000002")
         assert huge.file_size == huge.compress_size == size
         assert huge.CRC == crc
         assert after.header_offset > 2**32  # found through the ZIP64 extra field
@@ -253,10 +258,26 @@ def test_zip64_past_4_gib_on_a_sparse_file(tmp_path: Path) -> None:
     assert b"PK\x06\x06" in end and b"PK\x06\x07" in end  # ZIP64 end record and its locator
     listing = subprocess.run(["unzip", "-l", str(out)], capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0 and str(size) in listing.stdout
-    assert "OK" in unzip_t(out, "1_CT_HUGE/IM00002.dcm", MANIFEST)
+    assert "OK" in unzip_t(out, f"{FOLDER}/IM000002", MANIFEST)
+    # A download resumed past 4 GiB gives the same bytes as that part of the whole.
+    resume_at = after.header_offset - 1000
+    with open(out, "rb") as f:
+        f.seek(resume_at)
+        assert b"".join(z.chunks(resume_at, crcs={})) == f.read()
 
 
 def test_stream_limiter() -> None:
+    per = StreamLimiter(4, per_link=2, per_client=3)
+    held = [per.acquire("link-a", "10.0.0.1"), per.acquire("link-a", "10.0.0.2")]
+    with pytest.raises(ShareBusy, match="this link"):
+        per.acquire("link-a", "10.0.0.3")
+    held += [per.acquire("link-b", "10.0.0.1"), per.acquire("link-c", "10.0.0.1")]
+    with pytest.raises(ShareBusy, match="already running"):  # 4 in all
+        per.acquire("link-d", "10.0.0.9")
+    held[1].release()  # 10.0.0.2's
+    with pytest.raises(ShareBusy, match="your address"):  # 10.0.0.1 holds 3
+        per.acquire("link-d", "10.0.0.1")
+    assert per.acquire("link-d", "10.0.0.9").limiter is per
     limiter = StreamLimiter(2, retry_after=7)
     a, b = limiter.acquire(), limiter.acquire()
     with pytest.raises(ShareBusy) as busy:
@@ -293,18 +314,17 @@ def test_a_series_on_the_nas_is_zipped_straight_from_smb(samba: SambaServer, tmp
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.testzip() is None
         for n in range(1, 5):
-            assert zf.read(f"1_CT_AXIAL/IM{n:05d}.dcm") == (folder / f"IM{n - 1}").read_bytes()
+            assert zf.read(f"{FOLDER}/IM{n:06d}") == (folder / f"IM{n - 1}").read_bytes()
         assert "missing: not found" in zf.read(MANIFEST).decode().splitlines()[-1]
     smb.close_connections()
 
 
 def test_zip_checksums_use_the_fast_crc_and_agree_with_zlib(tmp_path: Path) -> None:
-    import zipstream.ng
     from zlib_ng import zlib_ng
 
-    assert use_fast_crc() and zipstream.ng.crc32 is zlib_ng.crc32
+    assert crc32 is zlib_ng.crc32
     data = bytes(range(256)) * 5000
     (tmp_path / "a.dcm").write_bytes(data)
     z = SeriesZip({"Modality": "CT"}, [{"path": str(tmp_path / "a.dcm"), "size": len(data)}])
     with zipfile.ZipFile(io.BytesIO(b"".join(z))) as zf:
-        assert zf.getinfo("0_CT_series/IM00001.dcm").CRC == zlib.crc32(data)
+        assert zf.getinfo(f"{FOLDER}/IM000001").CRC == zlib.crc32(data)

@@ -42,7 +42,7 @@ def test_admin_tests_and_saves_the_nas_connection(
         context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-ZA")  # type: ignore[attr-defined]
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(server.url + "/#/users")
+        page.goto(server.url + "/#/settings/nas")
         page.fill("#signin-name", "thandi")
         page.fill("#signin-password", PASSWORD)
         page.keyboard.press("Enter")
@@ -66,6 +66,9 @@ def test_admin_tests_and_saves_the_nas_connection(
         page.click("#nas-test")
         message = page.locator("#nas-result .notice.error")
         expect(message).to_contain_text("refused the login (user 'pacstest')")
+        # ... in the page's words: the Settings page, not environment variables or `net use`
+        expect(message).to_contain_text("the NAS user and password on the Settings page")
+        assert "PACSINDEX_" not in message.inner_text() and "net use" not in message.inner_text()
         expect(page.locator("#nas-entries")).to_have_count(0)
         assert "not-the-password" not in message.inner_text()
 
@@ -89,9 +92,25 @@ def test_admin_tests_and_saves_the_nas_connection(
         assert samba.password not in page.content()
         card.screenshot(path=str(ARTIFACTS / "ui-nas-saved.png"))
 
+        # The saved NAS is one of the folders Start indexes, at once, and the run takes it.
+        nas_url = f"smb://127.0.0.1:{samba.port}/archive/{FOLDER}"
+        page.click("#index-chip")
+        expect(page.locator("#index-folders li")).to_have_text([nas_url])
+        page.click("#index-start")
+        expect(page.locator("#index-chip")).to_have_text("Up to date", timeout=60_000)
+        expect(page.locator(".runs-table tbody tr").first).to_contain_text(nas_url)
+
+        # Remove asks first; saying no keeps the NAS.
+        page.click("#nav a[href='#/settings']")
+        asked: list[str] = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+        page.click("#nas-remove")
+        expect(page.locator("#nas-url")).to_have_text(nas_url)
+        assert asked and asked[0].startswith("Remove the NAS settings")
+
         page.click("#nav a[href='#/audit']")
-        expect(page.locator(".audit-table")).to_contain_text("Tested NAS connection")
-        expect(page.locator(".audit-table")).to_contain_text("Changed NAS settings")
+        expect(page.locator(".audit-table")).to_contain_text("thandi tested the NAS connection: it worked.")
+        expect(page.locator(".audit-table")).to_contain_text("thandi changed the NAS settings.")
         context.close()
     smb.close_connections()
     assert errors == []

@@ -48,11 +48,12 @@ def test_admin_sets_up_orthanc_and_sends_a_series(
 
         # Before Orthanc is set up, the series view offers no send.
         page.goto(f"{server.url}/#/series/{key}")
-        expect(page.locator("#series-title")).to_have_text("MOLOI, LERATO")
+        expect(page.locator("#series-title")).to_have_text("MOLOI, Lerato")
         expect(page.locator("#orthanc-send")).to_have_count(0)
 
         # The admin's Orthanc settings: a wrong password first, then the right one.
-        page.click("#nav a[href='#/users']")
+        page.click("#nav a[href='#/settings']")
+        page.click("#settings-orthanc")
         page.fill("#orthanc-url", orthanc.url)
         page.fill("#orthanc-user", orthanc.user)
         page.fill("#orthanc-password", "not-the-password")

@@ -37,46 +37,49 @@ def test_badge_chips_and_medical_aid_filter(browser: object, tmp_path: Path) -> 
         page.fill("#signin-password", PASSWORD)
         page.keyboard.press("Enter")
         page.click("#search-button")  # everything, newest study first
-        patients = page.locator(".patient h3")
-        expect(patients).to_have_text(["NAIDOO, PRIYA", "VAN DER MERWE, ANNA", "MOKOENA, SIPHO"])
+        patients = page.locator("tr.study-row .patient-name")
+        expect(patients).to_have_text(["NAIDOO, Priya", "VAN DER MERWE, Anna", "MOKOENA, Sipho"])
 
         # The badge: only on the patient whose SA ID disagrees with the header, saying how.
-        badges = page.locator(".patient .badge.dq")
+        badges = page.locator("tr.study-row .badge.dq")
         expect(badges).to_have_count(1)
-        mokoena = page.locator(".patient", has=page.locator("h3", has_text="MOKOENA"))
+        mokoena = page.locator("tr.study-row", has_text="MOKOENA")
         badge = mokoena.locator(".badge.dq")
         expect(badge).to_have_text("⚠ SA ID mismatch")
         expect(badge).to_have_attribute(
             "title", "SA ID says born 1980-01-01, header says 1981-02-03; SA ID says male, header says female"
         )
-        expect(mokoena.locator(".sa-id")).to_have_text("SA ID 800101 5009 087")
+        expect(mokoena.locator(".sa-id")).to_have_text(" · SA ID 800101 5009 087")
         expect(mokoena.locator(".chip.aid")).to_have_text("Government Employees Medical Scheme")
-        merwe = page.locator(".patient", has=page.locator("h3", has_text="VAN DER MERWE"))
+        merwe = page.locator("tr.study-row", has_text="VAN DER MERWE")
         expect(merwe.locator(".chip.aid")).to_have_text(DISCOVERY)
-        expect(merwe.locator(".chip.hospital")).to_have_text("Netcare Milpark Hospital · Netcare")
+        expect(merwe.locator(".chip.hospital")).to_have_text("Netcare Milpark Hospital")
+        hospital = merwe.locator(".chip.hospital")
+        expect(hospital).to_have_attribute("title", "Netcare Milpark Hospital · Netcare")
         page.screenshot(path=str(ARTIFACTS / "ui-sa-search.png"), full_page=True)
 
         # Filter by medical aid: the choices come from the index; only Discovery's patient is left.
         expect(page.locator("#medical-aid option")).to_have_count(3)
         page.select_option("#medical-aid", DISCOVERY)
         page.click("#search-button")
-        expect(patients).to_have_text(["VAN DER MERWE, ANNA"])
-        expect(page.locator("#result-summary")).to_have_text("1 series in 1 patient")
+        expect(patients).to_have_text(["VAN DER MERWE, Anna"])
+        expect(page.locator("#result-summary")).to_have_text("1–1 of 1 study")
         expect(page.locator("#medical-aid option:checked")).to_have_text(f"{DISCOVERY} (1 patient)")
 
         # Another filter: the hospital group; then clear them all.
         page.select_option("#medical-aid", "")
         page.select_option("#hospital-group", "Life Healthcare")
         page.click("#search-button")
-        expect(patients).to_have_text(["NAIDOO, PRIYA"])
+        expect(patients).to_have_text(["NAIDOO, Priya"])
         page.click("#search-clear")
         expect(page.locator("#hospital-group")).to_have_value("")
 
         # The series view: the ID as printed, the mismatch in words, medical aid and hospital.
         page.fill("#q", "mokoena")
         page.keyboard.press("Enter")
+        patients.first.click()  # the study, then its series
         page.locator(".series-link").first.click()
-        expect(page.locator("#series-title")).to_have_text("MOKOENA, SIPHO")
+        expect(page.locator("#series-title")).to_have_text("MOKOENA, Sipho")
         expect(page.locator("#series-sa-id")).to_contain_text("800101 5009 087")
         expect(page.locator("#series-dq")).to_be_visible()
         expect(page.locator("#series-dq-text li")).to_have_text(

@@ -29,27 +29,38 @@ expect = playwright_api.expect
 pytestmark = pytest.mark.browser
 
 
-
 def headers(data: bytes) -> tuple[object, object]:
     ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
     return ds.file_meta, ds
 
 
 def check_zip(path: Path, db: Path, key: str) -> int:
-    """The downloaded zip: file_count DICOM files, each one's header (and bytes) those of its source."""
+    """The downloaded zip: every file of the series' study, each one's header (and bytes) those of its
+    source, and a DICOMDIR."""
     with store.reading(db) as conn:
-        series = store.get_series(conn, key)
-        assert series is not None
-        sources = list(store.series_files(conn, series["series_id"]))
+        keys = [
+            r[0]
+            for r in conn.execute(
+                "SELECT SeriesKey FROM series "
+                "WHERE study_id = (SELECT study_id FROM series WHERE SeriesKey = ?)",
+                (key,),
+            )
+        ]
+        sources = []
+        for k in keys:
+            series = store.get_series(conn, k)
+            assert series is not None
+            sources += list(store.series_files(conn, series["series_id"]))
+    by_hash = {hashlib.sha256(Path(s["path"]).read_bytes()).digest(): s for s in sources}
     with zipfile.ZipFile(path) as zf:
-        assert zf.testzip() is None
-        dicoms = [n for n in zf.namelist() if n.endswith(".dcm")]
-        assert len(dicoms) == series["file_count"] == len(sources)
-        for name, source in zip(dicoms, sources, strict=True):
-            data, original = zf.read(name), Path(source["path"]).read_bytes()
-            assert headers(data) == headers(original), name
-            assert hashlib.sha256(data).digest() == hashlib.sha256(original).digest()
-    return int(series["file_count"])
+        assert zf.testzip() is None and "DICOMDIR" in zf.namelist()
+        dicoms = [n for n in zf.namelist() if n.startswith("DICOM/")]
+        assert len(dicoms) == len(sources) == len(by_hash)
+        for name in dicoms:
+            data = zf.read(name)
+            source = by_hash[hashlib.sha256(data).digest()]
+            assert headers(data) == headers(Path(source["path"]).read_bytes()), name
+    return len(sources)
 
 
 def test_search_share_download_end_to_end(browser: object, tmp_path: Path) -> None:
@@ -73,22 +84,29 @@ def test_search_share_download_end_to_end(browser: object, tmp_path: Path) -> No
         expect(page.locator("#who")).to_have_text("thandi")
         page.fill("#q", "müller")
         page.keyboard.press("Enter")
-        expect(page.locator(".patient h3")).to_have_text(["MÜLLER, HANS"])
+        expect(page.locator("tr.study-row .patient-name")).to_have_text(["MÜLLER, Hans"])
 
-        # 2. Open a series and create a share link for its SeriesKey: 1 hour, no passcode.
+        # 2. Open the study, a series of it, and share its whole study (the default): 1 hour, no passcode.
+        page.locator("tr.study-row .patient-name").first.click()
         page.locator(".series-link").first.click()
-        expect(page.locator("#series-title")).to_have_text("MÜLLER, HANS")
+        expect(page.locator("#series-title")).to_have_text("MÜLLER, Hans")
         key = page.url.rsplit("/", 1)[1]
         expect(page.locator("#share-panel")).to_be_visible()
+        expect(page.locator("#share-summary")).to_contain_text("series")
         page.select_option("#share-expiry", label="1 hour")
+        page.select_option("#share-passcode-mode", "none")
+        page.fill("#share-note", "Dr Naidoo, Milpark")
         page.click("#share-create")
         url_box = page.locator("#share-url")
         expect(url_box).to_have_value(re.compile(rf"^{re.escape(server.url)}/share/[A-Za-z0-9_-]{{43}}$"))
         link = url_box.input_value()
         expect(page.locator(".share-made")).to_contain_text("shown only this once")
         page.click("#share-copy")
-        expect(page.locator(".copy-said")).to_have_text("Copied.")
+        expect(page.locator(".copy-said").first).to_have_text("Copied.")
         assert page.evaluate("navigator.clipboard.readText()") == link
+        page.click("#share-copy-message")
+        message = page.evaluate("navigator.clipboard.readText()")
+        assert link in message and "SAST" in message and "Dr Naidoo, Milpark" in message
         page.screenshot(path=str(ARTIFACTS / "ui-share-series.png"))
 
         # 3. The recipient opens the link (a browser with no session) and downloads.
@@ -97,7 +115,8 @@ def test_search_share_download_end_to_end(browser: object, tmp_path: Path) -> No
         them.on("pageerror", lambda exc: errors.append(str(exc)))
         them.goto(link)
         file_count = int(them.locator("#share-file-count").inner_text())
-        expect(them.locator("h1")).to_have_text("Shared series")
+        expect(them.locator("h1")).to_have_text("Shared images")
+        expect(them.locator("#share-note")).to_have_text("Dr Naidoo, Milpark")
         expect(them.locator("body")).not_to_contain_text("MÜLLER")  # no patient name on the page
         them.screenshot(path=str(ARTIFACTS / "ui-share-landing.png"))
         with them.expect_download() as got:
@@ -109,11 +128,13 @@ def test_search_share_download_end_to_end(browser: object, tmp_path: Path) -> No
         # 4. The zip has file_count files with the same headers as the archive's.
         assert check_zip(saved, settings.db, key) == file_count
 
-        # A second link with a passcode and one download.
+        # A second link with a typed passcode and one download.
+        page.select_option("#share-passcode-mode", "typed")
         page.fill("#share-passcode", "kidney-stone-42")
         page.fill("#share-limit", "1")
         page.click("#share-create")
         expect(page.locator(".share-made")).to_contain_text("needs the passcode")
+        expect(page.locator("#share-passcode-shown")).to_have_count(0)  # typed: not shown back
         guarded = page.locator("#share-url").input_value()
         assert guarded != link
         them.goto(guarded)

@@ -92,7 +92,8 @@ def test_before_any_indexing_searches_say_how_to_index(fresh: Live) -> None:
     for path in ("/api/search", f"/api/series/{'0' * 40}", "/api/index/errors"):
         r = live.client.get(path, params={"q": "müller"} if path == "/api/search" else None)
         assert r.status_code == 404, path
-        assert "start indexing" in r.json()["detail"] and "pacsindex index" in r.json()["detail"]
+        # in the page's words: where to go, not a command line
+        assert r.json()["detail"] == "there is no index yet: start indexing on the Indexing page"
     status = live.status()
     assert status["state"] == "idle" and not status["running"] and status["timezone"] == "Africa/Johannesburg"
 

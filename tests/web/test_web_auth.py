@@ -261,7 +261,9 @@ def test_the_audit_log_says_who_searched_for_what_and_opened_which_series(client
     sign_in(client, "alice")
     entries = client.get("/api/audit", params={"user": "bob"}).json()
     assert [e["action"] for e in entries] == ["signout", "open_series", "search", "signin"]
-    assert entries[2]["detail"] == {"q": "müller", "modality": "MR"}
+    # what was asked, and which series it found (by id: a patient's access report needs it)
+    keys = [r["SeriesKey"] for r in found]
+    assert entries[2]["detail"] == {"q": "müller", "modality": "MR", "series": keys}
     assert entries[1]["detail"]["PatientName"] == "MÜLLER^HANS"
     assert entries[1]["detail"]["SeriesKey"] == found[0]["SeriesKey"]
     assert client.get("/api/audit", params={"action": "nonsense"}).status_code == 400

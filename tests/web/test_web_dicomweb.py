@@ -169,7 +169,8 @@ def test_dicomweb_client_retrieves_the_files(live: Live) -> None:
     one = client.retrieve_instance("1.7.1", "1.7.1.1", sop)
     assert one.SOPInstanceUID == sop and one.PatientName == "MÜLLER^HANS"
     meta = client.retrieve_series_metadata("1.7.1", "1.7.1.1")
-    assert {m[SOP_UID]["Value"][0] for m in meta} == set(files) and all("7FE00010" not in m for m in meta)
+    assert {m[SOP_UID]["Value"][0] for m in meta} == set(files)
+    assert all(set(m["7FE00010"]) == {"vr", "BulkDataURI"} for m in meta)  # no pixel data inline
     assert client.retrieve_instance_metadata(
         "1.7.2", "1.7.2.1", client.search_for_instances("1.7.2")[0][SOP_UID]["Value"][0]
     )["00100020"]["Value"] == ["PID-N"]

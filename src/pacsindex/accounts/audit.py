@@ -17,6 +17,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from pacsindex.errors import InvalidQuery, StoreError
@@ -32,6 +34,7 @@ SIGNIN_FAILED = "signin_failed"
 SIGNOUT = "signout"
 SEARCH = "search"
 OPEN_SERIES = "open_series"
+OPEN_STUDY = "open_study"  # a study opened from the worklist (or its series listed under its row)
 INDEX_START = "index_start"
 INDEX_STOP = "index_stop"
 USER_ADD = "user_add"
@@ -48,12 +51,22 @@ TOKEN_CREATE = "token_create"  # an admin made an API token (for DICOMweb client
 TOKEN_REVOKE = "token_revoke"
 DICOMWEB_QUERY = "dicomweb_query"  # a QIDO-RS search (user "token:NAME" for an API token)
 DICOMWEB_RETRIEVE = "dicomweb_retrieve"  # a WADO-RS retrieval of a study, series, instance or metadata
+VIEW_SERIES = "view_series"  # a series opened in the image viewer (its images drawn for a staff member)
+# operations (pacsindex.ops)
+INDEX_SCHEDULE = "index_schedule"  # an admin paused, resumed or changed the indexing schedule
+PURGE = "purge"  # entries older than the retention ages removed, with how many of each
+ACCESS_REPORT = "access_report"  # an admin made a patient's access report (POPIA s23)
+AUDIT_EXPORT = "audit_export"  # an admin exported the audit log for a date range
+BACKUP = "backup"  # a backup of the index and share store was written (or restored)
+SHARE_UNLOCK = "share_unlock"  # an admin lifted a share link's passcode lockout
+PRACTICE_SETTINGS = "practice_settings"  # an admin changed the practice details recipients see
 ACTIONS = (
     SIGNIN,
     SIGNIN_FAILED,
     SIGNOUT,
     SEARCH,
     OPEN_SERIES,
+    OPEN_STUDY,
     INDEX_START,
     INDEX_STOP,
     USER_ADD,
@@ -70,12 +83,28 @@ ACTIONS = (
     TOKEN_REVOKE,
     DICOMWEB_QUERY,
     DICOMWEB_RETRIEVE,
+    VIEW_SERIES,
+    INDEX_SCHEDULE,
+    PURGE,
+    ACCESS_REPORT,
+    AUDIT_EXPORT,
+    BACKUP,
+    SHARE_UNLOCK,
+    PRACTICE_SETTINGS,
 )
 
 MAX_PAGE = 500
 QUICK_WRITE_MS = 300
+REFUSAL_WINDOW_S = 3600  # identical refusals of an unauthenticated caller within this share one row
+_AGGREGATED = ("not_found", "expired", "revoked", "limited")  # refusals nobody can bound; passcode tries
 
-_Row = tuple[str, str | None, str | None, str, str | None]
+_Row = tuple[str, str | None, str | None, str, str | None, bool]  # ..., aggregate: add to a recent twin
+
+
+def aggregated(user: str | None, detail: dict[str, Any]) -> bool:
+    """Whether an entry is a refusal of someone not signed in (a made-up share link, say): those add to
+    the count of an identical recent entry instead of growing the log without bound."""
+    return user is None and detail.get("outcome", None) in _AGGREGATED
 
 
 class AuditLog:
@@ -101,9 +130,10 @@ class AuditLog:
         now = self.clock()
         text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None
         key = (user, action, text or "")
+        aggregate = aggregated(user, detail)
         with self._lock:
             last = self._recent.get(key)
-            if last is not None and now - last < self.repeat_s:
+            if not aggregate and last is not None and now - last < self.repeat_s:
                 return False
             if len(self._recent) > 10_000:
                 self._recent = {k: t for k, t in self._recent.items() if now - t < self.repeat_s}
@@ -114,6 +144,7 @@ class AuditLog:
             client,
             action,
             text,
+            aggregate,
         )
         with self._lock:
             queued = bool(self._backlog)
@@ -136,9 +167,21 @@ class AuditLog:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO audit (at, user_name, client, action, detail) VALUES (?, ?, ?, ?, ?)", rows
-            )
+            for at, user, client, action, text, aggregate in rows:
+                if aggregate:
+                    since = datetime.fromisoformat(at).timestamp() - REFUSAL_WINDOW_S
+                    updated = conn.execute(
+                        """UPDATE audit SET repeats = repeats + 1, last_at = ? WHERE id = (
+                               SELECT id FROM audit WHERE at >= ? AND action = ? AND user_name IS NULL
+                               AND client IS ? AND detail IS ? ORDER BY id DESC LIMIT 1)""",
+                        (at, _iso(since), action, client, text),
+                    )
+                    if updated.rowcount:
+                        continue
+                conn.execute(
+                    "INSERT INTO audit (at, user_name, client, action, detail) VALUES (?, ?, ?, ?, ?)",
+                    (at, user, client, action, text),
+                )
             conn.execute("COMMIT")
             return True
         except sqlite3.OperationalError as exc:
@@ -200,7 +243,7 @@ class AuditLog:
         if action:
             where.append("action = ?")
             params.append(action)
-        sql = "SELECT id, at, user_name, client, action, detail FROM audit"
+        sql = "SELECT id, at, user_name, client, action, detail, repeats FROM audit"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
@@ -223,4 +266,50 @@ def _entry(row: sqlite3.Row) -> dict[str, Any]:
         "client": row["client"],
         "action": row["action"],
         "detail": detail,
+        "repeats": row["repeats"],
     }
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+# -- reading for reports and exports (pacsindex.ops.reports) -----------------------------------------
+
+
+def between(db_path: str | os.PathLike[str], since: datetime, until: datetime) -> Iterator[dict[str, Any]]:
+    """Every entry with since <= at < until (aware datetimes), oldest first, streamed."""
+    conn = store.connect(db_path, create=False, readonly=True)
+    try:
+        rows = conn.execute(
+            "SELECT id, at, user_name, client, action, detail, repeats FROM audit WHERE at >= ? AND at < ? "
+            "ORDER BY at, id",
+            (_iso(since.timestamp()), _iso(until.timestamp())),
+        )
+        for row in rows:
+            yield _entry(row)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the audit log: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def mentioning(db_path: str | os.PathLike[str], needles: Sequence[str]) -> list[dict[str, Any]]:
+    """Entries whose detail holds any of `needles` (SeriesKeys, share ids as `"share_id": N`), oldest
+    first. A scan of the log: a report is rare, and the detail is JSON text."""
+    if not needles:
+        return []
+    found: dict[int, dict[str, Any]] = {}
+    conn = store.connect(db_path, create=False, readonly=True)
+    try:
+        for start in range(0, len(needles), 50):
+            chunk = needles[start : start + 50]
+            where = " OR ".join("instr(detail, ?) > 0" for _ in chunk)
+            sql = f"SELECT id, at, user_name, client, action, detail, repeats FROM audit WHERE {where}"
+            for row in conn.execute(sql, list(chunk)):
+                found[row["id"]] = _entry(row)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the audit log: {exc}") from exc
+    finally:
+        conn.close()
+    return sorted(found.values(), key=lambda e: (e["at"], e["id"]))

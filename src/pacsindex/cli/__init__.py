@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from pacsindex import __version__
-from pacsindex.cli import archive, staff
+from pacsindex.cli import archive, operations, share, staff
 from pacsindex.errors import PacsIndexError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -26,6 +26,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "user": staff.cmd_user,
     "send-to-orthanc": staff.cmd_send_to_orthanc,
     "token": staff.cmd_token,
+    **operations.COMMANDS,  # purge, backup, restore, access-report, audit-export, service
+    "share": share.cmd_share,
 }
 
 
@@ -38,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     archive.add_parsers(sub)
     staff.add_parsers(sub)
+    operations.add_parsers(sub)
+    share.add_parsers(sub)
     return parser
 
 

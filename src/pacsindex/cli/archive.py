@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pacsindex.cli.options import common, non_negative, positive, print_json, settings_from
-from pacsindex.errors import ConfigError, NotFound, OutputError
+from pacsindex.errors import ConfigError, NotFound, OutputError, PacsIndexError
 from pacsindex.index import store
 from pacsindex.index.sa.samatch import load_tables
 from pacsindex.index.search import search
@@ -34,9 +34,18 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--status-file", metavar="FILE", help="status JSON (default index_status.json beside the db)"
     )
+    p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="read every file stored as an error again (transient ones are retried anyway)",
+    )
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     p.add_argument("--json-out", metavar="FILE", help="also write every series with its files as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--watch", type=interval, metavar="INTERVAL",
+        help="index again every INTERVAL (e.g. 15m, 30s, 1h) until Ctrl-C, without the web service",
+    )
     common(p)
 
     p = sub.add_parser("series", help="list series, or show one series with its files")
@@ -50,7 +59,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--modality", metavar="CODE")
     p.add_argument("--date-from", metavar="YYYY-MM-DD")
     p.add_argument("--date-to", metavar="YYYY-MM-DD")
-    p.add_argument("--medical-aid", metavar="NAME", help="only patients of this medical scheme")
+    p.add_argument(
+        "--medical-aid", metavar="NAME", help="only patients of this medical scheme (a name or alias: GEMS)"
+    )
     p.add_argument("--hospital", metavar="NAME", help="only studies from this hospital")
     p.add_argument("--hospital-group", metavar="NAME", help="only studies from this group (e.g. Netcare)")
     p.add_argument("--json", action="store_true")
@@ -59,9 +70,10 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("problems", help="files that could not be indexed, non-DICOM files, bare images")
     p.add_argument(
         "--kind",
-        choices=("error", "non_dicom", "images"),
+        choices=("error", "non_dicom", "note", "images"),
         default="error",
         help="error: corrupt or unreadable files and folders (default); non_dicom: other files; "
+        "note: files read but odd (what pydicom would warn about); "
         "images: folders of images without a DICOM header (raw JPEG 2000, JP2)",
     )
     p.add_argument("--limit", type=positive, default=1000, metavar="N")
@@ -76,6 +88,19 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("-v", "--verbose", action="count", default=0)
 
 
+
+
+def interval(text: str) -> float:
+    """`--watch` intervals: 90s, 15m, 1h, or plain minutes."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    value, unit = (text[:-1], text[-1].lower()) if text[-1:].lower() in units else (text, "m")
+    try:
+        seconds = float(value) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an interval such as 30s, 15m or 1h") from None
+    if not 1 <= seconds <= 7 * 86400:
+        raise argparse.ArgumentTypeError("the interval must be between 1 second and a week")
+    return seconds
 
 
 class _Bar:
@@ -155,19 +180,36 @@ def cmd_index(args: argparse.Namespace) -> int:
         cancel.set()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    result: Progress | None = None
+    tables = load_tables(settings.extra)  # the settings file's medical aids and hospitals, for every run
     try:
-        result = run_index(
-            settings.db,
-            sources,
-            ScanOptions(workers=settings.workers, limit=args.limit),
-            on_progress=on_progress,
-            cancel=cancel,
-            tables=load_tables(settings.extra),
-        )
+        while True:
+            try:
+                result = run_index(
+                    settings.db,
+                    sources,
+                    ScanOptions(workers=settings.workers, limit=args.limit, retry_errors=args.retry_errors),
+                    on_progress=on_progress,
+                    cancel=cancel,
+                    tables=tables,
+                )
+            except PacsIndexError as exc:
+                if args.watch is None:
+                    raise
+                print(f"pacsindex: this run failed: {exc}", file=sys.stderr)  # the next may succeed
+            else:
+                if args.watch is None or cancel.is_set():
+                    break
+                print(_summary_line(result), file=sys.stderr)
+            print(f"next run in {args.watch:g} s (Ctrl-C stops)", file=sys.stderr, flush=True)
+            if cancel.wait(args.watch):  # Ctrl-C while waiting: stop cleanly
+                break
     finally:
         signal.signal(signal.SIGINT, previous)
         status.close()
         bar.stop()
+    if result is None:  # --watch, stopped before any run succeeded
+        return 1
     if args.json_out:
         try:
             write_index_json(settings.db, Path(args.json_out))
@@ -280,8 +322,38 @@ def cmd_series(args: argparse.Namespace) -> int:
     return 0
 
 
+def _canonical(what: str, text: str | None, settings: Any) -> str | None:
+    """A search filter's name as the index stores it: any alias or spelling of a medical scheme ("GEMS"),
+    hospital ("CHBAH") or hospital group is taken for its name (and the name said on stderr); a name the
+    tables do not know is searched as given, with the closest names suggested."""
+    if not text:
+        return text
+    from pacsindex.index.sa.samatch import load_tables
+
+    tables = load_tables(settings.extra)
+    found: str | None
+    if what == "medical aid":
+        aid = tables.medical_aid_named(text)
+        found, close = (aid.name if aid else None), tables.medical_aid_suggestions(text)
+    else:
+        place = tables.hospital_named(text)
+        found = (place.group if what == "hospital group" else place.name) if place else None
+        close = tables.hospital_suggestions(text, groups=what == "hospital group")
+    if found is not None:
+        if found != text:
+            print(f"{what} {text!r}: {found}", file=sys.stderr)
+        return found
+    if close:
+        names = " or ".join(map(repr, close))
+        print(f"no {what} is called {text!r}; did you mean {names}?", file=sys.stderr)
+    return text
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    medical_aid = _canonical("medical aid", args.medical_aid, settings)
+    hospital = _canonical("hospital", args.hospital, settings)
+    hospital_group = _canonical("hospital group", args.hospital_group, settings)
     with store.reading(settings.db) as conn:
         rows = search(
             conn,
@@ -289,9 +361,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             modality=args.modality,
             date_from=args.date_from,
             date_to=args.date_to,
-            medical_aid=args.medical_aid,
-            hospital=args.hospital,
-            hospital_group=args.hospital_group,
+            medical_aid=medical_aid,
+            hospital=hospital,
+            hospital_group=hospital_group,
             limit=args.limit,
         )
     if args.json:

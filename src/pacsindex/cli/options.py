@@ -6,7 +6,9 @@ import argparse
 import getpass
 import json
 import sys
+from datetime import datetime, timezone
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 from pacsindex.config import settings as config
 from pacsindex.index.sa.samatch import load_tables
@@ -51,6 +53,19 @@ def print_json(data: Any, out: TextIO | None = None) -> None:
     json.dump(data, out, ensure_ascii=False, indent=2)
     out.write("\n")
 
+
+def local_time(stored: str | None, tz: ZoneInfo, empty: str = "") -> str:
+    """A stored time (ISO 8601, UTC) as the practice reads it: in its own zone, to the minute, with the
+    zone's abbreviation ("2026-03-02 14:05 SAST")."""
+    if not stored:
+        return empty
+    try:
+        ts = datetime.fromisoformat(stored)
+    except ValueError:
+        return stored
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def os_user() -> str:

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from pacsindex.accounts import apitokens, audit
-from pacsindex.cli.options import common, os_user, positive, print_json, settings_from
+from pacsindex.cli.options import common, local_time, os_user, positive, print_json, settings_from
 from pacsindex.errors import PacsIndexError
 from pacsindex.orthanc import client as orthanc
 
@@ -118,7 +118,7 @@ def cmd_user(args: argparse.Namespace) -> int:
         else:
             for u in users:
                 flags = ", ".join(f for f in ("admin", "disabled") if u["is_admin" if f == "admin" else f])
-                last = u["last_signin_at"] or "never signed in"
+                last = local_time(u["last_signin_at"], settings.tz, "never signed in")
                 print(f"{u['name']}\t{flags or 'staff'}\tlast sign-in: {last}")
             print(f"{len(users)} accounts", file=sys.stderr)
         return 0
@@ -251,7 +251,8 @@ class _SendBar:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """`pacsindex token add|list|revoke`: the token itself goes to stdout, everything else to stderr."""
-    db = settings_from(args).db
+    settings = settings_from(args)
+    db = settings.db
     who = "cli:" + os_user()
     tokens = apitokens.ApiTokens(db)
     if args.token_command == "list":
@@ -260,8 +261,9 @@ def cmd_token(args: argparse.Namespace) -> int:
             print_json(listed)
             return 0
         for t in listed:
-            state = "in force" if t["active"] else f"revoked {t['revoked_at']}"
-            print(f"{t['id']}\t{t['name']}\t{state}\tlast used: {t['last_used_at'] or 'never'}")
+            state = "in force" if t["active"] else f"revoked {local_time(t['revoked_at'], settings.tz)}"
+            used = local_time(t["last_used_at"], settings.tz, "never")
+            print(f"{t['id']}\t{t['name']}\t{state}\tlast used: {used}")
         print(f"{len(listed)} tokens", file=sys.stderr)
         return 0
     log_entry = audit.AuditLog(db)

@@ -47,7 +47,22 @@ class Settings:
     share_default_hours: int = 24  # how long a new share link lasts unless its creator says otherwise
     share_max_hours: int = 168  # the longest a share link may last (7 days)
     share_max_streams: int = 4  # share downloads sent at once; more get 429 with Retry-After
+    share_max_streams_per_link: int = 2  # of those, for one link (issue 17)
+    share_max_streams_per_client: int = 2  # of those, to one client address (issue 17)
+    share_stall_seconds: int = 60  # a download whose client reads nothing this long loses its place
     public_url: str = ""  # e.g. https://pacs.example.co.za: the start of share links; default: as asked
+    cors_origins: tuple[str, ...] = ()  # viewers on other origins allowed to call /dicom-web (CORS)
+    render_workers: int = 2  # processes that decode and draw images (viewer, thumbnails, /rendered)
+    thumbnail_cache_mb: int = 200  # series thumbnails kept in the data directory, least recently used dropped
+    # operations (pacsindex.ops): the indexing schedule, retention (POPIA s14), the disk warning
+    index_every_minutes: float = 15.0  # incremental re-scan while `pacsindex serve` runs; 0: none
+    index_full_at: str = "02:00"  # the nightly full pass, practice time (HH:MM); "": none
+    retention_audit_days: int = 2557  # 7 years, as health records
+    retention_shares_days: int = 365  # expired or withdrawn share links and their access logs
+    retention_sends_days: int = 90  # finished Orthanc sends
+    retention_sessions_days: int = 30  # ended sign-in sessions
+    retention_signin_failures_days: int = 30  # failed sign-ins (the lockout itself lasts minutes)
+    disk_warning_percent: int = 10  # warn when less than this much of the data directory's disk is free
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later features read
 
     @property
@@ -82,10 +97,14 @@ _SECRETS = {"smb_password"}  # read from the environment only: a settings file t
 def _coerce(name: str, value: Any) -> Any:
     kind = str(_SIMPLE[name].type)
     try:
+        if name == "cors_origins" and isinstance(value, str):
+            return tuple(o for o in re.split(r"[,\s]+", value) if o)  # origins hold ":", so not pathsep
         if "Path" in kind:
             return Path(os.path.expanduser(str(value))) if value not in (None, "") else None
         if kind == "int":
             return int(value)
+        if kind == "float":
+            return float(value)
         if kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -129,9 +148,39 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError("share_default_hours must be 1 to share_max_hours, and that a year at most")
     if not 1 <= s.share_max_streams <= 256:
         raise ConfigError("share_max_streams must be between 1 and 256")
+    if not 1 <= s.render_workers <= 64:
+        raise ConfigError("render_workers must be between 1 and 64")
+    if not 1 <= s.thumbnail_cache_mb <= 1_000_000:
+        raise ConfigError("thumbnail_cache_mb must be between 1 and 1000000")
+    if not 1 <= s.share_max_streams_per_link <= 256 or not 1 <= s.share_max_streams_per_client <= 256:
+        raise ConfigError("share_max_streams_per_link and share_max_streams_per_client must be 1 to 256")
+    if not 1 <= s.share_stall_seconds <= 3600:
+        raise ConfigError("share_stall_seconds must be between 1 and 3600")
     if s.public_url and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", s.public_url):
         raise ConfigError(f"public_url must be an http:// or https:// address, not {s.public_url!r}")
+    for origin in s.cors_origins:
+        if origin != "*" and not re.match(r"^https?://[^/?#\s]+$", origin):
+            raise ConfigError(f"cors_origins: {origin!r} is not an origin like http://viewer.example:3000")
+    _validated_ops(s)
     return s
+
+
+def _validated_ops(s: Settings) -> None:
+    if not 0 <= s.index_every_minutes <= 7 * 24 * 60:
+        raise ConfigError("index_every_minutes must be between 0 (no schedule) and a week")
+    if s.index_full_at and not re.match(r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$", s.index_full_at):
+        raise ConfigError(f"index_full_at must be a time such as 02:00, not {s.index_full_at!r}")
+    for name in (
+        "retention_audit_days",
+        "retention_shares_days",
+        "retention_sends_days",
+        "retention_sessions_days",
+        "retention_signin_failures_days",
+    ):
+        if not 1 <= getattr(s, name) <= 365 * 100:
+            raise ConfigError(f"{name} must be between 1 and 36500 days")
+    if not 0 <= s.disk_warning_percent <= 100:
+        raise ConfigError("disk_warning_percent must be between 0 and 100")
 
 
 def load(

@@ -1,23 +1,33 @@
-"""One file's bytes to a header record: the fast path, the pydicom fallback, JPEG 2000 sniffing."""
+"""One file's bytes to a header record: the record itself (`record`), the fast path (`fastpath`), the
+pydicom fallback (`fallback`), the read that picks between them (`headers`), JPEG 2000 sniffing (`j2k`)."""
 
-from __future__ import annotations
-
-from pacsindex.dicom.headers import (
+from pacsindex.dicom.headers import is_transient, open_local, read_header, sniff
+from pacsindex.dicom.record import (
     ALL_FIELDS,
+    FIELD_TABLE,
+    FILE_FIELDS,
     IMAGE_WITHOUT_HEADER,
     FileResult,
     HeaderRecord,
-    open_local,
-    read_header,
+    int_value,
+    normalise_date,
     series_key,
+    text_value,
 )
 
 __all__ = [
     "ALL_FIELDS",
+    "FIELD_TABLE",
+    "FILE_FIELDS",
+    "IMAGE_WITHOUT_HEADER",
     "FileResult",
     "HeaderRecord",
-    "IMAGE_WITHOUT_HEADER",
+    "int_value",
+    "is_transient",
+    "normalise_date",
     "open_local",
     "read_header",
     "series_key",
+    "sniff",
+    "text_value",
 ]

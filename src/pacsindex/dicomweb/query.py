@@ -26,6 +26,7 @@ of the same instance kept in two folders.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import sqlite3
 from collections.abc import Iterable
@@ -249,8 +250,22 @@ def _glob(pattern: str) -> str:
     return pattern.replace("[", "[[]")
 
 
+def person_name_matches(value: str | None, pattern: str, wild: int) -> int:
+    """Whether a person name matches a folded pattern as a whole or in any one of its component groups
+    (alphabetic, ideographic, phonetic: `Yamada^Tarou=山田^太郎=やまだ^たろう` is found by `山田^太郎`)."""
+    if value is None:
+        return 0
+    names = [value, *(g for g in value.split("=") if g.strip("^ "))] if "=" in value else [value]
+    for name in names:
+        key = name_key(name) or ""
+        if fnmatch.fnmatchcase(key, pattern) if wild else key == pattern:
+            return 1
+    return 0
+
+
 def register_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("dw_fold", 1, name_key, deterministic=True)
+    conn.create_function("dw_person_name", 3, person_name_matches, deterministic=True)
 
 
 def _where(attr: Attr, value: str) -> tuple[str, list[Any]]:
@@ -276,15 +291,18 @@ def _where(attr: Attr, value: str) -> tuple[str, list[Any]]:
         if kind == "codes":
             items = sorted({v.upper() for v in items})
         marks = ",".join("?" * len(items))
-        if attr.keyword == "StudyInstanceUID":  # study_key is the UID when there is one, and indexed
-            return f"st.study_key IN ({marks}) AND {col} IN ({marks})", [*items, *items]
+        if attr.keyword == "StudyInstanceUID":  # indexed (studies_uid)
+            return f"{col} IN ({marks})", items
         if attr.keyword == "SeriesInstanceUID":
             keys = [series_key(u, None, None, "") for u in items]
             return f"s.SeriesKey IN ({marks}) AND {col} IN ({marks})", [*keys, *items]
         return f"{col} IN ({marks})", items
     if kind == "int":
         return f"{col} = ?", [int(value)]
-    if kind in ("name", "fold"):
+    if kind == "name":
+        folded = name_key(value) or ""
+        return f"dw_person_name({col}, ?, ?)", [_glob(folded) if wild else folded, int(wild)]
+    if kind == "fold":
         folded = name_key(value) or ""
         return (f"dw_fold({col}) GLOB ?", [_glob(folded)]) if wild else (f"dw_fold({col}) = ?", [folded])
     return (f"{col} GLOB ?", [_glob(value)]) if wild else (f"{col} = ?", [value])
@@ -308,8 +326,8 @@ def _scope(query: Query) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if query.study_uid is not None:
-        where.append("st.study_key = ? AND st.StudyInstanceUID = ?")
-        params += [query.study_uid, query.study_uid]
+        where.append("st.StudyInstanceUID = ?")
+        params.append(query.study_uid)
     if query.series_uid is not None:
         where.append("s.SeriesKey = ? AND s.SeriesInstanceUID = ?")
         params += [series_key(query.series_uid, None, None, ""), query.series_uid]

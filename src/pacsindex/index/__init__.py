@@ -11,6 +11,14 @@ from pacsindex.index.locking import WriterLock
 from pacsindex.index.sa.enrich import Enricher
 from pacsindex.index.sa.samatch import Tables, load_tables
 from pacsindex.index.search import MAX_LIMIT
+from pacsindex.index.store import connect
+from pacsindex.index.studies import (
+    MAX_STUDY_PAGE,
+    STUDY_KEY_PATTERN,
+    count_studies,
+    get_study,
+    search_studies,
+)
 from pacsindex.index.textfold import fold, strip_accents
 from pacsindex.index.writer import KnownFile, Writer
 
@@ -19,13 +27,19 @@ __all__ = [
     "Enricher",
     "KnownFile",
     "MAX_LIMIT",
+    "MAX_STUDY_PAGE",
+    "STUDY_KEY_PATTERN",
     "Tables",
     "Writer",
     "WriterLock",
+    "connect",
+    "count_studies",
     "fold",
+    "get_study",
     "iso_utc",
     "load_tables",
     "open_db",
+    "search_studies",
     "shown",
     "strip_accents",
     "token_hash",

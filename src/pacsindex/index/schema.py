@@ -3,7 +3,9 @@
 `PRAGMA user_version` says how many migrations a database has had; `migrate` runs the rest, each in its own
 transaction, so a database is always at one version or the next. Migrations are only ever appended:
 1 the index (patients, studies, series, files, folders, errors, runs), 2 staff accounts, sessions and the
-audit log, 3 the South African fields, 4 the trigram full-text index for search, 5 API tokens.
+audit log, 3 the South African fields, 4 the trigram full-text index for search, 5 API tokens; then
+index correctness (issue 12): file notes, transient errors and catalog signatures; studies keyed by
+patient; a rebuild of the search text (index/refold.py runs it on the first writable open).
 """
 
 from __future__ import annotations
@@ -196,6 +198,56 @@ MIGRATIONS: list[str] = [
         revoked_at TEXT
     );
     CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens(name COLLATE NOCASE) WHERE revoked_at IS NULL;
+    """,
+    # 6 (operations, issue 13): identical refusals from one address share an audit row with a count;
+    # sends to Orthanc kept in the index so they survive a restart (pacsindex.orthanc.sends owns the table)
+    """
+    ALTER TABLE audit ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE audit ADD COLUMN last_at TEXT;
+    CREATE TABLE orthanc_sends (
+        id TEXT PRIMARY KEY,
+        SeriesKey TEXT NOT NULL,
+        orthanc_url TEXT NOT NULL,
+        started_by TEXT NOT NULL,
+        client TEXT,
+        state TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        total INTEGER NOT NULL DEFAULT 0,
+        done INTEGER NOT NULL DEFAULT 0,
+        sent INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        failures TEXT NOT NULL DEFAULT '[]',
+        error TEXT
+    );
+    CREATE INDEX orthanc_sends_state ON orthanc_sends(state, started_at);
+    """,
+    # index correctness (issue 12), files: `note` keeps what was odd about a file that was still read
+    # (`pacsindex problems --kind note`); `transient` marks an error that may pass (network, timeout, a
+    # file still being written), read again next run; `record_sig` is the catalog that described a file
+    # and a hash of its record, so a changed or deleted catalog row reaches the index.
+    """
+    ALTER TABLE files ADD COLUMN note TEXT;
+    ALTER TABLE files ADD COLUMN transient INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN record_sig TEXT;
+    CREATE INDEX files_note ON files(dir_id) WHERE note IS NOT NULL;
+    CREATE INDEX files_record_sig ON files(record_sig) WHERE record_sig IS NOT NULL;
+    """,
+    # index correctness (issue 12), studies: keyed by (patient, StudyInstanceUID), so a study UID two
+    # patients share (a misfiled study) gives each patient their own study, whatever the file order, and
+    # is flagged; the UID itself is indexed for DICOMweb.
+    """
+    UPDATE studies SET study_key =
+        (SELECT patient_key FROM patients WHERE patients.id = studies.patient_id) || char(30) || study_key;
+    CREATE INDEX studies_uid ON studies(StudyInstanceUID);
+    """,
+    # index correctness (issue 12), search: the search text also holds the referring physician, German
+    # transliterations and ideographic names without spaces; the index rebuilds it on first open
+    # (index.refold), a batch at a time, so an existing index finds what a new one finds.
+    """
+    CREATE TABLE refold (series_after INTEGER NOT NULL);
+    INSERT INTO refold (series_after) VALUES (0);
     """,
 ]
 

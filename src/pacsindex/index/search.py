@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pacsindex.errors import InvalidQuery
 from pacsindex.index.store import SEARCH_SELECT, row_dict
-from pacsindex.index.textfold import query_words
+from pacsindex.index.textfold import Unit, query_units
 
 MAX_LIMIT = 1000
 MAX_QUERY_WORDS = 16
@@ -29,8 +29,9 @@ _MODALITY = re.compile(r"^[A-Za-z0-9]{1,16}$")
 # only the series of one study date at a time when it walks that index.
 ORDER = "s.StudyDate DESC, s.study_id, s.SeriesNumber, s.id"
 Plan = Literal["auto", "sorted", "walk"]
-# A condition besides the words and dates: its SQL, its one parameter, and whether it is a study filter.
-Condition = tuple[str, str, bool]
+# A condition besides the full-text match and dates: its SQL, its parameters, and whether it is a study
+# filter.
+Condition = tuple[str, tuple[str, ...], bool]
 
 
 def parse_date(text: str | None, name: str) -> str | None:
@@ -72,19 +73,50 @@ def search(
         raise InvalidQuery(f"limit must be between 1 and {MAX_LIMIT}")
     if offset < 0:
         raise InvalidQuery("offset must not be negative")
-    words = query_words(query or "")
-    if len(words) > MAX_QUERY_WORDS:
+    match, conditions, lo, hi = parse_filters(
+        query,
+        modality=modality,
+        date_from=date_from,
+        date_to=date_to,
+        medical_aid=medical_aid,
+        hospital=hospital,
+        hospital_group=hospital_group,
+    )
+    # The probe and the page read one snapshot, so a batch an indexing run commits in between is either in
+    # both or in neither.
+    snapshot = plan == "auto" and bool(match) and not conn.in_transaction
+    if snapshot:
+        conn.execute("BEGIN")
+    try:
+        return _page(conn, match, conditions, lo, hi, limit, offset, plan)
+    finally:
+        if snapshot:
+            conn.execute("COMMIT")
+
+
+Filters = tuple[str, list[Condition], str | None, str | None]
+
+
+def parse_filters(
+    query: str = "",
+    *,
+    modality: str | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    medical_aid: str | None = None,
+    hospital: str | None = None,
+    hospital_group: str | None = None,
+) -> Filters:
+    """The query and filters, checked: the full-text MATCH text, the other conditions on `series s`, and
+    the study date range as DICOM DA text. InvalidQuery, in words, for anything unusable."""
+    units = query_units(query or "")
+    if len(units) > MAX_QUERY_WORDS:
         raise InvalidQuery(f"a search takes at most {MAX_QUERY_WORDS} words")
-    match = " AND ".join('"' + w.replace('"', '""') + '"' for w in words if len(w) >= 3)
-    conditions: list[Condition] = []
-    # Words of three or more characters go through the trigram index; shorter ones are checked directly.
-    for word in words:
-        if len(word) < 3:
-            conditions.append(("instr(s.search_text, ?) > 0", word, False))
+    match, conditions = _unit_match(units)
     if modality:
         if not _MODALITY.match(modality):
             raise InvalidQuery(f"modality must be a DICOM modality code such as CT or MR, not {modality!r}")
-        conditions.append(("s.Modality = ?", modality.upper(), False))
+        conditions.append(("s.Modality = ?", (modality.upper(),), False))
     filters = {
         "medical_aid": (
             medical_aid,
@@ -97,21 +129,54 @@ def search(
         if value:
             if len(value) > 200:
                 raise InvalidQuery(f"{name} is too long")
-            conditions.append((f"s.study_id IN ({studies} COLLATE NOCASE)", value, True))
+            conditions.append((f"s.study_id IN ({studies} COLLATE NOCASE)", (value,), True))
     lo = parse_date(date_from, "date_from")
     hi = parse_date(date_to, "date_to")
     if lo and hi and lo > hi:
-        raise InvalidQuery("date_from is after date_to")
-    # The probe and the page read one snapshot, so a batch an indexing run commits in between is either in
-    # both or in neither.
-    snapshot = plan == "auto" and bool(match) and not conn.in_transaction
-    if snapshot:
-        conn.execute("BEGIN")
-    try:
-        return _page(conn, match, conditions, lo, hi, limit, offset, plan)
-    finally:
-        if snapshot:
-            conn.execute("COMMIT")
+        raise InvalidQuery(
+            f"the study date from ({_shown(lo)}) is after the study date to ({_shown(hi)}): "
+            "swap them, or clear one"
+        )
+    return match, conditions, lo, hi
+
+
+def _shown(da: str) -> str:
+    return f"{da[:4]}-{da[4:6]}-{da[6:]}"
+
+
+def series_where(filters: Filters) -> tuple[str, list[Any]]:
+    """A WHERE clause over `series s` (empty when nothing narrows) and its parameters."""
+    match, conditions, lo, hi = filters
+    where: list[str] = []
+    params: list[Any] = []
+    if match:
+        where.append("s.id IN (SELECT rowid FROM series_fts WHERE series_fts MATCH ?)")
+        params.append(match)
+    for sql, values, _ in conditions:
+        where.append(sql)
+        params.extend(values)
+    if lo:
+        where.append("s.StudyDate >= ?")
+        params.append(lo)
+    if hi:
+        where.append("s.StudyDate <= ?")
+        params.append(hi)
+    return ("WHERE " + " AND ".join(where)) if where else "", params
+
+
+def _unit_match(units: list[Unit]) -> tuple[str, list[Condition]]:
+    """The FTS5 MATCH expression for the units whose words all have three or more characters (the trigram
+    index finds those), and an `instr` condition for each other unit."""
+    match: list[str] = []
+    conditions: list[Condition] = []
+    for unit in units:
+        if all(len(w) >= 3 for alt in unit for w in alt):
+            alts = [" AND ".join('"' + w.replace('"', '""') + '"' for w in alt) for alt in unit]
+            match.append(alts[0] if len(alts) == 1 else "(" + " OR ".join(f"({a})" for a in alts) + ")")
+            continue
+        tests = ["(" + " AND ".join("instr(s.search_text, ?) > 0" for _ in alt) + ")" for alt in unit]
+        conditions.append(("(" + " OR ".join(tests) + ")", tuple(w for alt in unit for w in alt), False))
+    return " AND ".join(match), conditions
 
 
 def _page(
@@ -138,9 +203,9 @@ def _page(
     elif match:
         where.append(f"{walk}s.id IN (SELECT rowid FROM series_fts WHERE series_fts MATCH ?)")
         params.append(match)
-    for sql, value, on_studies in conditions:
+    for sql, values, on_studies in conditions:
         where.append(walk + sql if on_studies else sql)
-        params.append(value)
+        params.extend(values)
     if lo:
         where.append("s.StudyDate >= ?")
         params.append(lo)
@@ -180,7 +245,7 @@ def _choose_plan(
     if conditions:
         tests = " AND ".join(sql for sql, _, _ in conditions)
         count = f"SELECT count(*) FROM series s WHERE s.id IN (SELECT value FROM json_each(?)) AND {tests}"
-        values = [value for _, value, _ in conditions]
+        values = [value for _, given, _ in conditions for value in given]
         if conn.execute(count, [json.dumps(sample), *values]).fetchone()[0] * 4 < len(sample):
             return "sorted", None
     return "walk", None

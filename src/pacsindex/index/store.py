@@ -25,6 +25,7 @@ from typing import Any
 from pacsindex.dicom.headers import IMAGE_WITHOUT_HEADER
 from pacsindex.index.clock import iso, utcnow
 from pacsindex.index.db import open_db
+from pacsindex.index.refold import refold_pending
 from pacsindex.index.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,12 @@ SERIES_SELECT = """
 SEARCH_SELECT = SERIES_SELECT.replace(
     "s.file_count\n", "s.file_count, p.sa_id, p.sa_id_issues, p.medical_aid, st.hospital, st.hospital_group\n"
 )
-DETAIL_SELECT = """
+# A data-quality flag: the study's StudyInstanceUID also names a study of another patient (a misfiled or
+# renamed study). Studies are keyed by (patient, UID), so each patient shows their own series.
+STUDY_UID_SHARED = """EXISTS (SELECT 1 FROM studies o WHERE o.StudyInstanceUID = st.StudyInstanceUID
+                              AND o.patient_id != st.patient_id) AS study_uid_shared"""
+SEARCH_SELECT = SEARCH_SELECT.replace("st.hospital_group\n", f"st.hospital_group, {STUDY_UID_SHARED}\n", 1)
+DETAIL_SELECT = f"""
     SELECT s.id AS series_id, s.SeriesKey, p.PatientName, p.PatientID, p.PatientBirthDate, p.PatientSex,
            p.OtherPatientIDs, p.IssuerOfPatientID, p.InsurancePlanIdentification, p.PatientComments,
            p.sa_id, p.sa_id_issues, p.medical_aid,
@@ -64,7 +70,7 @@ DETAIL_SELECT = """
            st.ReferringPhysicianName, st.InstitutionName, st.StudyID, st.InstitutionAddress,
            st.hospital, st.hospital_group,
            s.SeriesInstanceUID, s.SeriesNumber, s.SeriesDescription, s.Modality, s.BodyPartExamined,
-           s.SeriesDate, s.Manufacturer, s.StationName, s.file_count, s.total_size
+           s.SeriesDate, s.Manufacturer, s.StationName, s.file_count, s.total_size, {STUDY_UID_SHARED}
     FROM series s JOIN studies st ON st.id = s.study_id JOIN patients p ON p.id = st.patient_id
 """
 FULL_PATH = "d.path || d.sep || f.name"
@@ -76,7 +82,14 @@ def connect(
     """Open the index (db.open_db: WAL, migrations, sqlite3 errors as StoreError). `create=False` raises
     IndexNotFound when there is none yet."""
     hint = f": run `pacsindex index ROOT --db {Path(path)}` first"
-    return open_db(path, MIGRATIONS, "index", create=create, readonly=readonly, missing_hint=hint)
+    conn = open_db(path, MIGRATIONS, "index", create=create, readonly=readonly, missing_hint=hint)
+    if not readonly:
+        try:
+            refold_pending(conn)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
 
 
 RUN_COUNTERS = (
@@ -148,8 +161,12 @@ def series_files(conn: sqlite3.Connection, series_id: int) -> Iterator[dict[str,
 def problems(
     conn: sqlite3.Connection, kind: str = "error", limit: int = 100, offset: int = 0
 ) -> list[dict[str, Any]]:
-    """Files that are errors (or non-DICOM), and for errors also the folders that could not be listed
-    in the latest run."""
+    """Files that are errors (or non-DICOM, or read with a note about what was odd: kind "note"), and for
+    errors also the folders that could not be listed in the latest run."""
+    if kind == "note":
+        sql = f"""SELECT {FULL_PATH} AS path, f.note AS reason FROM files f JOIN dirs d ON d.id = f.dir_id
+                  WHERE f.note IS NOT NULL ORDER BY path LIMIT ? OFFSET ?"""
+        return [row_dict(r) for r in conn.execute(sql, (limit, offset))]
     if kind == "non_dicom":
         sql = f"""SELECT {FULL_PATH} AS path, f.reason FROM files f JOIN dirs d ON d.id = f.dir_id
                   WHERE f.status = 'non_dicom' ORDER BY path LIMIT ? OFFSET ?"""

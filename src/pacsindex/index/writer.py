@@ -10,14 +10,15 @@ committed batch while the run goes on.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
-from dataclasses import astuple as astuple_extras
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from pacsindex.dicom.headers import FileResult, HeaderRecord
 from pacsindex.index.clock import iso, utcnow
 from pacsindex.index.sa.enrich import Enricher
-from pacsindex.index.textfold import search_text
+from pacsindex.index.textfold import series_search_text
+
+__all__ = ["KnownFile", "Writer", "patient_key", "subtree_range"]
 
 
 class KnownFile(NamedTuple):
@@ -25,8 +26,16 @@ class KnownFile(NamedTuple):
     size: int
     mtime_ns: int
     status: str
+    transient: int = 0  # an error that may pass: read again
+    record_sig: str | None = None  # the catalog that described it, and a hash of its record
 
 
+def patient_key(rec: HeaderRecord, series_key: str) -> str:
+    """Who a file belongs to: PatientID and PatientName. A file with neither is nobody we know: its study
+    (else its series) stands for its patient, so unnamed files are never merged into one patient."""
+    if rec.PatientID or rec.PatientName:
+        return f"{rec.PatientID or ''}\x1f{rec.PatientName or ''}"
+    return f"\x1f\x1fanonymous|{rec.StudyInstanceUID or 'series|' + series_key}"
 
 
 class Writer:
@@ -44,6 +53,7 @@ class Writer:
         self._patients: dict[str, int] = {}
         self._studies: dict[str, int] = {}
         self._series: dict[str, int] = {}
+        self._left: set[int] = set()  # studies a series moved out of: dropped at commit when empty
 
     def _begin(self) -> None:
         if not self._in_tx:
@@ -85,8 +95,11 @@ class Writer:
             return dir_id, {}
         dir_id = row[0]
         self.seen_dirs.add(dir_id)
-        rows = cur.execute("SELECT name, id, size, mtime_ns, status FROM files WHERE dir_id = ?", (dir_id,))
-        return dir_id, {r[0]: KnownFile(r[1], r[2], r[3], r[4]) for r in rows}
+        rows = cur.execute(
+            "SELECT name, id, size, mtime_ns, status, transient, record_sig FROM files WHERE dir_id = ?",
+            (dir_id,),
+        )
+        return dir_id, {r[0]: KnownFile(*r[1:]) for r in rows}
 
     def _subtree_dirs(self, path: str, sep: str) -> list[int]:
         lo, hi = subtree_range(path, sep)
@@ -123,12 +136,26 @@ class Writer:
         ).fetchone()
         return self.remove_files([row[0]]) if row else 0
 
+    def _any_spelling(self, path: str, sep: str) -> list[int]:
+        """Folders under an smb:// root in any letter case: SMB names are case-insensitive, and an index
+        from before roots had one spelling may hold the same folder under several."""
+        lo, hi = subtree_range(path.lower(), sep)
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM dirs WHERE lower(path) = ? OR (lower(path) >= ? AND lower(path) < ?)",
+                (path.lower(), lo, hi),
+            )
+        ]
+
     def remove_unseen(self, roots: Sequence[tuple[str, str]]) -> int:
-        """After a complete run: drop the files of folders under the roots that no longer exist."""
+        """After a complete run: drop the files of folders under the roots that no longer exist (for an
+        smb:// root, also those stored under another spelling of it)."""
         self._begin()
         removed = 0
         for path, sep in roots:
-            gone = [d for d in self._subtree_dirs(path, sep) if d not in self.seen_dirs]
+            below = self._any_spelling if path[:6].lower() == "smb://" else self._subtree_dirs
+            gone = [d for d in below(path, sep) if d not in self.seen_dirs]
             for dir_id in gone:
                 ids = [r[0] for r in self.conn.execute("SELECT id FROM files WHERE dir_id = ?", (dir_id,))]
                 removed += self.remove_files(ids)
@@ -144,47 +171,70 @@ class Writer:
         mtime_ns: int,
         result: FileResult,
         replacing: bool = True,
+        record_sig: str | None = None,
     ) -> None:
-        """Insert or replace one file's row with what reading it gave. `replacing=False` promises the
-        index has no row for it yet (saves a look-up on a first index)."""
+        """Insert or replace one file's row with what reading it gave. `replacing=False` says the index
+        had no row for it when its folder was listed (saves a look-up on a first index); a row written
+        since (by another source of the same run) is still replaced properly. `record_sig` marks a row
+        written from a catalog's record."""
         self._begin()
-        if replacing:
-            old = self.conn.execute(
-                "SELECT series_id FROM files WHERE dir_id = ? AND name = ?", (dir_id, name)
-            ).fetchone()
-            if old is not None and old[0] is not None:
-                self._touched.add(old[0])
         series_id = None
         rec = result.record
         if result.status == "dicom" and rec is not None:
             series_id = self._series_id(rec, dir_path)
             self._touched.add(series_id)
+        values = (
+            dir_id,
+            name,
+            size,
+            mtime_ns,
+            result.status,
+            result.reason,
+            series_id,
+            rec.SOPInstanceUID if rec else None,
+            rec.SOPClassUID if rec else None,
+            rec.InstanceNumber if rec else None,
+            rec.TransferSyntaxUID if rec else None,
+            self.run_id,
+            result.note,
+            int(result.transient),
+            record_sig,
+        )
+        insert = """INSERT INTO files (dir_id, name, size, mtime_ns, status, reason, series_id,
+                                  SOPInstanceUID, SOPClassUID, InstanceNumber, TransferSyntaxUID,
+                                  run_id, note, transient, record_sig)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+        if not replacing:
+            if self.conn.execute(insert + " ON CONFLICT (dir_id, name) DO NOTHING", values).rowcount:
+                self._pending += 1
+                return
+        old = self.conn.execute(
+            "SELECT series_id FROM files WHERE dir_id = ? AND name = ?", (dir_id, name)
+        ).fetchone()
+        if old is not None and old[0] is not None:
+            self._touched.add(old[0])
         self.conn.execute(
-            """INSERT INTO files (dir_id, name, size, mtime_ns, status, reason, series_id, SOPInstanceUID,
-                                  SOPClassUID, InstanceNumber, TransferSyntaxUID, run_id)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (dir_id, name) DO UPDATE SET
+            insert
+            + """ ON CONFLICT (dir_id, name) DO UPDATE SET
                  size = excluded.size, mtime_ns = excluded.mtime_ns, status = excluded.status,
                  reason = excluded.reason, series_id = excluded.series_id,
                  SOPInstanceUID = excluded.SOPInstanceUID, SOPClassUID = excluded.SOPClassUID,
                  InstanceNumber = excluded.InstanceNumber, TransferSyntaxUID = excluded.TransferSyntaxUID,
-                 run_id = excluded.run_id""",
-            (
-                dir_id,
-                name,
-                size,
-                mtime_ns,
-                result.status,
-                result.reason,
-                series_id,
-                rec.SOPInstanceUID if rec else None,
-                rec.SOPClassUID if rec else None,
-                rec.InstanceNumber if rec else None,
-                rec.TransferSyntaxUID if rec else None,
-                self.run_id,
-            ),
+                 run_id = excluded.run_id, note = excluded.note, transient = excluded.transient,
+                 record_sig = excluded.record_sig""",
+            values,
         )
         self._pending += 1
+
+    def remove_described(self, label: str, keep: set[tuple[int, str]]) -> int:
+        """After a complete read of a catalog: drop the rows it described before and no longer lists
+        (`keep`: the (folder id, name) of every file it listed this time)."""
+        self._begin()
+        rows = self.conn.execute(
+            "SELECT id, dir_id, name FROM files WHERE record_sig >= ? AND record_sig < ?",
+            (label + "\x1f", label + "\x20"),
+        ).fetchall()
+        return self.remove_files([r[0] for r in rows if (r[1], r[2]) not in keep])
 
     def add_error(self, path: str, reason: str) -> None:
         self._begin()
@@ -194,119 +244,142 @@ class Writer:
         )
 
     # -- patients, studies, series -------------------------------------------------------------------
+    # The first file of a series written in a run also refreshes what the index holds about its series,
+    # study and patient (a corrected catalog row, a re-exported study), and moves the series to the study
+    # and patient its files now name; the rest of the run finds them in the caches.
     def _series_id(self, rec: HeaderRecord, dir_path: str) -> int:
         key = rec.series_key(dir_path)
         cached = self._series.get(key)
         if cached is not None:
             return cached
-        row = self.conn.execute("SELECT id FROM series WHERE SeriesKey = ?", (key,)).fetchone()
+        study_id = self._study_id(rec, key)
+        fields = {
+            "study_id": study_id,
+            "SeriesInstanceUID": rec.SeriesInstanceUID,
+            "SeriesNumber": rec.SeriesNumber,
+            "SeriesDescription": rec.SeriesDescription,
+            "Modality": rec.Modality,
+            "BodyPartExamined": rec.BodyPartExamined,
+            "SeriesDate": rec.SeriesDate,
+            "Manufacturer": rec.Manufacturer,
+            "StationName": rec.StationName,
+            "search_text": series_search_text(
+                rec.PatientName,
+                rec.PatientID,
+                rec.OtherPatientIDs,
+                rec.AccessionNumber,
+                rec.StudyDescription,
+                rec.SeriesDescription,
+                rec.ReferringPhysicianName,
+            ),
+        }
+        row = self.conn.execute("SELECT id, study_id FROM series WHERE SeriesKey = ?", (key,)).fetchone()
         if row is None:
-            study_id = self._study_id(rec, key)
             cur = self.conn.execute(
-                """INSERT INTO series (SeriesKey, study_id, SeriesInstanceUID, SeriesNumber,
-                                       SeriesDescription,
-                                       Modality, BodyPartExamined, SeriesDate, Manufacturer, StationName,
-                                       search_text, StudyDate)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                f"""INSERT INTO series (SeriesKey, {", ".join(fields)}, StudyDate)
+                   VALUES (?, {", ".join("?" * len(fields))},
                            (SELECT StudyDate FROM studies WHERE id = ?))""",
-                (
-                    key,
-                    study_id,
-                    rec.SeriesInstanceUID,
-                    rec.SeriesNumber,
-                    rec.SeriesDescription,
-                    rec.Modality,
-                    rec.BodyPartExamined,
-                    rec.SeriesDate,
-                    rec.Manufacturer,
-                    rec.StationName,
-                    search_text(
-                        rec.PatientName,
-                        rec.PatientID,
-                        rec.OtherPatientIDs,
-                        rec.AccessionNumber,
-                        rec.StudyDescription,
-                        rec.SeriesDescription,
-                        *self.enricher.search_terms(rec),
-                    ),
-                    study_id,
-                ),
+                (key, *fields.values(), study_id),
             )
             series_id = cur.lastrowid
             assert series_id is not None
         else:
             series_id = row[0]
+            if row[1] != study_id:
+                self._left.add(row[1])
+            if self._refresh("series", series_id, fields) and row[1] != study_id:
+                self.conn.execute(
+                    "UPDATE series SET StudyDate = (SELECT StudyDate FROM studies WHERE id = ?) WHERE id = ?",
+                    (study_id, series_id),
+                )
         if len(self._series) > 50_000:
             self._series.clear()
         self._series[key] = series_id
         return series_id
 
+    def _refresh(self, table: str, row_id: int, fields: Mapping[str, object]) -> bool:
+        """Set a row's columns to `fields` where they differ (an unchanged row is not written, so the
+        full-text triggers do not fire); returns whether it changed."""
+        sets = ", ".join(f"{c} = ?" for c in fields)
+        differs = " OR ".join(f"{c} IS NOT ?" for c in fields)
+        values = list(fields.values())
+        cur = self.conn.execute(
+            f"UPDATE {table} SET {sets} WHERE id = ? AND ({differs})", (*values, row_id, *values)
+        )
+        return cur.rowcount > 0
+
     def _study_id(self, rec: HeaderRecord, series_key: str) -> int:
-        key = rec.StudyInstanceUID or f"series|{series_key}"
+        owner = patient_key(rec, series_key)
+        # Keyed by patient too: a StudyInstanceUID two patients share gives each their own study.
+        key = owner + "\x1e" + (rec.StudyInstanceUID or f"series|{series_key}")
         cached = self._studies.get(key)
         if cached is not None:
             return cached
-        row = self.conn.execute("SELECT id FROM studies WHERE study_key = ?", (key,)).fetchone()
+        extras = self.enricher.study(rec)
+        fields = {
+            "patient_id": self._patient_id(rec, owner),
+            "StudyInstanceUID": rec.StudyInstanceUID,
+            "StudyDate": rec.StudyDate,
+            "StudyTime": rec.StudyTime,
+            "StudyDescription": rec.StudyDescription,
+            "AccessionNumber": rec.AccessionNumber,
+            "ReferringPhysicianName": rec.ReferringPhysicianName,
+            "InstitutionName": rec.InstitutionName,
+            "StudyID": rec.StudyID,
+            "InstitutionAddress": rec.InstitutionAddress,
+            "hospital": extras.hospital,
+            "hospital_group": extras.hospital_group,
+        }
+        row = self.conn.execute("SELECT id, StudyDate FROM studies WHERE study_key = ?", (key,)).fetchone()
         if row is None:
             cur = self.conn.execute(
-                """INSERT INTO studies (study_key, patient_id, StudyInstanceUID, StudyDate, StudyTime,
-                                        StudyDescription, AccessionNumber, ReferringPhysicianName,
-                                        InstitutionName, StudyID, InstitutionAddress, hospital,
-                                        hospital_group)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    key,
-                    self._patient_id(rec),
-                    rec.StudyInstanceUID,
-                    rec.StudyDate,
-                    rec.StudyTime,
-                    rec.StudyDescription,
-                    rec.AccessionNumber,
-                    rec.ReferringPhysicianName,
-                    rec.InstitutionName,
-                    rec.StudyID,
-                    rec.InstitutionAddress,
-                    *astuple_extras(self.enricher.study(rec)),
-                ),
+                f"""INSERT INTO studies (study_key, {", ".join(fields)})
+                   VALUES (?, {", ".join("?" * len(fields))})""",
+                (key, *fields.values()),
             )
             study_id = cur.lastrowid
             assert study_id is not None
         else:
             study_id = row[0]
+            if self._refresh("studies", study_id, fields) and row[1] != rec.StudyDate:
+                self.conn.execute(
+                    "UPDATE series SET StudyDate = ? WHERE study_id = ?", (rec.StudyDate, study_id)
+                )
         if len(self._studies) > 50_000:
             self._studies.clear()
         self._studies[key] = study_id
         return study_id
 
-    def _patient_id(self, rec: HeaderRecord) -> int:
-        key = f"{rec.PatientID or ''}\x1f{rec.PatientName or ''}"
+    def _patient_id(self, rec: HeaderRecord, key: str) -> int:
         cached = self._patients.get(key)
         if cached is not None:
             return cached
+        extras = self.enricher.patient(rec)
+        fields = {
+            "PatientName": rec.PatientName,
+            "PatientID": rec.PatientID,
+            "PatientBirthDate": rec.PatientBirthDate,
+            "PatientSex": rec.PatientSex,
+            "OtherPatientIDs": rec.OtherPatientIDs,
+            "IssuerOfPatientID": rec.IssuerOfPatientID,
+            "InsurancePlanIdentification": rec.InsurancePlanIdentification,
+            "PatientComments": rec.PatientComments,
+            "sa_id": extras.sa_id,
+            "sa_id_issues": extras.sa_id_issues,
+            "medical_aid": extras.medical_aid,
+        }
         row = self.conn.execute("SELECT id FROM patients WHERE patient_key = ?", (key,)).fetchone()
         if row is None:
             cur = self.conn.execute(
-                """INSERT INTO patients (patient_key, PatientName, PatientID, PatientBirthDate, PatientSex,
-                                         OtherPatientIDs, IssuerOfPatientID, InsurancePlanIdentification,
-                                         PatientComments, sa_id, sa_id_issues, medical_aid)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    key,
-                    rec.PatientName,
-                    rec.PatientID,
-                    rec.PatientBirthDate,
-                    rec.PatientSex,
-                    rec.OtherPatientIDs,
-                    rec.IssuerOfPatientID,
-                    rec.InsurancePlanIdentification,
-                    rec.PatientComments,
-                    *astuple_extras(self.enricher.patient(rec)),
-                ),
+                f"""INSERT INTO patients (patient_key, {", ".join(fields)})
+                   VALUES (?, {", ".join("?" * len(fields))})""",
+                (key, *fields.values()),
             )
             patient_id = cur.lastrowid
             assert patient_id is not None
         else:
             patient_id = row[0]
+            self._refresh("patients", patient_id, fields)
         if len(self._patients) > 50_000:
             self._patients.clear()
         self._patients[key] = patient_id
@@ -314,6 +387,9 @@ class Writer:
 
     def _recount(self) -> None:
         """Keep every touched series' file_count right, and drop series, studies and patients left empty."""
+        if self._left:
+            self._drop_empty_studies(list(self._left))
+            self._left.clear()
         if not self._touched:
             return
         ids = list(self._touched)
@@ -336,25 +412,29 @@ class Writer:
             ]
             if gone:
                 self._series.clear()
-                self._studies.clear()
-                self._patients.clear()
-                marks2 = ",".join("?" * len(gone))
-                patients = [
-                    r[0]
-                    for r in self.conn.execute(
-                        f"""DELETE FROM studies WHERE id IN ({marks2})
-                            AND NOT EXISTS (SELECT 1 FROM series WHERE study_id = studies.id)
-                            RETURNING patient_id""",
-                        gone,
-                    )
-                ]
-                if patients:
-                    marks3 = ",".join("?" * len(patients))
-                    self.conn.execute(
-                        f"""DELETE FROM patients WHERE id IN ({marks3})
-                            AND NOT EXISTS (SELECT 1 FROM studies WHERE patient_id = patients.id)""",
-                        patients,
-                    )
+                self._drop_empty_studies(gone)
+
+    def _drop_empty_studies(self, study_ids: list[int]) -> None:
+        """Drop those of these studies that hold no series, and their patients when left with no study."""
+        self._studies.clear()
+        self._patients.clear()
+        marks = ",".join("?" * len(study_ids))
+        patients = [
+            r[0]
+            for r in self.conn.execute(
+                f"""DELETE FROM studies WHERE id IN ({marks})
+                    AND NOT EXISTS (SELECT 1 FROM series WHERE study_id = studies.id)
+                    RETURNING patient_id""",
+                study_ids,
+            )
+        ]
+        if patients:
+            marks = ",".join("?" * len(patients))
+            self.conn.execute(
+                f"""DELETE FROM patients WHERE id IN ({marks})
+                    AND NOT EXISTS (SELECT 1 FROM studies WHERE patient_id = patients.id)""",
+                patients,
+            )
 
 
 def subtree_range(path: str, sep: str) -> tuple[str, str]:

@@ -72,8 +72,11 @@ class IndexJobs:
         self._idle_series: int | None = None
 
     # -- control ---------------------------------------------------------------------------------------
-    def start(self, roots: Sequence[str], started_by: str | None = None) -> dict[str, Any]:
-        """Check the roots can be read, then index them in a background thread. Conflict while a run goes."""
+    def start(
+        self, roots: Sequence[str], started_by: str | None = None, *, options: ScanOptions | None = None
+    ) -> dict[str, Any]:
+        """Check the roots can be read, then index them in a background thread. Conflict while a run goes.
+        `options` replace the usual ones for this run (the nightly pass retries files that failed)."""
         roots = [check_root(r) for r in roots]
         if not roots:
             raise InvalidQuery("nothing to index: no roots given and none configured")
@@ -96,7 +99,12 @@ class IndexJobs:
                     status_file.submit(progress)  # written by its own thread: the run never waits on it
 
             run = Run(
-                self.db_path, sources, self.options, on_progress, cancel, tables=self.tables
+                self.db_path,
+                sources,
+                options or self.options,
+                on_progress=on_progress,
+                cancel=cancel,
+                tables=self.tables,
             )
             thread = threading.Thread(
                 target=self._run, args=(run, status_file), name="pacsindex-index", daemon=True

@@ -33,11 +33,10 @@ from pacsindex.index.sa.enrich import Enricher
 from pacsindex.index.sa.samatch import Tables
 from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
-from pacsindex.sources.dicomdir import DicomdirIndex
+from pacsindex.ingest.records import Described, Records, describe, is_unchanged
 from pacsindex.sources.files import (
     DirListing,
     Entry,
-    LocalTree,
     Reader,
     Source,
     WalkError,
@@ -64,6 +63,7 @@ class ScanOptions:
     commit_seconds: float = 0.5
     progress_files: int = 50
     progress_seconds: float = 0.25
+    retry_errors: bool = False  # read every file stored as an error again, not only transient ones
 
 
 def _init_worker() -> None:
@@ -131,7 +131,7 @@ class Run:
         self.on_progress = on_progress
         self.cancel = cancel or threading.Event()
         self.counters = dict.fromkeys((*store.RUN_COUNTERS, "files_from_records"), 0)
-        self._dicomdirs = DicomdirIndex()
+        self._records = Records()
         self._series_count = 0
         self._rate = RateMeter()
         self._last_emit = (0, 0.0)
@@ -141,8 +141,9 @@ class Run:
     # -- progress --------------------------------------------------------------------------------------
     def snapshot(self, state: str = "running", message: str | None = None) -> Progress:
         assert self._progress is not None
-        if message is None and state == "running":
-            # A source on a slow link says so (e.g. SMB: "mount the share locally instead").
+        if message is None and state in ("running", "completed"):
+            # A source on a slow link says so (e.g. SMB: "map the share instead"), in the final summary
+            # and index_status.json too.
             message = next((h for h in (getattr(s, "hint", None) for s in self.sources) if h), None)
         c = self.counters
         now = utcnow()
@@ -338,9 +339,10 @@ class Run:
                     c["enumerated_files"] += len(entries)
                     fresh: list[Entry] = []
                     unchanged = 0
+                    described = describe(source, item)
                     for entry in entries:
                         old = known.pop(entry.name, None)
-                        if old is not None and old.size == entry.size and old.mtime_ns == entry.mtime_ns:
+                        if old is not None and is_unchanged(old, entry, described, opts.retry_errors):
                             unchanged += 1
                             if old.status != "dicom":
                                 c[old.status if old.status == "non_dicom" else "errors"] += 1
@@ -354,7 +356,9 @@ class Run:
                         changed = {e.name for e in fresh}
                         gone = [k.id for name, k in known.items() if name not in changed]
                         c["files_removed"] += writer.remove_files(gone)
-                    fresh = self._from_records(source, writer, item, dir_id, known, fresh)
+                    if described is not None:
+                        self._records.catalog_seen.update((dir_id, e.name) for e in entries)
+                    fresh = self._from_records(source, reader, writer, item, dir_id, known, fresh, described)
                     add(reader, item, dir_id, known, fresh)
                     if pack and time.monotonic() - pack_since >= job_seconds:
                         send(reader)
@@ -366,6 +370,10 @@ class Run:
                 close = getattr(walker, "close", None)
                 if close:
                     close()
+            if getattr(source, "known_record", None) is not None and not (self.cancel.is_set() or limit_hit):
+                # The catalog was read to its end: the rows it described before and lists no more are gone.
+                seen = self._records.catalog_seen
+                c["files_removed"] += writer.remove_described(source.label, seen)
             if self.cancel.is_set():
                 pack, pack_files = [], 0  # like a job not started yet: the next run reads these files
                 break
@@ -387,47 +395,39 @@ class Run:
     def _from_records(
         self,
         source: Source,
+        reader: Reader,
         writer: Writer,
         item: DirListing,
         dir_id: int,
         known: dict[str, KnownFile],
         fresh: list[Entry],
+        described: Described | None,
     ) -> list[Entry]:
-        """Index files whose fields are already known without opening them: new files a DICOMDIR in a local
-        tree describes, and every file a catalog lists. Returns the files still to read."""
-        catalog = getattr(source, "known_record", None)
-        if isinstance(source, LocalTree):
-            for entry in item.entries:
-                if entry.name.upper() == "DICOMDIR":
-                    self._dicomdirs.load(item.path + item.sep + entry.name, entry.mtime_ns)
-        if catalog is None and not len(self._dicomdirs):
-            return fresh
-        to_read: list[Entry] = []
-        direct: list[Entry] = []
-        results: list[FileResult] = []
-        for entry in fresh:
-            path = item.path + item.sep + entry.name
-            if catalog is not None:
-                record = catalog(path)
-            elif entry.name in known:
-                record = None  # changed since it was indexed: read it for real
-            else:
-                record = self._dicomdirs.lookup(path, entry.mtime_ns)
-            if record is None:
-                to_read.append(entry)
-            else:
-                direct.append(entry)
-                results.append(FileResult(path, "dicom", record))
-        if direct:
-            self._write_results(writer, _Job(dir_id, item.path, item.sep, direct, known), results, read=False)
-            self.counters["files_from_records"] += len(direct)
-        return to_read
+        """Index the files whose fields records give (a catalog's, a DICOMDIR's: see ingest/records.py)
+        without opening each; returns the files still to read."""
+        split = self._records.split(source, reader, item, dir_id, known, fresh, described)
+        if split.direct:
+            job = _Job(dir_id, item.path, item.sep, split.direct, known)
+            self._write_results(writer, job, split.results, read=False, sigs=split.sigs)
+        self.counters["files_read"] += split.opened + split.wasted  # one header per DICOMDIR series
+        self.counters["files_from_records"] += len(split.direct) - split.opened
+        return split.to_read
 
     def _write_results(
-        self, writer: Writer, job: _Job, results: list[FileResult], read: bool = True
+        self,
+        writer: Writer,
+        job: _Job,
+        results: list[FileResult],
+        read: bool = True,
+        sigs: Sequence[str | None] | None = None,
     ) -> None:
         c = self.counters
-        for entry, result in zip(job.entries, results, strict=True):
+        for i, (entry, result) in enumerate(zip(job.entries, results, strict=True)):
+            if read and (job.dir_id, entry.name) in self._records.described:
+                # A catalog of this run described this file while a worker read it: one row per file,
+                # and the catalog's record is what the practice filed.
+                c["files_processed"] += 1
+                continue
             writer.put_file(
                 job.dir_id,
                 job.folder,
@@ -436,6 +436,7 @@ class Run:
                 entry.mtime_ns,
                 result,
                 replacing=entry.name in job.known,
+                record_sig=sigs[i] if sigs is not None else None,
             )
             c["files_read"] += read
             c["files_processed"] += 1

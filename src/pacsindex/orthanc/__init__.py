@@ -1,16 +1,12 @@
-"""The practice's Orthanc PACS: settings, connection tests, sends and the background send jobs."""
+"""The practice's Orthanc PACS: settings, connection tests (`client`), sends kept in the index (`sends`)."""
 
 from __future__ import annotations
 
-from pacsindex.orthanc.client import Connection, OrthancClient, SendProgress, send_series, series_files
-from pacsindex.orthanc.jobs import SendJob, SendJobs
+from pacsindex.orthanc.client import Connection, OrthancClient
+from pacsindex.orthanc.sends import SendJobs
 
 __all__ = [
     "Connection",
     "OrthancClient",
-    "SendJob",
     "SendJobs",
-    "SendProgress",
-    "send_series",
-    "series_files",
 ]

@@ -1,13 +1,16 @@
 """Sending a series to the practice's PACS, Orthanc, over its REST API: the connection settings (saved
 section "orthanc": url, user, password), a small client (`GET /system` to test, `POST /tools/find` to see
 which instances Orthanc already holds, `POST /instances` to store one file), `send_series` with progress
-and per-file failures. The web page runs sends in background threads (web/orthanc.py); the
-`pacsindex send-to-orthanc KEY` command is in cli/staff.py.
+and per-file failures. The web service's sends run in background threads kept in the index
+(`pacsindex.orthanc.sends`); the `pacsindex send-to-orthanc KEY` command is in cli/staff.py.
 
 Instances Orthanc already has (same SOPInstanceUID in the same series) are skipped without reading the
-file; Orthanc answering "AlreadyStored" counts as skipped too, so a second send adds nothing. A file that
-cannot be read, or that Orthanc refuses (400 for a damaged or non-DICOM file), is recorded with its reason
-and the rest go on. An unreachable Orthanc or a refused password ends the send with one clear error.
+file; Orthanc answering "AlreadyStored" counts as skipped too, so a second send adds nothing. When the
+archive holds several copies of an instance, the first copy that reaches Orthanc counts; a damaged or
+missing copy before it is no failure, and an instance is never counted as there until Orthanc has it. A
+file that cannot be read, or that Orthanc refuses (400 for a damaged or non-DICOM file), is recorded with
+its reason and the rest go on. An unreachable Orthanc, a refused password or an address that is not an
+Orthanc ends the send with one clear error.
 
 Files are opened with `sources.reader_for` (local, UNC or smb://). Passwords are never logged or returned.
 """
@@ -202,6 +205,7 @@ class OrthancClient:
         body = {"Level": "Instance", "Query": {"SeriesInstanceUID": series_uid}, "Expand": True}
         response = self._call("POST", "/tools/find", json=body)
         if response.status_code != 200:
+            self.system()  # something that is not an Orthanc at all says so, not "HTTP 404"
             raise OrthancError(f"Orthanc could not list the series' instances: {_reason(response)}")
         return {
             str(i.get("MainDicomTags", {}).get("SOPInstanceUID"))
@@ -223,6 +227,8 @@ class OrthancClient:
                 return str(response.json().get("Status") or "Success")
             except (ValueError, AttributeError):
                 return "Success"
+        if response.status_code in (404, 405):
+            self.system()  # not an Orthanc: one clear error for the whole send
         raise OrthancRejected(path, f"Orthanc refused it: {_reason(response)}")
 
 
@@ -301,17 +307,24 @@ def send_series(
     cancel: threading.Event | None = None,
     settings: Any = None,
     reader_for: Callable[[str], Any] | None = None,
+    resume: SendProgress | None = None,
 ) -> SendProgress:
     """Upload every file of the series Orthanc does not have yet; the final progress. Raises only for what
-    ends the whole send (Orthanc unreachable, password refused, unknown series)."""
+    ends the whole send (Orthanc unreachable, password refused, unknown series). `resume`, the progress a
+    stopped send had reached, carries its counters on from the first file it had not done."""
     series, files = series_files(db, key)
     p = SendProgress(SeriesKey=series["SeriesKey"], total=len(files))
+    if resume is not None:
+        p = replace(resume, SeriesKey=p.SeriesKey, total=len(files), done=min(resume.done, len(files)))
     report = on_progress or (lambda _p: None)
     report(p)
     series_uid = series.get("SeriesInstanceUID")
     have = client.series_instance_uids(series_uid) if series_uid else set()
     readers = Readers(reader_for, settings)
-    for f in files:
+    # Copies of one instance (the same SOPInstanceUID in several files): a copy that fails leaves the
+    # instance to the next copy, and is no failure once another copy reached Orthanc.
+    failed_copies: dict[str, list[Failure]] = {}
+    for f in files[p.done :]:
         if cancel is not None and cancel.is_set():
             break
         uid, path = f.get("SOPInstanceUID"), str(f["path"])
@@ -331,16 +344,26 @@ def send_series(
             except OrthancRejected as exc:
                 failure = exc.reason
         if failure is not None:
-            p = replace(
-                p, done=p.done + 1, failed=p.failed + 1,
-                failures=(*p.failures, Failure(path, f.get("InstanceNumber"), failure)),
-            )
-        elif outcome == "AlreadyStored":
+            lost = Failure(path, f.get("InstanceNumber"), failure)
+            p = replace(p, done=p.done + 1, failed=p.failed + 1, failures=(*p.failures, lost))
+            if uid:
+                failed_copies.setdefault(uid, []).append(lost)
+            report(p)
+            continue
+        if outcome == "AlreadyStored":
             p = replace(p, done=p.done + 1, skipped=p.skipped + 1)
         else:
             p = replace(p, done=p.done + 1, sent=p.sent + 1)
         if uid:
-            have.add(uid)  # a second copy of the same instance elsewhere in the series is not sent twice
+            have.add(uid)  # only now: further copies of this instance are not sent twice
+            covered = failed_copies.pop(uid, [])
+            if covered:
+                p = replace(
+                    p,
+                    failed=p.failed - len(covered),
+                    skipped=p.skipped + len(covered),
+                    failures=tuple(x for x in p.failures if x not in covered),
+                )
         report(p)
     log.info(
         "sent series %s to Orthanc: %d sent, %d skipped, %d failed of %d",

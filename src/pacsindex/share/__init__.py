@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from pacsindex.share.download import SeriesZip, Slot, StreamLimiter, member_names, stream_file
-from pacsindex.share.links import MAX_PAGE, Access, Kind, Shares
+from pacsindex.share.bundle import PlanMap, ShareZip
+from pacsindex.share.deid import Deidentifier
+from pacsindex.share.download import CHUNK, member_names, stream_file
+from pacsindex.share.limits import Slot, StreamLimiter
+from pacsindex.share.links import MAX_NOTE, MAX_PAGE, Access, Kind, Shares, share_series_keys
 from pacsindex.share.store import Share, iso
 
 __all__ = [
     "Access",
+    "CHUNK",
+    "Deidentifier",
     "Kind",
+    "MAX_NOTE",
     "MAX_PAGE",
-    "SeriesZip",
+    "PlanMap",
     "Share",
+    "ShareZip",
     "Shares",
     "Slot",
     "StreamLimiter",
     "iso",
     "member_names",
+    "share_series_keys",
     "stream_file",
 ]

@@ -1,21 +1,11 @@
-"""One series as a zip built while it is sent (zipstream-ng), and the limit on how many are sent at once.
+"""Reading the shared files from where they live: each file's size now (or why it cannot be read), its
+bytes exactly as measured (or FileChanged), one file for a recipient's single-file download, and the
+names files get inside a share. What the zip holds is `bundle.py`'s; its bytes `zipwriter.py`'s.
 
-The zip:
-- Entries are STORED (DICOM pixel data rarely compresses, and storing keeps the size known up front), with
-  ZIP64 records wherever a size or offset passes 4 GiB. The exact length is known before the first byte
-  (`SeriesZip.size`, the Content-Length), no temporary file is written, and memory does not grow with the
-  series: files are read in `chunk`-sized pieces as the zip goes out.
-- Names inside the zip are made here, never taken from the archive's paths: one folder
-  `<SeriesNumber>_<Modality>_<SeriesDescription>` (ASCII letters, digits, `_` and `-` only) holding
-  `IM00001.dcm`, `IM00002.dcm` ... in instance order, so they are unique, relative and free of `..`.
-- `MANIFEST.txt` comes first: every file of the series with its name in the zip, size and SOPInstanceUID,
-  and the files that went missing (or became unreadable) since indexing marked as such, so nothing is
-  dropped silently. Sizes are taken by opening each file just before streaming starts.
 - A file that changes size while it is being sent stops the stream with `FileChanged` rather than
   producing a zip whose length or contents do not match what was announced.
-
-Files are opened with the reader `sources.reader_for` gives for their path (local, UNC or smb://), so a
-share of a series on the NAS is read straight from the NAS.
+- Files are opened with the reader `sources.reader_for` gives for their path (local, UNC or smb://), so a
+  share of a series on the NAS is read straight from the NAS. An SMB reader fetches sizes in batches.
 """
 
 from __future__ import annotations
@@ -26,42 +16,19 @@ import logging
 import os
 import re
 import stat
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from zipstream import ZipStream
-
-from pacsindex.errors import FileChanged, NotFound, ShareBusy, SourceError
+from pacsindex.errors import FileChanged, NotFound, SourceError
 from pacsindex.sources.files import LocalReader, Reader
-from pacsindex.sources.readers import CHUNK, ReaderFor, Readers, coalesce
+from pacsindex.sources.readers import CHUNK, ReaderFor, Readers
+
+__all__ = ["CHUNK", "ReaderFor", "exact_chunks", "member_names", "probe", "safe_part", "stream_file", "why"]
 
 log = logging.getLogger(__name__)
 
 PROBE_BATCH = 64  # files whose sizes an SMB reader fetches in one go
-MANIFEST = "MANIFEST.txt"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One file of the series: where it is in the zip and where it lives (never shown to a recipient)."""
-
-    n: int  # 1-based position in instance order
-    name: str  # path inside the zip
-    path: str
-    size: int  # bytes the zip holds: the size found just now (the indexed size when missing)
-    indexed_size: int
-    SOPInstanceUID: str | None
-    InstanceNumber: int | None
-    missing: str | None = None  # why the file is not in the zip
-
-    @property
-    def changed(self) -> bool:
-        return self.missing is None and self.size != self.indexed_size
 
 
 def safe_part(text: object, fallback: str, limit: int = 48) -> str:
@@ -71,28 +38,12 @@ def safe_part(text: object, fallback: str, limit: int = 48) -> str:
     return clean or fallback
 
 
-def folder_name(series: Mapping[str, Any]) -> str:
-    number = series.get("SeriesNumber")
-    return "_".join(
-        (
-            safe_part(number if number is not None else "0", "0", 12),
-            safe_part(series.get("Modality"), "OT", 16),
-            safe_part(series.get("SeriesDescription"), "series"),
-        )
-    )
-
-
-def zip_filename(series: Mapping[str, Any]) -> str:
-    """The download's file name: modality, study date and series, nothing that names the patient."""
-    return f"{safe_part(series.get('StudyDate'), 'nodate', 8)}_{folder_name(series)}.zip"
-
-
 def member_names(count: int) -> list[str]:
     width = max(5, len(str(count)))
     return [f"IM{n:0{width}d}.dcm" for n in range(1, count + 1)]
 
 
-def _why(exc: BaseException) -> str:
+def why(exc: BaseException) -> str:
     if isinstance(exc, FileNotFoundError):
         return "missing: not found (moved or deleted since indexing)"
     if isinstance(exc, PermissionError):
@@ -114,7 +65,7 @@ def _local_size(path: str) -> int:
     return st.st_size
 
 
-def _probe(readers: Readers, paths: list[str]) -> dict[str, int | str]:
+def probe(readers: Readers, paths: list[str]) -> dict[str, int | str]:
     """Each path's size now, or why it cannot be read. An SMB reader fetches a batch in one go."""
     found: dict[str, int | str] = {}
     for start in range(0, len(paths), PROBE_BATCH):
@@ -131,7 +82,7 @@ def _probe(readers: Readers, paths: list[str]) -> dict[str, int | str]:
                 try:
                     opener = prefetch(group) if prefetch is not None else reader.open
                 except (OSError, SourceError) as exc:
-                    found.update((p, _why(exc)) for p in group)
+                    found.update((p, why(exc)) for p in group)
                     continue
 
                 def size_of(path: str, opener: Callable[[str], IO[bytes]] = opener) -> int:
@@ -142,7 +93,7 @@ def _probe(readers: Readers, paths: list[str]) -> dict[str, int | str]:
                 try:
                     found[path] = size_of(path)
                 except (OSError, SourceError) as exc:
-                    found[path] = _why(exc)
+                    found[path] = why(exc)
     return found
 
 
@@ -163,7 +114,7 @@ def exact_chunks(reader: Reader, path: str, name: str, size: int, chunk: int = C
             if fh.read(1):
                 raise FileChanged(f"{name} grew while it was being sent")
     except OSError as exc:
-        raise FileChanged(f"{name} could not be read while it was being sent: {_why(exc)}") from exc
+        raise FileChanged(f"{name} could not be read while it was being sent: {why(exc)}") from exc
 
 
 def stream_file(
@@ -177,170 +128,7 @@ def stream_file(
     """One file as it is now: its size, and its bytes (exactly that many, or FileChanged). NotFound when it
     cannot be opened."""
     readers = Readers(reader_for, settings)
-    size = _probe(readers, [path])[path]
+    size = probe(readers, [path])[path]
     if isinstance(size, str):
         raise NotFound(f"{name} is {size}")
     return size, exact_chunks(readers(path), path, name, size, chunk)
-
-
-_crc_checked = False
-
-
-def use_fast_crc() -> bool:
-    """Let zipstream-ng compute CRC-32 with zlib-ng's crc32 when it is installed; True when it does.
-
-    zipstream-ng checksums every entry with the crc32 it takes from zipfile (zlib's: 1.5-3 GB/s on one
-    core), and that, not the socket, caps a zip stream (bench/bench_share.py). zlib-ng's crc32 is the same
-    function (same polynomial, same `crc32(data, value)`) using the CPU's carry-less multiply, about 13 GB/s.
-    Swapped in once, on first use, and only if zipstream still holds zlib's own crc32."""
-    global _crc_checked
-    import zlib
-
-    import zipstream.ng as ng
-
-    if not _crc_checked:
-        _crc_checked = True
-        try:
-            from zlib_ng import zlib_ng
-        except ImportError:
-            return False
-        sample = bytes(range(256)) * 17
-        same = all(zlib_ng.crc32(sample, v) == zlib.crc32(sample, v) for v in (0, 1, 0xFFFFFFFF))
-        if getattr(ng, "crc32", None) is zlib.crc32 and same:
-            setattr(ng, "crc32", zlib_ng.crc32)  # noqa: B010  (zipstream's own global, on purpose)
-    return getattr(ng, "crc32", None) is not zlib.crc32
-
-
-class SeriesZip:
-    """The zip of one series, planned (every file's size known) but not yet read. Iterate it once to get
-    the bytes; `size` is exactly how many there will be."""
-
-    def __init__(
-        self,
-        series: Mapping[str, Any],
-        files: Iterable[Mapping[str, Any]],
-        *,
-        reader_for: ReaderFor | None = None,
-        settings: Any = None,
-        chunk: int = CHUNK,
-        generated_at: datetime | None = None,
-    ) -> None:
-        self.series = dict(series)
-        self.chunk = chunk
-        self._readers = Readers(reader_for, settings)
-        rows = list(files)
-        names = member_names(len(rows))
-        self.folder = folder_name(series)
-        self.filename = zip_filename(series)
-        sizes = _probe(self._readers, [str(r["path"]) for r in rows])
-        members = []
-        for n, (row, name) in enumerate(zip(rows, names, strict=True), start=1):
-            now = sizes[str(row["path"])]
-            members.append(
-                Member(
-                    n=n,
-                    name=f"{self.folder}/{name}",
-                    path=str(row["path"]),
-                    size=now if isinstance(now, int) else int(row.get("size") or 0),
-                    indexed_size=int(row.get("size") or 0),
-                    SOPInstanceUID=row.get("SOPInstanceUID"),
-                    InstanceNumber=row.get("InstanceNumber"),
-                    missing=None if isinstance(now, int) else now,
-                )
-            )
-        self.members = members
-        self.manifest = self._manifest(generated_at or datetime.now(timezone.utc))
-        use_fast_crc()
-        self._zip = ZipStream(sized=True)
-        self._zip.add(self.manifest, MANIFEST)
-        for m in self.members:
-            if m.missing is None:
-                self._zip.add(
-                    exact_chunks(self._readers(m.path), m.path, m.name, m.size, chunk), m.name, size=m.size
-                )
-        self.size = len(self._zip)
-
-    @property
-    def included(self) -> list[Member]:
-        return [m for m in self.members if m.missing is None]
-
-    @property
-    def missing(self) -> list[Member]:
-        return [m for m in self.members if m.missing is not None]
-
-    def __iter__(self) -> Iterator[bytes]:
-        return coalesce(iter(self._zip), self.chunk)
-
-    def _manifest(self, generated_at: datetime) -> bytes:
-        s = self.series
-        missing = self.missing
-        lines = [
-            "pacsindex: one series, shared as a zip",
-            f"Modality: {s.get('Modality') or ''}",
-            f"Study date: {s.get('StudyDate') or ''}",
-            f"Series: {s.get('SeriesNumber') if s.get('SeriesNumber') is not None else ''} "
-            f"{s.get('SeriesDescription') or ''}".rstrip(),
-            f"SeriesInstanceUID: {s.get('SeriesInstanceUID') or ''}",
-            f"Made: {generated_at.astimezone(timezone.utc).isoformat(timespec='seconds')}",
-            f"Files: {len(self.members)} in the index, {len(self.members) - len(missing)} in this zip, "
-            f"{len(missing)} missing",
-            "",
-            "name\tbytes\tSOPInstanceUID\tInstanceNumber\tstatus",
-        ]
-        for m in self.members:
-            status = m.missing or (
-                f"ok (changed since indexing: was {m.indexed_size} bytes)" if m.changed else "ok"
-            )
-            instance = "" if m.InstanceNumber is None else str(m.InstanceNumber)
-            lines.append(f"{m.name}\t{m.size}\t{m.SOPInstanceUID or ''}\t{instance}\t{status}")
-        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
-
-
-@dataclass
-class Slot:
-    """A held place among the streams allowed at once; `release()` (or leaving the `with`) frees it."""
-
-    limiter: StreamLimiter
-    released: bool = False
-
-    def release(self) -> None:
-        if not self.released:
-            self.released = True
-            self.limiter._release()
-
-    def __enter__(self) -> Slot:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-class StreamLimiter:
-    """At most `limit` share streams at once. `acquire()` never waits, so async code may call it: past the
-    limit it raises ShareBusy (the web layer answers 429 with Retry-After)."""
-
-    def __init__(self, limit: int = 4, retry_after: int = 10) -> None:
-        if limit < 1:
-            raise ValueError("the stream limit must be at least 1")
-        self.limit = limit
-        self.retry_after = retry_after
-        self._active = 0
-        self._lock = threading.Lock()
-
-    @property
-    def active(self) -> int:
-        return self._active
-
-    def acquire(self) -> Slot:
-        with self._lock:
-            if self._active >= self.limit:
-                raise ShareBusy(
-                    f"{self.limit} downloads are already running: try again in a moment",
-                    retry_after=self.retry_after,
-                )
-            self._active += 1
-        return Slot(self)
-
-    def _release(self) -> None:
-        with self._lock:
-            self._active -= 1

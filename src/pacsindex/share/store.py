@@ -17,6 +17,17 @@ from pacsindex.index.db import open_db, token_hash
 
 __all__ = ["MIGRATIONS", "Share", "connect", "iso", "share_from", "token_hash"]
 
+__all__ = [
+    "MIGRATIONS",
+    "Share",
+    "connect",
+    "iso",
+    "read_share",
+    "series_keys_of",
+    "share_from",
+    "token_hash",
+]
+
 MIGRATIONS: list[str] = [
     # 1: share links and who used them
     """
@@ -49,6 +60,27 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX access_log_share ON access_log(share_id, at);
     """,
+    # 2 (operations, issue 13): identical refusals from one address share a row with a count
+    """
+    ALTER TABLE access_log ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE access_log ADD COLUMN last_at REAL;
+    CREATE INDEX access_log_refusals ON access_log(client, at) WHERE outcome != 'ok';
+    """,
+    # 3 (sharing a study or several series, issue 17): the series a link is bound to at creation, the
+    # "for" note, de-identified links (each with its own secret seed for consistent replacement UIDs).
+    # Links made before keep their one series.
+    """
+    CREATE TABLE share_series (
+        share_id INTEGER NOT NULL REFERENCES shares(id),
+        position INTEGER NOT NULL,
+        SeriesKey TEXT NOT NULL,
+        PRIMARY KEY (share_id, position)
+    );
+    INSERT INTO share_series (share_id, position, SeriesKey) SELECT id, 0, SeriesKey FROM shares;
+    ALTER TABLE shares ADD COLUMN note TEXT;
+    ALTER TABLE shares ADD COLUMN deidentified INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN deid_seed TEXT;
+    """,
 ]
 
 
@@ -58,6 +90,8 @@ def iso(ts: float | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Share:
+    """One link. `SeriesKey` is the first of `series_keys`, the series bound to it when it was made."""
+
     id: int
     SeriesKey: str
     created_by: str
@@ -71,6 +105,10 @@ class Share:
     failed_passcodes: int
     locked_until: float | None
     token_hash: str = field(default="", repr=False)
+    series_keys: tuple[str, ...] = ()
+    note: str | None = None
+    deidentified: bool = False
+    deid_seed: str | None = field(default=None, repr=False)
 
     def status(self, now: float) -> str:
         """revoked, expired, used_up, locked or active: what a recipient would meet right now."""
@@ -88,6 +126,9 @@ class Share:
         return {
             "id": self.id,
             "SeriesKey": self.SeriesKey,
+            "series_keys": list(self.series_keys or (self.SeriesKey,)),
+            "note": self.note,
+            "deidentified": self.deidentified,
             "created_by": self.created_by,
             "created_at": iso(self.created_at),
             "expires_at": iso(self.expires_at),
@@ -106,7 +147,7 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     return open_db(path, MIGRATIONS, "share store", foreign_keys=True)
 
 
-def share_from(row: sqlite3.Row) -> Share:
+def share_from(row: sqlite3.Row, series_keys: tuple[str, ...] = ()) -> Share:
     return Share(
         id=row["id"],
         SeriesKey=row["SeriesKey"],
@@ -121,4 +162,20 @@ def share_from(row: sqlite3.Row) -> Share:
         failed_passcodes=row["failed_passcodes"],
         locked_until=row["locked_until"],
         token_hash=row["token_hash"],
+        series_keys=series_keys or (row["SeriesKey"],),
+        note=row["note"],
+        deidentified=bool(row["deidentified"]),
+        deid_seed=row["deid_seed"],
     )
+
+
+def series_keys_of(conn: sqlite3.Connection, share_id: int) -> tuple[str, ...]:
+    rows = conn.execute(
+        "SELECT SeriesKey FROM share_series WHERE share_id = ? ORDER BY position", (share_id,)
+    ).fetchall()
+    return tuple(r["SeriesKey"] for r in rows)
+
+
+def read_share(conn: sqlite3.Connection, row: sqlite3.Row) -> Share:
+    """The share in `row`, with the series bound to it."""
+    return share_from(row, series_keys_of(conn, row["id"]))

@@ -150,6 +150,7 @@ class LocalTree:
     def _list(self, path: str) -> tuple[DirListing | WalkError, list[str]]:
         files: list[Entry] = []
         subdirs: list[str] = []
+        mtimes: list[int] = []
         try:
             with os.scandir(path) as it:
                 for entry in it:
@@ -164,10 +165,14 @@ class LocalTree:
                             if getattr(st, "st_file_attributes", 0) & _REPARSE_POINT:
                                 continue  # a Windows junction: may loop back up the tree
                             subdirs.append(entry.path)
+                            mtimes.append(st.st_mtime_ns)
                     except OSError as exc:
                         log.debug("skipping %s: %s", entry.path, exc)
         except OSError as exc:
             return WalkError(path, f"cannot list folder: {_os_reason(exc)}", True), []
+        # Recently changed folders first (a new study's folder, today's date folder), so a long pass
+        # makes new studies searchable early; the walk takes them in this order.
+        subdirs = [p for _m, p in sorted(zip(mtimes, subdirs, strict=True), key=lambda t: (-t[0], t[1]))]
         return DirListing(path, join_sep(path), files, True), subdirs
 
     def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]:

@@ -10,6 +10,7 @@ from pacsindex.accounts import audit
 from pacsindex.accounts.auth import generate_password
 from pacsindex.errors import Conflict
 from pacsindex.sources.smb import nas
+from pacsindex.web.auditwords import with_subjects
 from pacsindex.web.models import (
     AuditEntry,
     CreatedUser,
@@ -81,7 +82,8 @@ def audit_log(
     offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """The audit log, newest first."""
-    return state(request).audit.entries(user=user, action=action, limit=limit, offset=offset)
+    entries = state(request).audit.entries(user=user, action=action, limit=limit, offset=offset)
+    return with_subjects(request, entries)
 
 
 @router.get("/settings", response_model=SettingsOut)

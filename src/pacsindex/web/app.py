@@ -9,6 +9,7 @@ swagger-ui-bundle package, never from a CDN) and `/openapi.json`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,7 +32,23 @@ from pacsindex.index.sa.samatch import load_tables
 from pacsindex.ingest.jobs import IndexJobs, SourceFactory
 from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sources.files import source_for as default_source_for
-from pacsindex.web import admin, errors, indexing, nas, searching, sharing, signin
+from pacsindex.sources.readers import Readers
+from pacsindex.viewer.pool import Renderer
+from pacsindex.viewer.thumbs import ThumbnailCache
+from pacsindex.web import (
+    admin,
+    errors,
+    indexevents,
+    indexing,
+    nas,
+    operations,
+    searching,
+    shareview,
+    sharing,
+    signin,
+    viewing,
+    worklist,
+)
 from pacsindex.web import dicomweb as dicomweb_web
 from pacsindex.web import orthanc as orthanc_web
 from pacsindex.web.security import WebState, signed_in
@@ -80,20 +97,29 @@ def create_app(
         clock=now,
         hasher=hasher,
     )
+    sources: SourceFactory = source_for or (lambda root: default_source_for(root, settings))
     jobs = IndexJobs(
         settings.db,
-        source_for or (lambda root: default_source_for(root, settings)),
+        sources,
         options=scan_options or ScanOptions(workers=settings.workers),
         status_path=settings.status_path,
         tz=settings.tz,
         tables=load_tables(settings.extra),  # ConfigError for a bad section: checked at start-up
     )
     web = WebState(settings=settings, accounts=accounts, audit=AuditLog(settings.db, clock=now), jobs=jobs)
+    # Images are decoded and drawn in worker processes (the viewer, thumbnails, DICOMweb /rendered).
+    renderer = Renderer(Readers(settings=settings), workers=settings.render_workers)
+    thumbnails = ThumbnailCache(settings.data_path / "thumbnails", settings.thumbnail_cache_mb << 20)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        renderer.warm()
+        operations.startup(app)  # the indexing schedule; sends to Orthanc a stop left unfinished resume
         yield
+        operations.shutdown(app)  # runs and sends stop between files, audited as stopped
+        renderer.shutdown()
         jobs.shutdown()
+        app.state.sharing.close()  # the share de-identification worker processes, if any were started
         web.audit.flush(timeout=30)
 
     app = FastAPI(
@@ -106,6 +132,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.pacsindex = web
+    app.state.closing = threading.Event()  # set by web.server.Server as it shuts down: streams end
     errors.install(app)
 
     api = APIRouter(prefix="/api", dependencies=[Depends(signed_in)])
@@ -114,12 +141,17 @@ def create_app(
     api.include_router(searching.router)
     api.include_router(admin.router)
     api.include_router(nas.router)  # /api/settings/nas
+    api.include_router(indexevents.router)  # /api/index/events (server-sent), folders, runs
+    api.include_router(worklist.router)  # /api/studies
     app.include_router(signin.public)
     app.include_router(api)
 
     sharing.install(app, settings, clock=now, hasher=hasher)  # /api/shares, /share/*
     orthanc_web.install(app, settings)  # /api/settings/orthanc, /api/orthanc/sends
     dicomweb_web.install(app, settings, clock=now)  # /dicom-web/*, /api/tokens
+    viewing.install(app, settings, renderer, thumbnails)  # /viewer/*, /api/series/*/images, /api/images/*
+    shareview.install(app)  # /share/{token}/view*: the recipient's viewer
+    operations.install(app, settings, sources, clock=now)  # /healthz, /api/index/schedule, /api/reports
     _page_routes(app)
     app.add_middleware(_Headers, secure=settings.secure_cookies)
     return app
@@ -194,8 +226,9 @@ class _Headers:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            # The page polls the status every 2 s and loads its files once: DEBUG, or they drown the rest.
-            quiet = path == "/api/index/status" or path.startswith("/static/")
+            # The page's background questions (status, new-results count) and its files: DEBUG, or they drown
+            # the rest.
+            quiet = path in ("/api/index/status", "/api/studies/count") or path.startswith("/static/")
             log.log(
                 logging.DEBUG if quiet else logging.INFO,
                 "%s %s %d %.0f ms",

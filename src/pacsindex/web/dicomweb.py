@@ -1,7 +1,7 @@
-"""DICOMweb routes under `/dicom-web`: QIDO-RS searches and WADO-RS retrievals (instances, series, studies
-and their metadata) over the index, for PACS and viewers (Orthanc, OHIF, Weasis), plus WADO-URI for one
-instance. The domain is in `pacsindex.dicomweb.query`, `.dicomjson` and `.retrieve`; this module
-only
+"""DICOMweb routes under `/dicom-web`: QIDO-RS searches and WADO-RS retrievals (instances, series, studies,
+their metadata, frames and bulk data) over the index, for PACS and viewers (Orthanc, OHIF, Weasis), plus
+WADO-URI for one instance, and CORS for `/dicom-web` when `cors_origins` is set. The domain is in
+`pacsindex.dicomweb` (query, dicomjson, retrieve, accept, part10, frames, bulkdata); this module only
 translates HTTP.
 
 Who may ask: a machine client with an API token that an admin made (`Authorization: Bearer TOKEN`, or HTTP
@@ -20,31 +20,36 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pacsindex.accounts import audit
 from pacsindex.accounts.apitokens import ApiTokens
 from pacsindex.config.settings import Settings
 from pacsindex.dicomweb import query as dicomweb
+from pacsindex.dicomweb.accept import Wanted, check_syntaxes
+from pacsindex.dicomweb.bulkdata import BulkBody, open_bulk
 from pacsindex.dicomweb.dicomjson import INSTANCE, SERIES, STUDY
+from pacsindex.dicomweb.frames import open_frames, parse_frame_list
 from pacsindex.dicomweb.retrieve import (
     DICOM,
+    InstanceFile,
     Multipart,
+    Single,
     check_json_accept,
     find,
+    instance_wanted,
     metadata,
-    open_single,
-    retrieve_type,
 )
-from pacsindex.errors import AuthError, InvalidQuery, TokenRejected
+from pacsindex.errors import AuthError, InvalidQuery, NotAcceptable, TokenRejected
 from pacsindex.index.clock import Clock
 from pacsindex.sources.readers import Readers
-from pacsindex.web import tokens
+from pacsindex.web import tokens, viewing
 from pacsindex.web.indexing import index_reader
 from pacsindex.web.models import Problem
 from pacsindex.web.security import COOKIE, client_address, signed_in, state
@@ -109,6 +114,8 @@ def install(app: FastAPI, settings: Settings, *, clock: Clock) -> None:
     app.state.apitokens = ApiTokens(settings.db, clock=clock)
     app.include_router(router)
     app.include_router(tokens.router, prefix="/api", dependencies=[Depends(signed_in)])
+    if settings.cors_origins:
+        app.add_middleware(DicomWebCors, origins=settings.cors_origins)
 
 
 def api_tokens(request: Request) -> ApiTokens:
@@ -190,21 +197,32 @@ def search_instances(study: str, series: str, request: Request, who: Caller_) ->
 def _retrieve(
     request: Request, who: Caller, study: str, series: str | None = None, sop: str | None = None
 ) -> Response:
-    kind = retrieve_type(request.headers.get("accept"), single=sop is not None)
+    wanted = instance_wanted(request.headers.get("accept"), single=sop is not None)
     settings = state(request).settings
     with index_reader(settings.db) as conn:
         target = find(conn, study, series, sop)
     readers = Readers(settings=settings)
-    body: Iterator[bytes]
-    if kind == "single":
-        body = open_single(target.files[0], readers)
-        media = DICOM
-    else:
-        multipart = Multipart(target.files, readers)
-        body, media = iter(multipart), multipart.content_type
     what = INSTANCE if sop is not None else SERIES if series is not None else STUDY
+    if wanted.kind == "single":
+        single = Single(target.files[0], readers)
+        single.check(wanted)
+        _audit_retrieval(request, who, what, study, series, target.PatientID)
+        return _single_response(single)
+    # What the index knows already refuses early, before every file is opened; raw datasets are checked
+    # once their encoding is seen.
+    check_syntaxes(wanted, [f.TransferSyntaxUID for f in target.files if f.TransferSyntaxUID])
+    multipart = Multipart(target.files, readers)
+    multipart.check(wanted)
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
-    return StreamingResponse(body, media_type=media, headers=NO_STORE)
+    headers = dict(NO_STORE)
+    if multipart.warning:
+        headers["Warning"] = multipart.warning
+    return StreamingResponse(iter(multipart), media_type=multipart.content_type, headers=headers)
+
+
+def _single_response(single: Single) -> Response:
+    headers = {**NO_STORE, "Content-Length": str(single.length)}
+    return StreamingResponse(iter(single), media_type=DICOM, headers=headers)
 
 
 def _audit_retrieval(
@@ -262,7 +280,7 @@ def _metadata(
         target = find(conn, study, series, sop)
     what = "instance metadata" if sop else "series metadata" if series else "study metadata"
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
-    body = metadata(target.files, Readers(settings=settings))
+    body = metadata(target.files, Readers(settings=settings), base_url(request))
     return StreamingResponse(body, media_type=media, headers=NO_STORE)
 
 
@@ -296,6 +314,7 @@ def wado_uri(
     seriesUID: Annotated[str, Query(max_length=64)],  # noqa: N803
     objectUID: Annotated[str, Query(max_length=64)],  # noqa: N803
     contentType: Annotated[str, Query(max_length=64)] = DICOM,  # noqa: N803
+    transferSyntax: Annotated[str | None, Query(max_length=64)] = None,  # noqa: N803
 ) -> Response:
     """WADO-URI: one instance as application/dicom (what OHIF's `wadouri` image loader asks for)."""
     if requestType != "WADO":
@@ -305,6 +324,236 @@ def wado_uri(
     settings = state(request).settings
     with index_reader(settings.db) as conn:
         target = find(conn, studyUID, seriesUID, objectUID)
-    body = open_single(target.files[0], Readers(settings=settings))
+    single = Single(target.files[0], Readers(settings=settings))
+    if transferSyntax:
+        single.check(Wanted("single", frozenset({transferSyntax})))
     _audit_retrieval(request, who, INSTANCE, studyUID, seriesUID, target.PatientID)
-    return StreamingResponse(body, media_type=DICOM, headers=NO_STORE)
+    return _single_response(single)
+
+
+# -- frames, bulk data and CORS (for viewers: OHIF's wadors loader, Weasis) ---------------------------
+
+FRAMES = {
+    "description": "as stored: multipart/related; type=application/octet-stream for native pixels, "
+    "image/jpeg, image/jls, image/jp2, image/dicom-rle ... for compressed ones",
+    "content": {"multipart/related": {}},
+}
+
+
+def _one_instance(
+    request: Request, who: Caller, study: str, series: str, sop: str, what: str
+) -> InstanceFile:
+    with index_reader(state(request).settings.db) as conn:
+        target = find(conn, study, series, sop)
+    _audit_retrieval(request, who, what, study, series, target.PatientID)
+    return target.files[0]
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}", responses={200: FRAMES})
+def retrieve_frames(
+    study: str, series: str, sop: str, frames: str, request: Request, who: Caller_
+) -> Response:
+    """WADO-RS: frames of one instance ("1" or "1,3,5"), in the transfer syntax they are stored in; 406 for
+    an Accept header that names another (pacsindex does not transcode)."""
+    numbers = parse_frame_list(frames)
+    f = _one_instance(request, who, study, series, sop, INSTANCE)
+    readers = Readers(settings=state(request).settings)
+    body = open_frames(f.path, readers, numbers, request.headers.get("accept"), f"instance {sop}")
+    return StreamingResponse(iter(body), media_type=body.content_type, headers=NO_STORE)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{path:path}", responses={200: FRAMES})
+def retrieve_bulkdata(
+    study: str, series: str, sop: str, path: str, request: Request, who: Caller_
+) -> Response:
+    """WADO-RS: a bulk data value that an instance's metadata names by BulkDataURI (the pixel data, or a
+    large binary value at `tag` or `tag/item/tag`)."""
+    f = _one_instance(request, who, study, series, sop, INSTANCE)
+    readers = Readers(settings=state(request).settings)
+    body = open_bulk(f.path, readers, path, request.headers.get("accept"), f"instance {sop}")
+    headers = dict(NO_STORE)
+    if isinstance(body, BulkBody):
+        headers["Content-Length"] = str(body.length)
+    return StreamingResponse(iter(body), media_type=body.content_type, headers=headers)
+
+
+class DicomWebCors:
+    """CORS for `/dicom-web` only, for a viewer served from another origin (`cors_origins`): preflight
+    answered, the Authorization header allowed (the viewer sends its API token), Warning readable. Other
+    paths never get CORS headers: the staff pages and API stay same-origin."""
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=list(origins),
+            allow_methods=["GET", "HEAD", "OPTIONS"],
+            allow_headers=["Authorization", "Accept", "Content-Type", "Range", "Cache-Control"],
+            expose_headers=["Warning", "Content-Length", "Content-Type"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == PREFIX or path.startswith(PREFIX + "/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+
+# -- WADO-RS rendered resources and thumbnails (issue 16, pacsindex.viewer) ------------------------------
+# PS3.18 10.4.1.1.3 and 10.4.1.1.4: an instance or one frame drawn as image/jpeg (the default) or image/png,
+# with `window` (center,width[,function]), `viewport` (vw,vh: the picture fits in it) and `quality`. A study
+# or series renders (and thumbnails) its middle instance. Drawn by the same renderer as the viewer: a file
+# that cannot be decoded gives a placeholder image and an X-Render-Problem header, never an error status.
+
+_RENDERED = (JPEG_MEDIA := "image/jpeg", PNG_MEDIA := "image/png")
+THUMBNAIL_SIZE = 128
+
+
+def _rendered_media(request: Request) -> str:
+    asked = request.query_params.get("accept") or request.headers.get("accept") or "*/*"
+    for item in asked.split(","):
+        kind = item.split(";")[0].strip().lower()
+        if kind in _RENDERED:
+            return kind
+        if kind in ("image/*", "*/*"):
+            return JPEG_MEDIA
+    raise NotAcceptable("rendered images are sent as image/jpeg or image/png")
+
+
+def _window(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        center, width = float(parts[0]), float(parts[1])
+    except (IndexError, ValueError) as exc:
+        raise InvalidQuery("window is center,width[,function], e.g. window=40,400,linear") from exc
+    if width <= 0 or len(parts) > 3:
+        raise InvalidQuery("window is center,width[,function] with a width above 0")
+    return center, width
+
+
+def _viewport(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        width, height = int(parts[0]), int(parts[1])
+    except (IndexError, ValueError) as exc:
+        raise InvalidQuery("viewport is vw,vh in pixels, e.g. viewport=512,512") from exc
+    if not (1 <= width <= 4096 and 1 <= height <= 4096):
+        raise InvalidQuery("viewport sizes are 1 to 4096 pixels")
+    return width, height
+
+
+def _frame(frames: str | None) -> int:
+    if frames is None:
+        return 1
+    if not frames.isdigit() or not 1 <= int(frames) <= 100_000:
+        raise InvalidQuery("ask for one frame at a time, numbered from 1")
+    return int(frames)
+
+
+async def _rendered(
+    request: Request,
+    who: Caller,
+    study: str,
+    series: str | None,
+    sop: str | None,
+    frames: str | None = None,
+    thumbnail: bool = False,
+) -> Response:
+    media = _rendered_media(request)
+    params = request.query_params
+    quality = params.get("quality", "90")
+    if not quality.isdigit() or not 1 <= int(quality) <= 100:
+        raise InvalidQuery("quality is 1 to 100")
+    viewport = _viewport(params.get("viewport"))
+    settings = state(request).settings
+    with index_reader(settings.db) as conn:
+        target = find(conn, study, series, sop)
+    chosen = target.files[len(target.files) // 2] if sop is None else target.files[0]
+    wanted = viewing.render_request(
+        frame=_frame(frames),
+        size=THUMBNAIL_SIZE if thumbnail and viewport is None else None,
+        fmt=media,
+        quality=int(quality),
+        viewport=viewport,
+    )
+    window = _window(params.get("window"))
+    if window is not None and not thumbnail:
+        wanted = viewing.render_request(
+            wanted.frame, wanted.size, window[0], window[1], media, int(quality), viewport
+        )
+    what = "thumbnail" if thumbnail else "rendered"
+    _audit_retrieval(
+        request,
+        who,
+        f"{what} {INSTANCE if sop else SERIES if series else STUDY}",
+        study,
+        series,
+        target.PatientID,
+    )
+    rendered = await viewing.viewing(request).renderer.render(chosen.path, wanted)
+    return viewing.image_response(rendered, NO_STORE)
+
+
+RENDERED = {"description": "the image drawn as image/jpeg or image/png", "content": {"image/jpeg": {}}}
+
+
+@router.get("/studies/{study}/rendered", responses={200: RENDERED})
+async def study_rendered(study: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: the study's middle instance (of its first series), drawn."""
+    return await _rendered(request, who, study, None, None)
+
+
+@router.get("/studies/{study}/series/{series}/rendered", responses={200: RENDERED})
+async def series_rendered(study: str, series: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: the series' middle instance, drawn."""
+    return await _rendered(request, who, study, series, None)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/rendered", responses={200: RENDERED})
+async def instance_rendered(study: str, series: str, sop: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: one instance drawn (its first frame), with window, viewport and quality."""
+    return await _rendered(request, who, study, series, sop)
+
+
+FRAME = "/studies/{study}/series/{series}/instances/{sop}/frames/{frames}"
+
+
+@router.get(FRAME + "/rendered", responses={200: RENDERED})
+async def frame_rendered(
+    study: str, series: str, sop: str, frames: str, request: Request, who: Caller_
+) -> Response:
+    """WADO-RS: one frame of an instance drawn."""
+    return await _rendered(request, who, study, series, sop, frames)
+
+
+@router.get("/studies/{study}/thumbnail", responses={200: RENDERED})
+async def study_thumbnail(study: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: a small picture of the study (its middle instance)."""
+    return await _rendered(request, who, study, None, None, thumbnail=True)
+
+
+@router.get("/studies/{study}/series/{series}/thumbnail", responses={200: RENDERED})
+async def series_thumbnail(study: str, series: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: a small picture of the series (its middle instance)."""
+    return await _rendered(request, who, study, series, None, thumbnail=True)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/thumbnail", responses={200: RENDERED})
+async def instance_thumbnail(study: str, series: str, sop: str, request: Request, who: Caller_) -> Response:
+    """WADO-RS: a small picture of one instance."""
+    return await _rendered(request, who, study, series, sop, thumbnail=True)
+
+
+@router.get(FRAME + "/thumbnail", responses={200: RENDERED})
+async def frame_thumbnail(
+    study: str, series: str, sop: str, frames: str, request: Request, who: Caller_
+) -> Response:
+    """WADO-RS: a small picture of one frame."""
+    return await _rendered(request, who, study, series, sop, frames, thumbnail=True)

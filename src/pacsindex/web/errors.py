@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pacsindex.errors import PacsIndexError
 from pacsindex.web.sharing import redact_path
 from pacsindex.web.status import STATUS, status_for
+from pacsindex.web.wording import for_staff
 
 __all__ = ["STATUS", "error_response", "install", "status_for"]
 
@@ -30,7 +31,7 @@ def error_response(exc: PacsIndexError) -> JSONResponse:
     challenge = getattr(exc, "challenge", None)  # TokenRejected: how a DICOMweb client signs in
     if challenge and status == 401:
         headers["WWW-Authenticate"] = challenge
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers or None)
+    return JSONResponse({"detail": for_staff(str(exc))}, status_code=status, headers=headers or None)
 
 
 async def _pacsindex_error(request: Request, exc: Exception) -> JSONResponse:

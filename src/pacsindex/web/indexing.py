@@ -15,13 +15,11 @@ from pacsindex.index import store
 from pacsindex.sources.smb import nas
 from pacsindex.web.models import IndexStart, IndexStatus, Problem, Problematic, ProblemPage
 from pacsindex.web.security import SignedIn, client_address, state
+from pacsindex.web.wording import for_staff
 
 router = APIRouter(prefix="/index", tags=["indexing"])
 
-NO_INDEX = (
-    "there is no index yet: start indexing in the Indexing panel (POST /api/index/start), "
-    "or run `pacsindex index ROOT --db DB` on the server"
-)
+NO_INDEX = "there is no index yet: start indexing on the Indexing page"
 
 
 @contextmanager
@@ -41,15 +39,16 @@ def index_reader(db: Any) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def _status(request: Request) -> dict[str, Any]:
+def page_status(request: Request) -> dict[str, Any]:
     st = state(request)
-    return {**st.jobs.status(), "timezone": st.settings.timezone}
+    status = st.jobs.status()
+    return {**status, "message": for_staff(status.get("message")), "timezone": st.settings.timezone}
 
 
 @router.get("/status", response_model=IndexStatus)
 def index_status(request: Request) -> dict[str, Any]:
     """Progress of the current (or last) run: counters, percent, files/s, ETA, roots; answered from memory."""
-    return _status(request)
+    return page_status(request)
 
 
 @router.post(
@@ -72,7 +71,7 @@ def index_start(
         raise Forbidden("only an admin may index folders other than the configured roots")
     st.jobs.start(roots, started_by=session.user.name)
     st.audit.record(audit.INDEX_START, session.user.name, client_address(request), roots=roots)
-    return _status(request)
+    return page_status(request)
 
 
 @router.post("/stop", response_model=IndexStatus, responses={409: {"model": Problem}})
@@ -81,13 +80,15 @@ def index_stop(request: Request, session: SignedIn) -> dict[str, Any]:
     st = state(request)
     st.jobs.stop()
     st.audit.record(audit.INDEX_STOP, session.user.name, client_address(request))
-    return _status(request)
+    return page_status(request)
 
 
 @router.get("/errors", response_model=ProblemPage, responses={404: {"model": Problem}})
 def index_errors(
     request: Request,
-    kind: Literal["error", "non_dicom"] = Query("error", description="unreadable files, or non-DICOM files"),
+    kind: Literal["error", "non_dicom", "note"] = Query(
+        "error", description="unreadable files, non-DICOM files, or files read with a note on what was odd"
+    ),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=100_000_000),
 ) -> ProblemPage:

@@ -117,6 +117,10 @@ class SeriesSummary(BaseModel):
     medical_aid: str | None = Field(default=None, description="the medical scheme, e.g. Discovery Health")
     hospital: str | None = Field(default=None, description="the hospital, e.g. Netcare Milpark Hospital")
     hospital_group: str | None = Field(default=None, description="e.g. Netcare, Life Healthcare, Public")
+    study_uid_shared: bool = Field(
+        default=False,
+        description="data quality: this StudyInstanceUID also names a study of another patient (misfiled?)",
+    )
 
 
 class SeriesFile(BaseModel):
@@ -193,6 +197,8 @@ class AuditEntry(BaseModel):
     client: str | None = None
     action: str
     detail: dict[str, object]
+    repeats: int = Field(default=1, description="identical refusals from one address within an hour")
+    about: dict[str, object] = Field(default={}, description="the series, study or share it names, now")
 
 
 class SettingsOut(BaseModel):

@@ -1,8 +1,8 @@
 """The Orthanc routes: admins set and test the connection (`GET/PUT /api/settings/orthanc`,
 `POST /api/settings/orthanc/test`); staff send a series (`POST /api/orthanc/sends`, which answers at once
-with a send id) and watch it (`GET /api/orthanc/sends/{id}`). Sends run in background threads
-(`pacsindex.orthanc.jobs.SendJobs`, built here once per app); the domain work is `pacsindex.orthanc.client`.
-Settings changes, tests and each send (when it starts and when it ends, with its counts) go to the audit
+with a send id), watch it (`GET /api/orthanc/sends/{id}`) and cancel it. Sends run in the domain
+(`pacsindex.orthanc.sends`, kept in the index so a restart resumes them); this module only translates HTTP.
+Settings changes, tests and each send (when it starts, resumes and ends, with its counts) go to the audit
 log. The password is write-only: no answer ever carries it.
 """
 
@@ -19,8 +19,8 @@ from pacsindex.config.settings import Settings
 from pacsindex.errors import PacsIndexError
 from pacsindex.index.clock import shown
 from pacsindex.orthanc import client as orthanc
-from pacsindex.orthanc.client import OrthancClient
-from pacsindex.orthanc.jobs import SendJob, SendJobs
+from pacsindex.orthanc.client import Connection, OrthancClient
+from pacsindex.orthanc.sends import SendJobs
 from pacsindex.web.models import Problem, Text
 from pacsindex.web.security import Admin, SignedIn, admin, client_address, signed_in, state
 
@@ -28,10 +28,37 @@ log = logging.getLogger(__name__)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the Orthanc routes and the background sends to the app."""
-    app.state.orthanc_sends = SendJobs(settings.db, settings=settings)
+    """Add the Orthanc routes and the background sends to the app (`resume` and `shutdown` go with the
+    app's lifespan). Each send's start, resumption and end (completed, failed, cancelled, or stopped by a
+    shutdown) is an audit entry under the name of whoever started it."""
+    web = app.state.pacsindex
+
+    def event(snap: dict[str, Any], what: str) -> None:
+        counts = {k: snap[k] for k in ("total", "done", "sent", "skipped", "failed")}
+        web.audit.record(
+            audit.ORTHANC_SEND, snap["started_by"], snap["client"], SeriesKey=snap["SeriesKey"],
+            send=snap["id"], state=what, orthanc=snap["orthanc_url"], **counts,
+        )
+
+    app.state.orthanc_sends = SendJobs(settings.db, settings=settings, on_event=event)
     app.include_router(settings_router)
     app.include_router(sends_router)
+
+
+def resume(app: FastAPI) -> list[str]:
+    """At start-up: carry on the sends the last shutdown (or a crash) stopped."""
+    settings: Settings = app.state.pacsindex.settings
+    try:
+        conn: Connection | None = orthanc.connection_for(settings.data_path, env={})
+    except PacsIndexError:
+        conn = None
+    jobs: SendJobs = app.state.orthanc_sends
+    return jobs.resume(conn)
+
+
+def shutdown(app: FastAPI, timeout: float = 30.0) -> list[str]:
+    jobs: SendJobs = app.state.orthanc_sends
+    return jobs.shutdown(timeout)
 
 
 def sends(request: Request) -> SendJobs:
@@ -96,7 +123,10 @@ class SendOut(BaseModel):
     started_by: str
     started_at: str
     finished_at: str | None = None
-    state: str = Field(description="running, completed (see failed for files Orthanc did not take) or failed")
+    state: str = Field(
+        description="running, completed (see failed for files Orthanc did not take), failed, cancelled, "
+        "or interrupted (the service stopped; it resumes at the next start)"
+    )
     error: str | None = Field(default=None, description="why the whole send stopped, when state is failed")
     total: int
     done: int
@@ -197,22 +227,28 @@ def start_send(body: NewSendIn, request: Request, session: SignedIn) -> dict[str
     A series already being sent answers with that send (`already_running`)."""
     st = state(request)
     conn = orthanc.connection_for(st.settings.data_path, env={})
-    who, client = session.user.name, client_address(request)
+    snap, new = sends(request).start(body.SeriesKey, conn, session.user.name, client_address(request))
+    return _shown(snap, st.settings, already_running=not new)
 
-    def finished(job: SendJob) -> None:
-        snap = job.snapshot()
-        st.audit.record(
-            audit.ORTHANC_SEND, who, client, SeriesKey=job.SeriesKey, send=job.id, state=job.state,
-            **{k: snap[k] for k in ("total", "sent", "skipped", "failed")},
-        )
 
-    job, new = sends(request).start(body.SeriesKey, conn, who, on_done=finished)
-    if new:
-        st.audit.record(
-            audit.ORTHANC_SEND, who, client, SeriesKey=job.SeriesKey, send=job.id, state="started",
-            orthanc=conn.url,
-        )
-    return _shown(job.snapshot(), st.settings, already_running=not new)
+@sends_router.get("/sends", response_model=list[SendOut])
+def list_sends(request: Request) -> list[dict[str, Any]]:
+    """The latest sends, newest first (they are kept in the index, so a restart loses none)."""
+    settings = state(request).settings
+    return [_shown(s, settings) for s in sends(request).recent()]
+
+
+@sends_router.post(
+    "/sends/{send_id}/cancel",
+    response_model=SendOut,
+    responses={404: {"model": Problem}, 409: {"model": Problem}},
+)
+def cancel_send(
+    request: Request, session: SignedIn, send_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
+) -> dict[str, Any]:
+    """Stop a running send after the file in hand (what was sent stays in Orthanc). 409 when it is not
+    running."""
+    return _shown(sends(request).cancel(send_id), state(request).settings)
 
 
 @sends_router.get("/sends/{send_id}", response_model=SendOut, responses={404: {"model": Problem}})

@@ -75,7 +75,11 @@ def search_series(
         "offset": offset,
     }
     st.audit.record(
-        audit.SEARCH, session.user.name, client_address(request), **{k: v for k, v in asked.items() if v}
+        audit.SEARCH,
+        session.user.name,
+        client_address(request),
+        **{k: v for k, v in asked.items() if v},
+        series=[r["SeriesKey"] for r in rows],  # whom it found, by id (a patient's access report)
     )
     return rows
 

@@ -28,7 +28,8 @@ COOKIE = "pacsindex_session"
 CSRF_HEADER = "X-CSRF-Token"
 BACKGROUND_HEADER = "X-Background"  # "1" on the page's polls: they do not reset the idle timer
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PASSIVE_PATHS = frozenset({"/api/index/status"})  # watching progress is not activity: never writes
+# watching progress is not activity: never writes
+PASSIVE_PATHS = frozenset({"/api/index/status", "/api/index/events"})
 
 cookie_scheme = APIKeyCookie(
     name=COOKIE, auto_error=False, description="the session cookie that POST /auth/signin sets"

@@ -37,6 +37,18 @@ def uvicorn_config(
     )
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server that, when it starts to shut down, tells the app (`app.state.closing`, a
+    threading.Event) so long-lived answers such as the indexing event stream end instead of being waited
+    for."""
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        closing = getattr(getattr(self.config.app, "state", None), "closing", None)
+        if isinstance(closing, threading.Event):
+            closing.set()
+        await super().shutdown(sockets)
+
+
 def check_port(host: str, port: int) -> None:
     """ConfigError when `host:port` cannot be listened on (another server has it, or no such address)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -55,14 +67,14 @@ def check_port(host: str, port: int) -> None:
 
 def serve(app: Any, settings: Settings) -> None:
     """Serve until Ctrl-C (a running index job is stopped cleanly and resumes on the next start)."""
-    uvicorn.Server(uvicorn_config(app, settings)).run()
+    Server(uvicorn_config(app, settings)).run()
 
 
 class ThreadedServer:
     """uvicorn serving `app` in a daemon thread; `url` once entered. Port 0 picks a free one."""
 
     def __init__(self, app: Any, settings: Settings, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = uvicorn.Server(uvicorn_config(app, settings, host=host, port=port))
+        self.server = Server(uvicorn_config(app, settings, host=host, port=port))
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
         self.host = host
         self.port = port

@@ -1,6 +1,8 @@
 """The recipient's pages, as HTML made here (no script: a recipient's browser runs none of ours): the
-landing page, the passcode form, the file list, and a page for each refusal that says what to do next.
-Every value from the index is escaped; every page is sent with `Cache-Control: no-store`.
+landing page (who shared what, for whom, from which practice), the passcode form, the Download button
+(a form: a POST, so an e-mail scanner that fetches every link uses nothing up), the file list, and a page
+for each refusal that says what to do next. Every value is escaped; every page is sent with
+`Cache-Control: no-store`.
 """
 
 from __future__ import annotations
@@ -120,31 +122,81 @@ def dicom_date(text: str | None) -> str:
     return text or "unknown"
 
 
-def landing_page(token: str, share: Share, series: dict[str, Any], tz: tzinfo) -> HTMLResponse:
-    """What the link holds: modality, study date, file count and size (no patient name), and Download."""
+def _practice(practice: dict[str, str]) -> str:
+    if not any(practice.values()):
+        return ""
+    parts = [f"<strong>{_e(practice['name'])}</strong>" if practice.get("name") else ""]
+    parts += [_e(practice[k]) for k in ("address", "phone") if practice.get(k)]
+    return f"<p class='share-practice' id='share-practice'>{'<br>'.join(p for p in parts if p)}</p>"
+
+
+def download_form(token: str, label: str) -> str:
+    return (
+        f"<form method='post' action='/share/{_e(token)}/download' class='share-actions'>"
+        f"<button type='submit' class='primary' id='share-download'>{_e(label)}</button></form>"
+    )
+
+
+def landing_page(
+    token: str,
+    share: Share,
+    series: list[dict[str, Any]],
+    tz: tzinfo,
+    practice: dict[str, str],
+) -> HTMLResponse:
+    """What the link holds (no patient name): who shared it, for whom, each series' modality, date, files
+    and size, until when, and the Download button."""
     expires = iso(share.expires_at)
     until = datetime.fromtimestamp(share.expires_at, tz).strftime("%Y-%m-%d %H:%M %Z")
+    files = sum(int(s.get("file_count") or 0) for s in series)
+    size = sum(int(s.get("total_size") or 0) for s in series)
     left = (
         f"<dt>Downloads left</dt><dd>{share.max_downloads - share.downloads} of {share.max_downloads}</dd>"
         if share.max_downloads is not None
         else ""
     )
-    body = (
-        "<p>A colleague has shared one series of images with you.</p>"
-        "<dl class='fields share-fields'>"
-        f"<dt>Modality</dt><dd>{_e(series.get('Modality') or 'unknown')}</dd>"
-        f"<dt>Study date</dt><dd>{_e(dicom_date(series.get('StudyDate')))}</dd>"
-        f"<dt>Files</dt><dd id='share-file-count'>{int(series['file_count'])}</dd>"
-        f"<dt>Size</dt><dd>{_e(size_text(int(series['total_size'])))}</dd>"
-        f"<dt>Link valid until</dt><dd><time datetime='{_e(expires)}'>{_e(until)}</time></dd>{left}</dl>"
-        "<p class='share-actions'><a class='button primary' id='share-download' "
-        f"href='/share/{_e(token)}/download' download>"
-        f"Download (zip, {_e(size_text(int(series['total_size'])))})</a>"
-        f" <a href='/share/{_e(token)}/files'>List the files</a></p>"
-        "<p class='muted'>The zip holds the DICOM files and MANIFEST.txt, which lists every file. "
-        "Do not forward this link: it gives access to patient images.</p>"
+    note = f"<dt>For</dt><dd id='share-note'>{_e(share.note)}</dd>" if share.note else ""
+    rows = "".join(
+        f"<tr><td>{_e(s.get('Modality') or '')}</td><td>{_e(dicom_date(s.get('StudyDate')))}</td>"
+        f"<td>{'' if share.deidentified else _e(s.get('SeriesDescription') or '')}</td>"
+        f"<td class='num'>{int(s.get('file_count') or 0)}</td></tr>"
+        for s in series
     )
-    return page("Shared series", body)
+    what = "series" if len(series) == 1 else f"{len(series)} series"
+    deid = (
+        "<p class='notice'>These images are de-identified: names, IDs and dates in the files are replaced. "
+        "Text burned into the pixels cannot be removed this way.</p>"
+        if share.deidentified
+        else ""
+    )
+    body = (
+        _practice(practice) + f"<p>{_e(share.created_by)} has shared {what} of images with you.</p>{deid}"
+        "<dl class='fields share-fields'>"
+        f"{note}<dt>Shared by</dt><dd id='share-by'>{_e(share.created_by)}</dd>"
+        f"<dt>Files</dt><dd id='share-file-count'>{files}</dd>"
+        f"<dt>Size</dt><dd>{_e(size_text(size))}</dd>"
+        f"<dt>Link valid until</dt><dd><time datetime='{_e(expires)}'>{_e(until)}</time></dd>{left}</dl>"
+        "<div class='table-wrap'><table id='share-series'><thead><tr><th>Modality</th><th>Study date</th>"
+        f"<th>Series</th><th class='num'>Files</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        + download_form(token, f"Download (zip, {size_text(size)})")
+        + f"<p><a class='button' id='share-view' href='/share/{_e(token)}/view'>View the images</a>"
+        f" <a href='/share/{_e(token)}/files'>List the files</a></p>"
+        "<p class='muted'>The zip holds a DICOMDIR that RadiAnt, MicroDicom, Horos, OsiriX and Weasis open, "
+        "a README.txt saying how, and MANIFEST.txt, which lists every file. A broken download can be "
+        "resumed by the browser. Do not forward this link: it gives access to patient images.</p>"
+    )
+    return page("Shared images", body)
+
+
+def confirm_page(token: str) -> HTMLResponse:
+    """What a GET of the download address shows: the button, so that opening the address (or an e-mail
+    scanner fetching it) uses no download."""
+    body = (
+        "<p>Press the button to start the download.</p>"
+        + download_form(token, "Download the zip")
+        + f"<p><a href='/share/{_e(token)}'>← What this link holds</a></p>"
+    )
+    return page("Download", body)
 
 
 def files_page(token: str, rows: list[dict[str, Any]], single: bool) -> HTMLResponse:
@@ -153,7 +205,7 @@ def files_page(token: str, rows: list[dict[str, Any]], single: bool) -> HTMLResp
         f"<td class='num'>{_e(size_text(int(r['size'])))}</td></tr>"
         for r in rows
     )
-    note = "" if single else "<p class='muted'>This link allows only whole-series downloads.</p>"
+    note = "" if single else "<p class='muted'>This link allows only whole downloads (the zip).</p>"
     body = (
         f"<p><a href='/share/{_e(token)}'>← Back</a></p>{note}<div class='table-wrap'><table>"
         "<thead><tr><th class='num'>#</th><th>File</th><th class='num'>Size</th></tr></thead>"

@@ -11,6 +11,7 @@ from pacsindex.errors import (
     ConfigError,
     Conflict,
     CsrfRejected,
+    DicomReadError,
     FileChanged,
     Forbidden,
     IndexNotFound,
@@ -47,6 +48,7 @@ STATUS: dict[type[PacsIndexError], int] = {
     SourceError: 400,  # a root that is not there or not readable: the request names it
     SourceUnreachable: 503,  # the NAS is down: try again later
     NasUnreachable: 502,  # an admin's connection test: the NAS did not answer, the server is fine
+    DicomReadError: 422,
     AuthError: 401,
     TooManyAttempts: 429,
     Forbidden: 403,

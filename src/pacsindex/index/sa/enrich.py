@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pacsindex.dicom.headers import HeaderRecord
-from pacsindex.index.sa.said import digits_only, parse_sa_id, quality_issues
+from pacsindex.index.sa.said import check_digit_typo, parse_sa_id, quality_issues
 from pacsindex.index.sa.samatch import Tables, default_tables
 
 
@@ -32,27 +32,23 @@ class Enricher:
     def patient(self, rec: HeaderRecord) -> PatientExtras:
         sa_id = parse_sa_id(rec.PatientID) or parse_sa_id(rec.OtherPatientIDs)
         issues = quality_issues(sa_id, rec.PatientBirthDate, rec.PatientSex) if sa_id else []
+        if sa_id is None:
+            typo = check_digit_typo(rec.PatientID) or check_digit_typo(rec.OtherPatientIDs)
+            if typo:
+                issues.append(f"SA ID number {typo} fails its check digit: probable typo")
+        # Structured fields first (the issuers of OtherPatientIDsSequence items are the standard place);
+        # PatientComments is free text.
         aid = self.tables.medical_aid(
             rec.InsurancePlanIdentification,
             rec.IssuerOfPatientID,
+            rec.other_id_issuers,
             rec.OtherPatientIDs,
-            rec.PatientComments,
+            free=(rec.PatientComments,),
         )
         return PatientExtras(
             sa_id.number if sa_id else None, "; ".join(issues) or None, aid.name if aid else None
         )
 
     def study(self, rec: HeaderRecord) -> StudyExtras:
-        found = self.tables.hospital(rec.InstitutionName, rec.InstitutionAddress, rec.StationName)
+        found = self.tables.hospital(rec.InstitutionName, rec.StationName, free=(rec.InstitutionAddress,))
         return StudyExtras(found.name if found else None, found.group if found else None)
-
-    def search_terms(self, rec: HeaderRecord) -> list[str]:
-        """Extra text a series is found by: IDs without their spaces or hyphens (scheme and hospital are
-        filters, not search words)."""
-        terms = []
-        for value in (rec.PatientID, rec.OtherPatientIDs):
-            if value:
-                digits = digits_only(value)
-                if len(digits) >= 6 and digits != value:
-                    terms.append(digits)
-        return terms

@@ -114,6 +114,18 @@ def parse_sa_id(text: str | None, today: date | None = None) -> SaId | None:
     return None
 
 
+def check_digit_typo(text: str | None, today: date | None = None) -> str | None:
+    """A 13-digit number in an ID field that would be a valid SA ID number but for its check digit (a real
+    date, a known citizenship digit): most likely one mistyped digit. Returns the number, or None."""
+    if not text:
+        return None
+    today = today or date.today()
+    for number in _candidates(text):
+        if not luhn_ok(number) and number[10] in _CITIZENSHIP and _birth_date(number[:6], today) is not None:
+            return number
+    return None
+
+
 def quality_issues(sa_id: SaId, PatientBirthDate: str | None, PatientSex: str | None) -> list[str]:
     """Where the header disagrees with the ID number, as short sentences for a data-quality badge.
 

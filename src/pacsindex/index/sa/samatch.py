@@ -33,10 +33,17 @@ word of the text starts, but may run on ("Milpark Hosp" finds "NETCARE MILPARK H
 Health" finds "DiscoveryHealth"). Of all aliases found in all texts, a facility beats a group, then the
 longest alias wins, then the earlier text, then the earlier table entry. When two entries claim the same
 alias, the later one (the practice's own table) keeps it.
+
+Structured fields win over free text: the scheme is looked for in InsurancePlanIdentification, the
+issuers and OtherPatientIDs first, and only when none names one in PatientComments ("Self-medicating"
+beside InsurancePlanIdentification "GEMS" stays GEMS). In free text an alias that is also an everyday word
+or place name (each table's `common_words`: "Discovery", "Key Health", "Life", "Tygerberg") does not count
+on its own, so "Incidental discovery" or an address on "Tygerberg Valley Road" names nobody.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 import unicodedata
@@ -111,8 +118,11 @@ class _Alias(Generic[T]):
 
 
 class _Matcher(Generic[T]):
-    def __init__(self, aliases: Iterable[tuple[str, T, int]], ignore: Iterable[str] = ()) -> None:
+    def __init__(
+        self, aliases: Iterable[tuple[str, T, int]], ignore: Iterable[str] = (), common: Iterable[str] = ()
+    ) -> None:
         ignored = {_key(a) for a in ignore}
+        self._common = {_key(a) for a in common}
         by_key: dict[str, tuple[str, T, int]] = {}
         for alias, target, rank in aliases:
             key = _key(alias)
@@ -127,36 +137,47 @@ class _Matcher(Generic[T]):
                 self._short.setdefault(entry.words[0], []).append(entry)
             else:
                 self._long.setdefault(key[:3], []).append(entry)
-        self._cache: dict[str, tuple[_Alias[T], ...]] = {}
+        self._cache: dict[str, tuple[tuple[_Alias[T], bool], ...]] = {}
 
-    def _found(self, text: str) -> tuple[_Alias[T], ...]:
+    def _found(self, text: str) -> tuple[tuple[_Alias[T], bool], ...]:
+        """Every alias found in `text`, each with whether it ends where a word ends (not running on)."""
         hit = self._cache.get(text)
         if hit is not None:
             return hit
         toks = words(text)
         compact = "".join(toks)
-        found: list[_Alias[T]] = []
+        ends = set()
+        total = 0
+        for tok in toks:
+            total += len(tok)
+            ends.add(total)
+        found: list[tuple[_Alias[T], bool]] = []
         start = 0
         for i, tok in enumerate(toks):
             for alias in self._long.get(compact[start : start + 3], ()):
                 if compact.startswith(alias.key, start):
-                    found.append(alias)
+                    found.append((alias, start + len(alias.key) in ends))
             for alias in self._short.get(tok, ()):
                 if tuple(toks[i : i + len(alias.words)]) == alias.words:
-                    found.append(alias)
+                    found.append((alias, True))
             start += len(tok)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[text] = result = tuple(found)
         return result
 
-    def best(self, texts: Sequence[str | None]) -> T | None:
+    def best(self, texts: Sequence[str | None], free: bool = False) -> T | None:
+        """The best target named in `texts`. In free text (`free`) an alias must end where a word ends
+        ("Self-medicating" is not Selfmed), and one that is also an everyday word or place name
+        ("Discovery", "Life", "Tygerberg") does not count on its own."""
         best: tuple[int, int, int, int] | None = None
         target: T | None = None
         for index, text in enumerate(texts):
             if not text:
                 continue
-            for alias in self._found(text):
+            for alias, whole in self._found(text):
+                if free and (alias.key in self._common or not whole):
+                    continue
                 score = (alias.rank, len(alias.key), -index, -alias.order)
                 if best is None or score > best:
                     best, target = score, alias.target
@@ -180,8 +201,14 @@ class Tables:
         facilities: Sequence[_Entry],
         ignore_aid_aliases: Iterable[str] = (),
         ignore_hospital_aliases: Iterable[str] = (),
+        common_aid_aliases: Iterable[str] = (),
+        common_hospital_aliases: Iterable[str] = (),
     ) -> None:
         self.medical_aids = tuple(MedicalAid(e.name, e.group) for e in schemes)
+        self._aid_names: dict[str, MedicalAid] = {}  # every name and alias, folded → the scheme
+        for entry, aid in zip(schemes, self.medical_aids, strict=True):
+            for alias in _all(entry):
+                self._aid_names[_key(alias)] = aid
         group_names = {_key(g.name): g.name for g in groups}
         facility_hospitals = [
             Hospital(f.name, group_names.get(_key(f.group), f.group) if f.group else None) for f in facilities
@@ -191,21 +218,54 @@ class Tables:
         self._aids = _Matcher(
             ((alias, aid, 0) for e, aid in zip(schemes, self.medical_aids, strict=True) for alias in _all(e)),
             ignore_aid_aliases,
+            common_aid_aliases,
         )
         hospital_aliases: list[tuple[str, Hospital, int]] = []
         for entry, hospital in zip(groups, group_hospitals, strict=True):
             hospital_aliases += [(alias, hospital, 0) for alias in _all(entry)]
         for entry, hospital in zip(facilities, facility_hospitals, strict=True):
             hospital_aliases += [(alias, hospital, 1) for alias in _all(entry)]
-        self._hospitals = _Matcher(hospital_aliases, ignore_hospital_aliases)
+        self._hospitals = _Matcher(hospital_aliases, ignore_hospital_aliases, common_hospital_aliases)
+        self._hospital_names: dict[str, Hospital] = {}  # every name and alias, folded → facility or group
+        for alias, hospital, _rank in hospital_aliases:
+            self._hospital_names.setdefault(_key(alias), hospital)
 
-    def medical_aid(self, *texts: str | None) -> MedicalAid | None:
-        """The scheme named in any of `texts` (insurance plan, other IDs, issuer, free-text fields)."""
-        return self._aids.best(texts)
+    def medical_aid(self, *texts: str | None, free: Sequence[str | None] = ()) -> MedicalAid | None:
+        """The scheme named in any of `texts` (structured fields: insurance plan, issuers, other IDs), else
+        in the `free` texts (PatientComments), where an everyday-word alias alone does not count: a
+        structured field always wins over free text."""
+        return self._aids.best(texts) or self._aids.best(free, free=True)
 
-    def hospital(self, *texts: str | None) -> Hospital | None:
-        """The facility (or at least the group) named in any of `texts` (InstitutionName first)."""
-        return self._hospitals.best(texts)
+    def hospital(self, *texts: str | None, free: Sequence[str | None] = ()) -> Hospital | None:
+        """The facility (or at least the group) named in any of `texts` (InstitutionName first), else in
+        the `free` texts (InstitutionAddress); free text may still name the facility of a group the
+        structured fields name."""
+        found = self._hospitals.best(texts)
+        if found is not None and found.name is not None:
+            return found
+        loose = self._hospitals.best(free, free=True)
+        if found is None or (loose is not None and loose.name is not None and loose.group == found.group):
+            return loose or found
+        return found
+
+    def medical_aid_named(self, text: str) -> MedicalAid | None:
+        """The scheme whose name or alias `text` is (any spelling): "GEMS" → Government Employees..."""
+        return self._aid_names.get(_key(text))
+
+    def hospital_named(self, text: str) -> Hospital | None:
+        """The facility (or group) whose name or alias `text` is: "CHBAH" → Chris Hani Baragwanath..."""
+        return self._hospital_names.get(_key(text))
+
+    def hospital_suggestions(self, text: str, groups: bool = False, limit: int = 3) -> list[str]:
+        """Facility names (or, with `groups`, group names) close to `text`, best first."""
+        close = difflib.get_close_matches(_key(text), list(self._hospital_names), n=limit * 3, cutoff=0.6)
+        names = (self._hospital_names[k].group if groups else self._hospital_names[k].name for k in close)
+        return [n for n in dict.fromkeys(names) if n][:limit]
+
+    def medical_aid_suggestions(self, text: str, limit: int = 3) -> list[str]:
+        """Scheme names close to `text` (a misspelt name or alias), best first."""
+        close = difflib.get_close_matches(_key(text), list(self._aid_names), n=limit * 3, cutoff=0.6)
+        return list(dict.fromkeys(self._aid_names[k].name for k in close))[:limit]
 
 
 def _all(entry: _Entry) -> Iterator[str]:
@@ -298,7 +358,17 @@ def load_tables(overrides: Mapping[str, Any] | None = None) -> Tables:
         _section_entries(hosp_defaults, "facility", "hospitals.toml"),
         _section_entries(hosp_section, "facility", "[hospitals]"),
     )
-    return Tables(schemes, groups, facilities, aid_ignore, hosp_ignore)
+    common_aids = [] if aid_replace else _common(_defaults("medical_aids.toml"), "medical_aids.toml")
+    common_hosp = [] if hosp_replace else _common(_defaults("hospitals.toml"), "hospitals.toml")
+    return Tables(schemes, groups, facilities, aid_ignore, hosp_ignore, common_aids, common_hosp)
+
+
+def _common(table: Mapping[str, Any], where: str) -> list[str]:
+    """The table's `common_words`: aliases that are also everyday words or place names."""
+    words = table.get("common_words", [])
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise ConfigError(f"{where}: common_words must be a list of aliases")
+    return words
 
 
 @cache

@@ -176,8 +176,11 @@ def url_for(host: str, share: str, path: str = "", port: int | None = None) -> s
 
 
 def _next_step(loc: SmbLocation) -> str:
-    return (f"Or map the share in Windows (net use Z: \\\\{loc.host}\\{loc.share}) and index the drive: "
-            f"pacsindex index Z:\\{loc.path.replace('/', chr(92))}")
+    """The advice to map the share and index the drive, quoted so names with spaces paste into a prompt,
+    and keeping the folder inside the share."""
+    unc = f"\\\\{loc.host}\\{loc.share}"
+    drive = "Z:\\" + loc.path.replace("/", "\\")
+    return f'Or map the share in Windows (net use Z: "{unc}") and index the drive: pacsindex index "{drive}"'
 
 
 # -- errors at the boundary ------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ def _connect_error(exc: BaseException, loc: SmbLocation, creds: SmbCredentials, 
             f"PACSINDEX_SMB_PASSWORD (or the NAS settings); a domain account is written DOMAIN\\user. {step}")
     if isinstance(exc, BadNetworkName) or status == _BAD_NETWORK_NAME or getattr(exc, "errno", 0) == 2:
         return ShareNotFound(f"{where} has no share named {loc.share!r}: check the share name (in Windows, "
-                             f"net view \\\\{loc.host} lists them). {step}")
+                             f"net view \\\\{loc.host} lists them)")  # no "map the share": there is none
     if isinstance(exc, AccessDenied) or status == _ACCESS_DENIED:
         return PermissionDenied(f"user {creds.login!r} may not open the share {loc.share!r} on {where}: ask "
                                 f"the NAS administrator for read access. {step}")

@@ -19,14 +19,16 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
+from urllib.parse import unquote
 
-from pacsindex.errors import PermissionDenied, SourceError, SourceUnreachable
+from pacsindex.errors import PermissionDenied, ShareNotFound, SourceError, SourceUnreachable
 from pacsindex.sources.files import DirListing, Entry, WalkError, _parallel_walk
 from pacsindex.sources.smb.conn import (  # noqa: F401  (re-exported: pacsindex.sources.smb.reader is the public name)
     _ACCESS_DENIED,
@@ -97,9 +99,14 @@ SLOW_MS = 25.0  # a round trip slower than this earns the hint to index from a m
 # -- reading files ---------------------------------------------------------------------------------------
 
 
+_IN_USE = {0xC0000043, 0xC0000054}  # NTSTATUS sharing violation, file lock conflict
+
+
 def _head(client: _Client, share: str, replies: list[tuple[int, bytes]]) -> tuple[int, bytes] | OSError:
     """(size, data) from the replies to a create + read + close compound."""
     (cstatus, create), (rstatus, read), (lstatus, _) = replies
+    if cstatus in _IN_USE:  # passes by itself: the file is read again on the next run
+        return OSError(errno.EBUSY, "the file is open in another program (a modality still writing it?)")
     if cstatus:
         return _status_error(cstatus)
     size, _, _, file_id = _created(create)
@@ -138,8 +145,9 @@ class SmbReader:
             try:
                 _retrying(loc, self.creds, self.timeout, _Batch(loc, group, heads))
             except _Offline as exc:
+                lost = ConnectionError(errno.EIO, f"network error, {RETRIES} retries: {exc}")  # transient
                 for path in group:
-                    heads.setdefault(path, OSError(errno.EIO, f"network error, {RETRIES} retries: {exc}"))
+                    heads.setdefault(path, lost)
 
         def opener(path: str) -> IO[bytes]:
             head = heads.pop(path, None)
@@ -173,7 +181,7 @@ class SmbReader:
         try:
             return bytes(_retrying(loc, self.creds, self.timeout, op))
         except (_Offline, SourceError) as exc:
-            raise OSError(errno.EIO, f"network error, {RETRIES} retries: {exc}") from exc
+            raise ConnectionError(errno.EIO, f"network error, {RETRIES} retries: {exc}") from exc
 
 
 @dataclass
@@ -277,13 +285,26 @@ def _list_dir(client: _Client, share: str, name: str) -> list[DirEntry] | OSErro
     return entries
 
 
+def decoded(url: str) -> str:
+    """An smb:// root as file managers copy it: `%20` and other %-escapes decoded."""
+    return unquote(url) if re.search(r"%[0-9A-Fa-f]{2}", url) else url
+
+
+def canonical(loc: SmbLocation) -> SmbLocation:
+    """One spelling per share: share names are case-insensitive, so stored paths use it lower-cased (the
+    host already is); folders inside it take the NAS's own spelling (`SmbTree._resolve`)."""
+    return replace(loc, share=loc.share.lower())
+
+
 class SmbTree:
     """A folder tree on an SMB share, listed by a few threads over one connection. Stored paths are
     `smb://host[:port]/share/dir/name`; the label is the root's URL, without credentials."""
 
     def __init__(self, loc: SmbLocation, creds: SmbCredentials, timeout: float = 10.0, listers: int = 8):
-        self.loc, self.creds, self.timeout = loc, creds, timeout
-        self.label = loc.url
+        self.typed = loc  # as the user wrote it: for advice ("map the share") in their spelling
+        self.loc, self.creds, self.timeout = canonical(loc), creds, timeout
+        self.label = self.loc.url
+        self._resolved = False
         self.listers = max(1, listers)
         self._fatal: SourceError | None = None
         self._seen: set[int] = set()
@@ -292,8 +313,25 @@ class SmbTree:
 
     @classmethod
     def from_url(cls, url: str, settings: Any = None) -> SmbTree:
-        loc, settings = SmbLocation.parse(url), _loaded(settings)
+        loc, settings = SmbLocation.parse(decoded(url)), _loaded(settings)
         return cls(loc, credentials_for(loc, settings), connect_timeout_from(settings))
+
+    def _resolve(self, client: _Client) -> None:
+        """The root's folders as the NAS spells them (SMB names are case-insensitive): listed once, so
+        `smb://nas/archive/flaky`, `smb://nas/ARCHIVE/FLAKY` and the saved NAS's spelling index the same
+        rows. A folder the NAS does not list is kept as written (the stat that follows reports it)."""
+        if self._resolved or not self.loc.path:
+            return
+        parts: list[str] = []
+        for part in self.loc.path.split("/"):
+            got = _list_dir(client, self.loc.share, "\\".join(parts))
+            names = [] if isinstance(got, OSError) else [e[0] for e in got]
+            match = next((n for n in names if n == part), None)
+            match = match or next((n for n in names if n.casefold() == part.casefold()), part)
+            parts.append(match)
+        self.loc = replace(self.loc, path="/".join(parts))
+        self.label = self.loc.url
+        self._resolved = True
 
     @property
     def hint(self) -> str | None:
@@ -301,7 +339,7 @@ class SmbTree:
         if self._rtt is None or self._rtt * 1000 < SLOW_MS:
             return None
         return (f"the NAS answers slowly ({self._rtt * 1000:.0f} ms a round trip), so indexing over the "
-                f"network takes long. {_next_step(self.loc)}")
+                f"network takes long. {_next_step(self.typed_at(self.loc))}")
 
     def reader(self) -> SmbReader:
         return SmbReader(self.creds, self.timeout)
@@ -309,16 +347,21 @@ class SmbTree:
     def complete_roots(self) -> list[tuple[str, str]]:
         return [(self.loc.url, "/")]
 
+    def typed_at(self, loc: SmbLocation) -> SmbLocation:
+        """`loc` with the share as the user wrote it (advice quotes names as the user knows them)."""
+        return replace(loc, share=self.typed.share)
+
     def _stat(self, client: _Client) -> tuple[int, int, int]:
         """(attributes, size, mtime_ns) of the root."""
         self._rtt = client.rtt
+        self._resolve(client)
         name = self.loc.path.replace("/", "\\")
         (cstatus, create), (lstatus, _) = client.call(self.loc.share, lambda t: _stat_msgs(t, name))
         if cstatus in _NOT_FOUND:
             raise SourceError(f"root not found on the NAS: {self.label}")
         if cstatus == _ACCESS_DENIED:
             raise PermissionDenied(f"root not readable (permission denied): {self.label}. "
-                                   f"{_next_step(self.loc)}")
+                                   f"{_next_step(self.typed_at(self.loc))}")
         if cstatus:
             raise SourceError(f"cannot open {self.label}: the NAS answered status 0x{cstatus:08x}")
         size, mtime_ns, attrs, file_id = _created(create)
@@ -328,13 +371,16 @@ class SmbTree:
 
     def check(self) -> None:
         """Connect (once, bounded by GIVE_UP_S) and make sure the root is there and readable."""
-        client = _client_for(self.loc, self.creds, self.timeout)
         try:
-            self._stat(client)
-        except _Offline as exc:
-            _discard(client)
-            raise SourceUnreachable(f"the NAS at {self.loc.server} dropped the connection: {exc}. "
-                                    f"{_next_step(self.loc)}") from exc
+            client = _client_for(self.loc, self.creds, self.timeout)
+            try:
+                self._stat(client)
+            except _Offline as exc:
+                _discard(client)
+                raise SourceUnreachable(f"the NAS at {self.loc.server} dropped the connection: {exc}. "
+                                        f"{_next_step(self.typed_at(self.loc))}") from exc
+        except ShareNotFound as exc:  # name the share as the user wrote it, not as it is stored
+            raise ShareNotFound(str(exc).replace(repr(self.loc.share), repr(self.typed.share))) from exc
 
     def _list(self, path: str) -> tuple[DirListing | WalkError, list[str]]:
         url, name = path, self.loc.name_of(path)
@@ -349,7 +395,7 @@ class SmbTree:
             reason = "permission denied" if isinstance(got, PermissionError) else got.strerror
             return WalkError(url, f"cannot list folder: {reason}", True), []
         files: list[Entry] = []
-        subdirs: list[str] = []
+        subdirs: list[tuple[int, str]] = []
         for entry, size, mtime_ns, attrs, file_id in got:
             if entry == "." or entry == ".." or attrs & _REPARSE_POINT:
                 continue  # a junction, or a symlink the server shows as one: it may loop back up the tree
@@ -359,10 +405,12 @@ class SmbTree:
                         continue
                     if file_id:
                         self._seen.add(file_id)
-                subdirs.append(f"{url}/{entry}")
+                subdirs.append((mtime_ns, f"{url}/{entry}"))
             else:
                 files.append(Entry(entry, size, mtime_ns))
-        return DirListing(url, "/", files, True), subdirs
+        # Recently changed folders first, as for a local tree: new studies are indexed early in a pass.
+        newest_first = [p for _m, p in sorted(subdirs, key=lambda t: (-t[0], t[1]))]
+        return DirListing(url, "/", files, True), newest_first
 
     def walk(self, cancel: threading.Event) -> Iterator[DirListing | WalkError]:
         self._fatal = None
@@ -372,7 +420,7 @@ class SmbTree:
             attrs, size, mtime_ns = _retrying(self.loc, self.creds, self.timeout, self._stat)
         except _Offline as exc:
             raise SourceUnreachable(f"the NAS at {self.loc.server} keeps dropping the connection: {exc}. "
-                                    f"{_next_step(self.loc)}") from exc
+                                    f"{_next_step(self.typed_at(self.loc))}") from exc
         if not attrs & _DIRECTORY:
             folder, _, name = self.loc.url.rpartition("/")
             yield DirListing(folder, "/", [Entry(name, size, mtime_ns)], False)

@@ -1,44 +1,16 @@
-// Admin pages: staff accounts (create, admin rights, disable, new password), the settings in force, and the
-// audit log. Also the page where anyone changes their own password.
+// Admin pages: staff accounts (create, admin rights, disable, new password; asking first before the ones
+// that lock someone out). Also the page where anyone changes their own password.
 
 import { api } from "./api.js";
-import { fields, focusHeading, h, notice, replace } from "./dom.js";
-import { count, dateTime, dicomDate, personName } from "./format.js";
-import { nasSettingsCard } from "./nas.js";
-import { orthancSettingsCard } from "./orthanc.js";
-import { tokensCard } from "./tokens.js";
+import { confirmed, focusHeading, h, notice, replace, secretWithCopy } from "./dom.js";
+import { dateTime } from "./format.js";
 
-const ACTION_LABEL = {
-  signin: "Signed in",
-  signin_failed: "Sign-in failed",
-  signout: "Signed out",
-  search: "Searched",
-  open_series: "Opened series",
-  index_start: "Started indexing",
-  index_stop: "Stopped indexing",
-  user_add: "Created account",
-  user_update: "Changed account",
-  share_create: "Made share link",
-  share_revoke: "Revoked share link",
-  share_access: "Share link used",
-  token_create: "Made API token",
-  token_revoke: "Revoked API token",
-  dicomweb_query: "DICOMweb search",
-  dicomweb_retrieve: "DICOMweb retrieval",
-  nas_settings: "Changed NAS settings",
-  nas_test: "Tested NAS connection",
-  orthanc_settings: "Changed Orthanc settings",
-  orthanc_test: "Tested Orthanc connection",
-  orthanc_send: "Sent series to Orthanc",
-};
-const PAGE = 100;
 
 // -- users ----------------------------------------------------------------------------------------------
 
 export function renderUsers(container, ctx) {
   const message = h("div", { id: "users-message" });
   const tableBox = h("div", { class: "table-wrap" });
-  const settingsBox = h("div");
   const name = h("input", { id: "new-user-name", maxlength: "64", required: true, autocomplete: "off", spellcheck: "false", pattern: "[A-Za-z0-9][A-Za-z0-9._@\\-]{0,63}" });
   const isAdmin = h("input", { id: "new-user-admin", type: "checkbox" });
   const form = h(
@@ -68,14 +40,14 @@ export function renderUsers(container, ctx) {
       h(
         "div",
         { class: "notice success", role: "status" },
-        `Password for ${user}, shown this once: `,
-        h("code", { class: "secret" }, password),
-        ". Give it to them in person; they can change it under their name at the top right.",
+        h("p", {}, `Password for ${user}, shown this once. Give it to them in person; they can change it under their name at the top right.`),
+        secretWithCopy(password, { id: "new-password-value", label: `New password for ${user}` }),
       ),
     );
   }
 
-  async function change(user, body, what) {
+  async function change(user, body, what, question) {
+    if (question && !confirmed(question)) return;
     try {
       const out = await api(`/api/users/${encodeURIComponent(user)}`, { method: "PATCH", body });
       if (out.password) showPassword(out.name, out.password);
@@ -105,9 +77,11 @@ export function renderUsers(container, ctx) {
         h(
           "td",
           { class: "actions" },
+          h("button", { type: "button", onclick: () => change(u.name, { generate_password: true }, "new password", `Give ${u.name} a new password? Their current one stops working and they are signed out everywhere.`) }, "New password"),
           h("button", { type: "button", onclick: () => change(u.name, { admin: !u.is_admin }, u.is_admin ? "now staff" : "now admin") }, u.is_admin ? "Make staff" : "Make admin"),
-          h("button", { type: "button", onclick: () => change(u.name, { disabled: !u.disabled }, u.disabled ? "enabled" : "disabled") }, u.disabled ? "Enable" : "Disable"),
-          h("button", { type: "button", onclick: () => change(u.name, { generate_password: true }, "new password") }, "New password"),
+          u.disabled
+            ? h("button", { type: "button", onclick: () => change(u.name, { disabled: false }, "enabled") }, "Enable")
+            : h("button", { type: "button", class: "danger", onclick: () => change(u.name, { disabled: true }, "disabled", `Disable ${u.name}? They are signed out at once and cannot sign in until an admin enables the account.`) }, "Disable"),
         ),
       ),
     );
@@ -122,134 +96,14 @@ export function renderUsers(container, ctx) {
     );
   }
 
-  async function loadSettings() {
-    try {
-      const s = await api("/api/settings");
-      replace(
-        settingsBox,
-        fields([
-          ["Index", s.db],
-          ["Folders to index", s.roots.join("; ") || "none"],
-          ["Time zone", s.timezone],
-          ["Sign out after idle", `${s.session_idle_minutes} minutes`],
-          ["Secure cookies (HTTPS)", s.secure_cookies ? "yes" : "no"],
-          ["Lock after failed sign-ins", `${s.signin_failures_per_user} per user, ${s.signin_failures_per_address} per computer, for ${s.signin_lockout_minutes} minutes`],
-        ]),
-      );
-    } catch (err) {
-      replace(settingsBox, notice(err.message, "error"));
-    }
-  }
-
   replace(
     container,
     h("h2", {}, "Users"),
     h("section", { class: "card" }, form, message, tableBox),
-    h("section", { class: "card" }, h("h3", {}, "Settings in force"), h("p", { class: "muted" }, "Set in the settings file or PACSINDEX_* environment variables on the server."), settingsBox),
-  );
-  container.append(orthancSettingsCard());
-  container.append(tokensCard(ctx));
-  container.append(nasSettingsCard());
-  focusHeading(container);
-  load();
-  loadSettings();
-}
-
-// -- audit log ------------------------------------------------------------------------------------------
-
-export function renderAudit(container, ctx) {
-  let offset = 0;
-  const user = h("input", { id: "audit-user", maxlength: "64", placeholder: "any user", autocomplete: "off" });
-  const action = h(
-    "select",
-    { id: "audit-action", "aria-label": "Action" },
-    h("option", { value: "" }, "Any action"),
-    Object.entries(ACTION_LABEL).map(([value, label]) => h("option", { value }, label)),
-  );
-  const box = h("div");
-  const form = h(
-    "form",
-    { class: "inline-form" },
-    h("label", { for: "audit-user" }, "User"),
-    user,
-    action,
-    h("button", { type: "submit" }, "Filter"),
-  );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    offset = 0;
-    load();
-  });
-  replace(
-    container,
-    h("h2", {}, "Audit log"),
-    h("p", { class: "muted" }, "Who signed in, searched, opened a series, or started or stopped indexing. Newest first."),
-    h("section", { class: "card" }, form, box),
+    h("p", { class: "muted" }, "The NAS, Orthanc, API tokens and the other settings are on the ", h("a", { href: "#/settings" }, "Settings"), " page."),
   );
   focusHeading(container);
   load();
-
-  async function load() {
-    let entries;
-    try {
-      entries = await api("/api/audit", { params: { user: user.value.trim(), action: action.value, limit: PAGE, offset } });
-    } catch (err) {
-      replace(box, notice(err.message, "error"));
-      return;
-    }
-    const table = h(
-      "table",
-      { class: "audit-table" },
-      h("thead", {}, h("tr", {}, ["Time", "User", "Computer", "Action", "Details"].map((t) => h("th", { scope: "col" }, t)))),
-      h(
-        "tbody",
-        {},
-        entries.map((e) =>
-          h(
-            "tr",
-            {},
-            h("td", { class: "nowrap" }, dateTime(e.at, ctx.me.timezone)),
-            h("td", {}, e.user || "–"),
-            h("td", {}, e.client || "–"),
-            h("td", {}, ACTION_LABEL[e.action] || e.action),
-            h("td", {}, describe(e)),
-          ),
-        ),
-      ),
-    );
-    const pager = h(
-      "div",
-      { class: "pager" },
-      h("button", { type: "button", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, "← Newer"),
-      h("span", {}, entries.length ? `${count(offset + 1)}–${count(offset + entries.length)}` : "none"),
-      h("button", { type: "button", disabled: entries.length < PAGE, onclick: () => { offset += PAGE; load(); } }, "Older →"),
-    );
-    replace(box, entries.length ? h("div", { class: "table-wrap" }, table) : notice("No entries."), pager);
-  }
-}
-
-function describe(e) {
-  const d = e.detail || {};
-  switch (e.action) {
-    case "search": {
-      const parts = [d.q ? `“${d.q}”` : "everything"];
-      if (d.modality) parts.push(d.modality);
-      if (d.date_from || d.date_to) parts.push(`${d.date_from || "…"} to ${d.date_to || "…"}`);
-      for (const k of ["medical_aid", "hospital", "hospital_group"]) if (d[k]) parts.push(d[k]);
-      if (d.offset) parts.push(`from result ${d.offset + 1}`);
-      return parts.join(", ");
-    }
-    case "open_series":
-      return `${personName(d.PatientName)} (${d.PatientID || "no ID"}), ${d.Modality || "?"} ${dicomDate(d.StudyDate)}`;
-    case "index_start":
-      return (d.roots || []).join("; ");
-    case "signin_failed":
-      return d.reason || "";
-    default:
-      return Object.entries(d)
-        .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join("; ") : v}`)
-        .join(", ");
-  }
 }
 
 // -- your own account -----------------------------------------------------------------------------------

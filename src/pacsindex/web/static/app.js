@@ -1,29 +1,31 @@
-// The single page: sign-in, then the indexing panel and one view at a time (search, a series, problem
-// files, users, audit log, your account), chosen by the address's #fragment. Status is polled every 2 s.
+// The single page: sign-in, then one view at a time (the worklist, a study, a series, shares, indexing,
+// users, the audit log, settings, your account), chosen by the address's #fragment. The indexing status
+// comes from the server as events (statusfeed.js) and shows as a chip in the header.
 
 import { api, ApiError, onSignedOut, setCsrfToken } from "./api.js";
-import { renderAccount, renderAudit, renderUsers } from "./admin.js";
-import { createIndexPanel } from "./indexing.js";
+import { renderAccount, renderUsers } from "./admin.js";
+import { renderAudit } from "./audit.js";
+import { renderIndexing } from "./indexpage.js";
 import { renderProblems } from "./problems.js";
 import { createSearchView } from "./search.js";
 import { renderSeries } from "./series.js";
+import { renderSettings } from "./settings.js";
 import { mountShareCard, renderShares } from "./shares.js";
-
-const POLL_MS = 2000;
+import { followStatus, updateChip } from "./statusfeed.js";
+import { openStudyViewer, renderStudy } from "./study.js";
 
 const $ = (id) => document.getElementById(id);
-const ctx = { me: null, status: null };
-let panel = null;
+const ctx = { me: null, status: null, onStatus: null };
 let searchView = null;
-let pollTimer = null;
-let pollRun = 0;
+let feed = null;
+let current = null;
 
 function showSignIn(message) {
-  stopPolling();
+  feed?.stop();
+  feed = null;
   ctx.me = null;
   setCsrfToken(null);
   $("topbar").hidden = true;
-  $("index-panel").hidden = true;
   $("view").hidden = true;
   $("view").replaceChildren();
   $("signin").hidden = false;
@@ -41,12 +43,19 @@ function signedIn(me) {
   $("topbar").hidden = false;
   $("who").textContent = me.name;
   for (const link of document.querySelectorAll("[data-admin]")) link.hidden = !me.is_admin;
-  $("index-panel").hidden = false;
-  panel = createIndexPanel($("index-panel"), ctx);
   searchView = createSearchView(ctx);
   $("view").hidden = false;
-  startPolling();
+  feed?.stop();
+  feed = followStatus(status);
   route();
+}
+
+// Every indexing status the server sends: the chip, the view that shows progress, new results.
+function status(s) {
+  ctx.status = s;
+  updateChip($("index-chip"), s);
+  ctx.onStatus?.(s);
+  searchView?.refresh(s);
 }
 
 async function signIn(event) {
@@ -63,13 +72,17 @@ async function signIn(event) {
     signedIn(me);
   } catch (err) {
     const box = $("signin-message");
-    box.textContent = err instanceof ApiError ? err.message : String(err);
+    box.textContent = err instanceof ApiError ? sentence(err.message) : String(err);
     box.hidden = false;
     $("signin-password").value = "";
     $("signin-password").focus();
   } finally {
     button.disabled = false;
   }
+}
+
+function sentence(text) {
+  return text ? `${text.charAt(0).toUpperCase()}${text.slice(1)}${/[.!?]$/.test(text) ? "" : "."}` : text;
 }
 
 async function signOut() {
@@ -83,63 +96,43 @@ async function signOut() {
 
 // -- views ------------------------------------------------------------------------------------------------
 
+const VIEWS = [
+  // [prefix or exact hash, nav entry it belongs to, admin only, render(view, rest)]
+  ["#/study/", "search", false, (view, key) => renderStudy(view, key, ctx)],
+  ["#/viewer/study/", "search", false, (view, key) => openStudyViewer(view, decodeURIComponent(key))],
+  ["#/series/", "search", false, (view, key) => renderSeries(view, key, ctx.previous?.startsWith("#/study/") ? ctx.previous : null).then(() => location.hash === `#/series/${key}` && mountShareCard(view, key, ctx))],
+  ["#/shares", "shares", false, (view) => renderShares(view, ctx)],
+  ["#/indexing", "indexing", false, (view) => renderIndexing(view, ctx)],
+  ["#/problems", "indexing", false, (view) => renderProblems(view)],
+  ["#/users", "users", true, (view) => renderUsers(view, ctx)],
+  ["#/audit", "audit", true, (view) => renderAudit(view, ctx)],
+  ["#/settings", "settings", true, (view, section) => renderSettings(view, ctx, section.replace(/^\//, ""))],
+  ["#/account", "account", false, (view) => renderAccount(view, ctx, showSignIn)],
+];
+
 function route() {
   if (!ctx.me) return;
   const view = $("view");
   const hash = location.hash || "#/search";
+  if (current === "search") searchView.remember();
+  ctx.previous = ctx.here;
+  ctx.here = hash;
+  ctx.onStatus = null;
   let name = "search";
-  if (hash.startsWith("#/series/")) {
-    name = "series";
-    const key = decodeURIComponent(hash.slice("#/series/".length));
-    renderSeries(view, key).then(() => location.hash === hash && mountShareCard(view, key, ctx));
-  } else if (hash === "#/shares") {
-    name = "shares";
-    renderShares(view, ctx);
-  } else if (hash === "#/problems") {
-    name = "problems";
-    renderProblems(view);
-  } else if (hash === "#/users" && ctx.me.is_admin) {
-    name = "users";
-    renderUsers(view, ctx);
-  } else if (hash === "#/audit" && ctx.me.is_admin) {
-    name = "audit";
-    renderAudit(view, ctx);
-  } else if (hash === "#/account") {
-    name = "account";
-    renderAccount(view, ctx, showSignIn);
+  const found = VIEWS.find(([prefix, , adminOnly]) => (prefix.endsWith("/") ? hash.startsWith(prefix) : hash === prefix || hash.startsWith(`${prefix}/`)) && (!adminOnly || ctx.me.is_admin));
+  if (found) {
+    const [prefix, nav, , render] = found;
+    name = nav;
+    current = prefix;
+    render(view, decodeURIComponent(hash.slice(prefix.length)));
   } else {
+    current = "search";
     searchView.render(view);
   }
   for (const link of document.querySelectorAll("#nav a")) {
-    const current = link.dataset.view === name || (name === "series" && link.dataset.view === "search");
-    if (current) link.setAttribute("aria-current", "page");
+    if (link.dataset.view === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-}
-
-// -- status polling ---------------------------------------------------------------------------------------
-
-function startPolling() {
-  stopPolling();
-  const run = ++pollRun;
-  const tick = async () => {
-    try {
-      const status = await api("/api/index/status", { background: true });
-      if (run !== pollRun) return;
-      panel.update(status);
-      searchView.refresh(status);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 401) return; // onSignedOut has shown the sign-in
-    }
-    if (run === pollRun) pollTimer = setTimeout(tick, POLL_MS);
-  };
-  tick();
-}
-
-function stopPolling() {
-  pollRun += 1;
-  if (pollTimer) clearTimeout(pollTimer);
-  pollTimer = null;
 }
 
 // -- start ------------------------------------------------------------------------------------------------

@@ -50,3 +50,34 @@ export function focusHeading(container) {
     heading.focus({ preventScroll: true });
   }
 }
+
+// A secret shown once (a generated password, an API token): read-only text with a Copy button beside it.
+export function secretWithCopy(value, { id, label }) {
+  const field = h("input", { id, class: "secret", readonly: true, value, "aria-label": label, spellcheck: "false", size: String(Math.min(Math.max(value.length, 12), 48)) });
+  const said = h("span", { class: "copy-said", role: "status" });
+  const button = h("button", { type: "button", class: "copy", "data-copy-for": id }, "Copy");
+  button.addEventListener("click", async () => {
+    said.textContent = (await copyText(field)) ? "Copied." : "Select it and press Ctrl+C.";
+  });
+  return h("span", { class: "secret-row" }, field, button, said);
+}
+
+export async function copyText(input) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+    return true;
+  } catch {
+    input.focus();
+    input.select();
+    try {
+      return document.execCommand("copy"); // plain http on the practice network: no Clipboard API there
+    } catch {
+      return false;
+    }
+  }
+}
+
+// Asks before something that cannot be undone from here; true when the user agrees.
+export function confirmed(question) {
+  return window.confirm(question);
+}

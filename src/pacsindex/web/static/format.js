@@ -22,13 +22,42 @@ const TRANSFER_SYNTAXES = {
 
 const SEX = { M: "Male", F: "Female", O: "Other" };
 
-// "MÜLLER^HANS" → "MÜLLER, HANS"; "SMITH^K^^DR" → "DR SMITH, K". Only the first (alphabetic) group.
+// "MÜLLER^HANS" → "MÜLLER, Hans"; "SMITH^K^^DR" → "DR SMITH, K". Only the first (alphabetic) group; never a "^".
+// The family name stays as written (that is how reception files it); given names written all in capitals
+// are put in their usual case where that is safe: words of letters (and - or ') longer than two letters,
+// so initials such as "JP" stay as they are.
 export function personName(value) {
   if (!value) return "(no name)";
-  const [family = "", given = "", middle = "", prefix = "", suffix = ""] = value.split("=")[0].split("^");
-  const first = [given, middle].filter(Boolean).join(" ");
+  const [family = "", given = "", middle = "", prefix = "", suffix = ""] = value.split("=")[0].split("^").map((p) => p.trim());
+  // "DR^PATEL": a title typed where the family name goes, and the family name after it. Read it as written.
+  if (TITLES.has(family.toUpperCase()) && given && !middle && !prefix && !suffix) return `${family} ${given}`;
+  const first = [given, middle].filter(Boolean).map(givenCase).join(" ");
   const name = [prefix, family].filter(Boolean).join(" ") + (first ? `, ${first}` : "") + (suffix ? ` ${suffix}` : "");
-  return name.trim() || value;
+  return name.trim() || value.replaceAll("^", " ").trim() || "(no name)";
+}
+
+const TITLES = new Set(["DR", "DR.", "PROF", "PROF.", "MR", "MRS", "MS", "MISS"]);
+// Latin script only: Greek capitals, for one, drop the accents that lower case would need.
+const WORD = /^[\p{Script=Latin}'’-]+$/u;
+
+function givenCase(text) {
+  if (text !== text.toLocaleUpperCase() || text === text.toLocaleLowerCase()) return text; // mixed case already, or no letters
+  return text
+    .split(/\s+/)
+    .map((word) => (word.length > 2 && WORD.test(word) ? word.toLocaleLowerCase().replace(/(^|[-'’])(\p{L})/gu, (_, sep, ch) => sep + ch.toLocaleUpperCase()) : word))
+    .join(" ");
+}
+
+// "CT CHEST" for a study described "CHEST" with CT in it; just "MR PROSTATE" when the description says so.
+export function studyLabel(modalities, description) {
+  const text = (description || "").trim();
+  const said = (m) => text.toUpperCase().split(/\s+/).includes(m.toUpperCase());
+  return [...(modalities || []).filter((m) => m && !said(m)), text].filter(Boolean).join(" ") || "(no description)";
+}
+
+// "62 y · Male": what reception says about the patient at a glance.
+export function ageSex(age, patientSex) {
+  return [age, sex(patientSex)].filter(Boolean).join(" · ");
 }
 
 export function dicomDate(value) {

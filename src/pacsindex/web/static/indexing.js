@@ -1,9 +1,11 @@
-// The indexing panel: start and stop, a progress bar with percentage, files/s, ETA, counters and the time
-// of the last update in the practice's time zone. `update(status)` is called every 2 seconds.
+// The indexing panel (on the Indexing page, indexpage.js): start and stop, a progress bar with percentage,
+// files/s, ETA, counters, the time of the last update in the practice's time zone, and the folders Start
+// indexes. `update(status)` is called with every status the server sends; `setFolders(list)` with the
+// folders from GET /api/index/folders (so a NAS saved a moment ago is there).
 
 import { api, ApiError } from "./api.js";
 import { h, replace } from "./dom.js";
-import { clockTime, count, duration } from "./format.js";
+import { clockTime, count, dateTime, duration } from "./format.js";
 
 const STATE_LABEL = {
   idle: "Not indexed yet",
@@ -26,11 +28,12 @@ export function createIndexPanel(container, ctx) {
   const rootsInput = h("input", {
     id: "index-roots-input",
     type: "text",
-    "aria-label": "Folders to index, separated by semicolons",
     placeholder: "/mnt/pacs; \\\\nas\\dicom",
   });
   const start = h("button", { type: "button", class: "primary", id: "index-start" }, "Start indexing");
   const stop = h("button", { type: "button", id: "index-stop" }, "Stop");
+  const schedule = scheduleBlock(ctx);
+  let wasRunning = null;
 
   start.addEventListener("click", async () => {
     start.disabled = true;
@@ -62,11 +65,24 @@ export function createIndexPanel(container, ctx) {
     message.textContent = err instanceof ApiError ? err.message : String(err);
   }
 
-  const rootsRow = ctx.me.is_admin
-    ? h("div", { class: "roots-row" }, h("label", { for: "index-roots-input" }, "Folders"), rootsInput)
-    : h("div", { class: "roots-row" }, h("span", { class: "label" }, "Folders"), rootsText);
-  rootsInput.value = (ctx.me.roots || []).join("; ");
-  rootsText.textContent = (ctx.me.roots || []).join("; ") || "none configured (ask an admin)";
+  // Everyone sees the folders Start indexes; an admin may index other folders instead, for one run.
+  const foldersList = h("ul", { class: "folders", id: "index-folders" });
+  const rootsRow = h(
+    "div",
+    { class: "roots-block" },
+    h("div", { class: "roots-row" }, h("span", { class: "label", id: "index-folders-label" }, "Start indexes"), rootsText),
+    foldersList,
+    ctx.me.is_admin
+      ? h("div", { class: "roots-row" }, h("label", { for: "index-roots-input" }, "Other folders, this run only (separate with ;)"), rootsInput)
+      : null,
+  );
+  rootsInput.value = "";
+  setFolders(ctx.me.roots || []);
+
+  function setFolders(folders) {
+    rootsText.textContent = folders.length ? "" : "no folders yet (an admin adds them in Settings)";
+    replace(foldersList, folders.map((f) => h("li", { class: "path" }, f)));
+  }
 
   replace(
     container,
@@ -75,6 +91,7 @@ export function createIndexPanel(container, ctx) {
     stats,
     h("div", { class: "panel-foot" }, rootsRow, h("span", { class: "updated" }, "Last update ", updated)),
     message,
+    schedule.el,
   );
 
   function stat(label, value, id) {
@@ -84,6 +101,8 @@ export function createIndexPanel(container, ctx) {
   function update(s) {
     ctx.status = s;
     const running = Boolean(s.running);
+    if (wasRunning !== null && wasRunning !== running) schedule.refresh(); // a run began or ended
+    wasRunning = running;
     badge.textContent = STATE_LABEL[s.state] || s.state;
     badge.className = `badge state-${s.state}`;
     start.disabled = running;
@@ -113,14 +132,13 @@ export function createIndexPanel(container, ctx) {
       stat("Not DICOM", count(s.non_dicom), "stat-nondicom"),
     );
     updated.textContent = clockTime(s.last_updated, s.timezone || ctx.me.timezone);
-    if (s.roots && s.roots.length && !ctx.me.is_admin) rootsText.textContent = s.roots.join("; ");
     if (running || !message.classList.contains("error")) {
       message.className = "panel-message";
       message.textContent = describe(s);
     }
   }
 
-  return { update };
+  return { update, setFolders };
 }
 
 function describe(s) {
@@ -129,4 +147,64 @@ function describe(s) {
   if (s.state === "idle") return "Nothing indexed yet: check the folders and press Start indexing.";
   const last = s.message ? ` ${s.message.charAt(0).toUpperCase()}${s.message.slice(1)}.` : "";
   return s.started_by ? `Last run started${by}.${last}` : last.trim();
+}
+
+// -- the schedule (issue 13): next run, interval and night pass, pause/resume for admins, warnings ---------
+// A self-contained block: `scheduleBlock(ctx)` gives { el, refresh }; the Indexing panel shows it.
+
+export function scheduleBlock(ctx) {
+  const el = h("section", { class: "schedule", id: "index-schedule", "aria-labelledby": "schedule-title" });
+  let shown = null;
+
+  async function refresh() {
+    try {
+      render(await api("/api/index/schedule", { background: true }));
+    } catch (err) {
+      replace(el, h("p", { class: "panel-message error" }, err instanceof ApiError ? err.message : String(err)));
+    }
+  }
+
+  async function change(body) {
+    try {
+      render(await api("/api/index/schedule", { method: "PUT", body }));
+    } catch (err) {
+      replace(el, h("p", { class: "panel-message error" }, err instanceof ApiError ? err.message : String(err)));
+    }
+  }
+
+  function render(s) {
+    shown = s;
+    const tz = ctx.me.timezone;
+    const every = s.every_minutes > 0 ? `every ${count(s.every_minutes)} minutes` : "no regular passes";
+    const night = s.full_at ? `, a full pass at ${s.full_at} each night` : "";
+    const next = s.paused
+      ? "Paused: the index is brought up to date only when someone presses Start."
+      : s.next_run
+        ? `Next ${s.next_kind === "full" ? "full pass" : "pass"}: ${dateTime(s.next_run, tz)}.`
+        : "No pass is scheduled.";
+    const last = s.last ? `Last scheduled pass ${dateTime(s.last.at, tz)}: ${s.last.outcome}.` : "";
+    const controls = [];
+    if (ctx.me.is_admin) {
+      const minutes = h("input", {
+        id: "schedule-minutes", type: "number", min: "0", step: "1", value: String(s.every_minutes),
+        "aria-label": "Minutes between passes (0: none)",
+      });
+      const night = h("input", { id: "schedule-night", type: "time", value: s.full_at, "aria-label": "Nightly full pass" });
+      const save = h("button", { type: "button", id: "schedule-save" }, "Save schedule");
+      save.addEventListener("click", () => change({ every_minutes: Number(minutes.value), full_at: night.value }));
+      const toggle = h("button", { type: "button", id: "schedule-toggle" }, s.paused ? "Resume schedule" : "Pause schedule");
+      toggle.addEventListener("click", () => change({ paused: !shown.paused }));
+      controls.push(h("div", { class: "schedule-controls" }, minutes, night, save, toggle));
+    }
+    replace(
+      el,
+      h("h3", { id: "schedule-title" }, "Schedule"),
+      h("p", { id: "schedule-text" }, `Kept up to date by itself: ${every}${night}. ${next} ${last}`),
+      s.warnings.map((w) => h("p", { class: "panel-message error schedule-warning", role: "alert" }, w)),
+      controls,
+    );
+  }
+
+  refresh();
+  return { el, refresh };
 }

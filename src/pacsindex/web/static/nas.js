@@ -1,9 +1,10 @@
-// The admin's NAS settings, a card on the Users page: host, share, path, user, a write-only password, domain
+// The admin's NAS settings, a section of the Settings page: host, share, path, user, a write-only password, domain
 // and port; "Test connection" lists the first entries of the share (or says what is wrong) without saving;
 // "Save" stores them, and the NAS becomes one of the folders indexing takes by default.
 
 import { api } from "./api.js";
-import { h, notice, replace } from "./dom.js";
+import { confirmed, h, notice, replace } from "./dom.js";
+import { FOLDERS_CHANGED } from "./indexpage.js";
 
 const FIELDS = [
   ["host", "Host", { placeholder: "nas or 192.168.1.20", maxlength: "253", required: true }],
@@ -27,13 +28,13 @@ export function nasSettingsCard() {
   const result = h("div", { id: "nas-result", "aria-live": "polite" });
   const test = h("button", { type: "button", id: "nas-test" }, "Test connection");
   const save = h("button", { type: "submit", class: "primary", id: "nas-save" }, "Save");
-  const remove = h("button", { type: "button", class: "quiet", id: "nas-remove", hidden: true }, "Remove");
+  const remove = h("button", { type: "button", class: "danger", id: "nas-remove", hidden: true }, "Remove");
   const form = h(
     "form",
     { class: "stacked nas-form", id: "nas-form", autocomplete: "off" },
     h("div", { class: "nas-grid" }, rows),
     clearRow,
-    h("div", { class: "actions" }, test, save, remove),
+    h("div", { class: "actions" }, save, test, remove),
   );
   const card = h(
     "section",
@@ -100,12 +101,15 @@ export function nasSettingsCard() {
     busy(save, async () => {
       const saved = await api("/api/settings/nas", { method: "PUT", body: body() });
       show(saved);
+      document.dispatchEvent(new CustomEvent(FOLDERS_CHANGED)); // the Indexing page's list, at once
       replace(result, notice(`Saved. ${saved.url} is indexed with the other folders; the next run connects with these settings.`, "success"));
     });
   });
   remove.addEventListener("click", async () => {
+    if (!confirmed("Remove the NAS settings and its password? The NAS is no longer indexed until it is saved again.")) return;
     try {
       show(await api("/api/settings/nas", { method: "DELETE" }));
+      document.dispatchEvent(new CustomEvent(FOLDERS_CHANGED));
       replace(result, notice("The NAS settings and password are removed.", "success"));
     } catch (err) {
       replace(result, notice(err.message, "error"));

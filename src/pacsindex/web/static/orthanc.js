@@ -1,6 +1,6 @@
 // Orthanc, the practice's PACS: the "Send to Orthanc" card in the series view (progress while it runs, then
 // what was sent, what Orthanc already had and which files failed, with why), and the admin's Orthanc
-// settings (address, user, write-only password, Test connection) on the Users page.
+// settings (address, user, write-only password, Test connection) on the Settings page.
 
 import { api } from "./api.js";
 import { h, notice, replace } from "./dom.js";
@@ -62,7 +62,23 @@ function showSend(box, s) {
   const counts = `${count(s.sent)} sent · ${count(s.skipped)} already in Orthanc · ${count(s.failed)} failed`;
   const bar = h("progress", { id: "orthanc-bar", max: String(Math.max(s.total, 1)), value: String(s.done) });
   if (s.state === "running") {
-    replace(box, bar, h("p", { id: "orthanc-progress" }, `Sending: ${count(s.done)} of ${count(s.total)} files · ${counts}`));
+    const cancel = h("button", { type: "button", id: "orthanc-cancel" }, "Cancel");
+    cancel.addEventListener("click", async () => {
+      cancel.disabled = true;
+      try {
+        showSend(box, await api(`/api/orthanc/sends/${encodeURIComponent(s.id)}/cancel`, { method: "POST" }));
+      } catch (err) {
+        box.append(notice(err.message, "error"));
+      }
+    });
+    replace(box, bar, h("p", { id: "orthanc-progress" }, `Sending: ${count(s.done)} of ${count(s.total)} files · ${counts}`), cancel);
+    return;
+  }
+  if (s.state === "cancelled" || s.state === "interrupted") {
+    const why = s.state === "cancelled"
+      ? "Cancelled: what was sent stays in Orthanc."
+      : "Stopped because the server stopped; it carries on when the server starts again.";
+    replace(box, bar, h("p", { id: "orthanc-summary", class: "notice", role: "status" }, `${why} ${count(s.done)} of ${count(s.total)} files · ${counts}`));
     return;
   }
   if (s.state === "failed") {

@@ -1,4 +1,5 @@
-// Problem files: what indexing could not read (with the reason), and what is not DICOM at all.
+// Problem files: what indexing could not read (with the reason), what is not DICOM at all, and what was read
+// with a note on what was odd (an old-style date, a character set pydicom did not know).
 
 import { api } from "./api.js";
 import { focusHeading, h, notice, replace } from "./dom.js";
@@ -8,9 +9,11 @@ const PAGE = 100;
 const KINDS = [
   ["error", "Unreadable"],
   ["non_dicom", "Not DICOM"],
+  ["note", "Read with a note"],
 ];
 
-export function renderProblems(container) {
+// `embedded`: a card on the Indexing page (an h3, and the page keeps the focus), not a page of its own.
+export function renderProblems(container, { embedded = false } = {}) {
   let kind = "error";
   let offset = 0;
   const box = h("div", { class: "problems" });
@@ -23,12 +26,12 @@ export function renderProblems(container) {
   );
   replace(
     container,
-    h("h2", {}, "Problem files"),
+    h(embedded ? "h3" : "h2", { id: "problems-title" }, "Problem files"),
     h("p", { class: "muted" }, "Files the last runs could not read, and files that are not DICOM images. Folders that could not be listed are here too."),
     tabs,
     box,
   );
-  focusHeading(container);
+  if (!embedded) focusHeading(container);
   load();
 
   function choose(value) {
@@ -48,7 +51,8 @@ export function renderProblems(container) {
       return;
     }
     if (page.items.length === 0) {
-      replace(box, notice(offset ? "No more files." : kind === "error" ? "No unreadable files." : "No non-DICOM files."));
+      const none = { error: "No unreadable files.", non_dicom: "No non-DICOM files.", note: "No files read with a note." };
+      replace(box, notice(offset ? "No more files." : none[kind]));
       return;
     }
     const table = h(

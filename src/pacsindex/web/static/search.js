@@ -1,15 +1,18 @@
-// Search: a query with modality, study-date, medical aid, hospital and hospital group filters; results
-// grouped patient → study → series, with the SA ID number (and a badge when the header disagrees with it),
-// the medical aid and the hospital.
-// The query lives in memory, not in the address bar, so patient names stay out of the browser history.
-// While indexing runs, the results are fetched again whenever the number of series has grown.
+// Search: a query with modality, study-date, medical aid, hospital and hospital group filters, and the
+// worklist of matching studies below it (worklist.js draws the rows), a page at a time.
+// The query lives in memory, not in the address bar, so patient names stay out of the browser history; so
+// do the page, the sort, the selected row and the scroll position, which are all there again on coming back.
+// While indexing runs the list is never redrawn under the pointer: the page asks how many studies match
+// now and offers "N new results: show".
 
 import { api, ApiError } from "./api.js";
 import { h, notice, replace } from "./dom.js";
-import { count, dicomDate, hospitalName, personName, plural, qualityBadge, saId, sex } from "./format.js";
+import { count, hospitalName, plural } from "./format.js";
+import { createWorklist } from "./worklist.js";
 
 const MODALITIES = ["CT", "MR", "CR", "DX", "US", "MG", "NM", "PT", "XA", "RF", "OT"];
-const PAGE = 100;
+const PAGE = 50;
+const NEW_CHECK_MS = 3000;
 const EMPTY = { q: "", modality: "", date_from: "", date_to: "", medical_aid: "", hospital: "", hospital_group: "" };
 // The South African filters: the search parameter, the select's id, its label, and the facets' list.
 const SA_FILTERS = [
@@ -17,16 +20,27 @@ const SA_FILTERS = [
   ["hospital", "hospital", "Any hospital", "hospitals"],
   ["hospital_group", "hospital-group", "Any hospital group", "hospital_groups"],
 ];
+const SORT_LABEL = { date: "Newest first", date_asc: "Oldest first", name: "Name A–Z", name_desc: "Name Z–A" };
 
 export function createSearchView(ctx) {
   const asked = { ...EMPTY };
-  let rows = null;
-  let more = false;
-  let seenSeries = null;
+  const shown = { rows: null, total: 0, offset: 0, sort: "date", selected: null, expanded: new Set(), scrollY: 0 };
   let resultsBox = null;
+  let newBox = null;
   let busy = false;
   let saSelects = {};
   let facetsSeen;
+  let facetsKnown = null;
+  let lastCheck = 0;
+  let checkTimer = null;
+  let seenSeries = null;
+  let filtersOpen = false;
+  const worklist = createWorklist(ctx, shown, {
+    sort: (sort) => {
+      shown.sort = sort;
+      run({ offset: 0 });
+    },
+  });
 
   function render(container) {
     const q = h("input", {
@@ -35,7 +49,7 @@ export function createSearchView(ctx) {
       value: asked.q,
       maxlength: "200",
       placeholder: "Patient name, ID, accession or description",
-      "aria-label": "Search",
+      "aria-label": "Search patients and studies",
       autocomplete: "off",
       spellcheck: "false",
     });
@@ -45,18 +59,17 @@ export function createSearchView(ctx) {
       h("option", { value: "" }, "Any modality"),
       MODALITIES.map((m) => h("option", { value: m, selected: m === asked.modality }, m)),
     );
-    const from = h("input", { id: "date-from", type: "date", value: asked.date_from, "aria-label": "Study date from" });
-    const to = h("input", { id: "date-to", type: "date", value: asked.date_to, "aria-label": "Study date to" });
+    const from = h("input", { id: "date-from", type: "date", value: asked.date_from });
+    const to = h("input", { id: "date-to", type: "date", value: asked.date_to });
     saSelects = Object.fromEntries(
       SA_FILTERS.map(([key, id, any]) => [key, h("select", { id, "aria-label": any.replace("Any ", "") }, h("option", { value: "" }, any))]),
     );
     facetsSeen = undefined;
     loadFacets(ctx.status ? ctx.status.series_count : null);
-    const form = h(
-      "form",
-      { class: "search-form", role: "search" },
-      h("h2", { class: "visually-hidden" }, "Search"),
-      h("div", { class: "search-main" }, q, h("button", { type: "submit", class: "primary", id: "search-button" }, "Search")),
+    const formMessage = h("div", { id: "search-message" });
+    const filters = h(
+      "div",
+      { class: "filters-box", id: "filters" },
       h(
         "div",
         { class: "filters" },
@@ -65,15 +78,37 @@ export function createSearchView(ctx) {
         from,
         h("label", { for: "date-to" }, "to"),
         to,
-        h("button", { type: "button", class: "quiet", id: "search-clear", onclick: () => clearForm() }, "Clear"),
       ),
-      h("div", { class: "filters sa-filters" }, Object.values(saSelects)),
+      h("div", { class: "filters sa-filters" }, Object.values(saSelects), h("button", { type: "button", class: "quiet", id: "search-clear", onclick: () => clearForm() }, "Clear")),
+    );
+    const filtersToggle = h("button", { type: "button", class: "filters-toggle", id: "filters-toggle", "aria-controls": "filters", "aria-expanded": String(filtersOpen) }, "Filters");
+    filtersToggle.addEventListener("click", () => {
+      filtersOpen = !filtersOpen;
+      filtersToggle.setAttribute("aria-expanded", String(filtersOpen));
+      filters.classList.toggle("open", filtersOpen);
+    });
+    filters.classList.toggle("open", filtersOpen);
+    const form = h(
+      "form",
+      { class: "search-form", role: "search", "aria-label": "Find a study" },
+      h("h2", { class: "visually-hidden" }, "Worklist"),
+      h("div", { class: "search-main" }, q, h("button", { type: "submit", class: "primary", id: "search-button" }, "Search"), filtersToggle),
+      filters,
+      formMessage,
     );
     form.addEventListener("submit", (event) => {
       event.preventDefault();
+      replace(formMessage);
+      if (from.value && to.value && from.value > to.value) {
+        replace(formMessage, notice(`The study date from (${from.value}) is after the study date to (${to.value}): swap them, or clear one.`, "error"));
+        from.focus();
+        return;
+      }
       Object.assign(asked, { q: q.value.trim(), modality: modality.value, date_from: from.value, date_to: to.value });
       for (const [key, select] of Object.entries(saSelects)) asked[key] = select.value;
-      run(false);
+      shown.selected = null;
+      shown.expanded.clear();
+      run({ offset: 0 });
     });
     function clearForm() {
       q.value = "";
@@ -82,30 +117,42 @@ export function createSearchView(ctx) {
       to.value = "";
       for (const select of Object.values(saSelects)) select.value = "";
       Object.assign(asked, EMPTY);
-      rows = null;
+      shown.rows = null;
       showResults();
       q.focus();
     }
-    resultsBox = h("section", { class: "results", id: "results", "aria-live": "polite", "aria-busy": "false" });
-    replace(container, form, resultsBox);
+    newBox = h("div", { class: "new-results", id: "new-results", role: "status" });
+    resultsBox = h("section", { class: "results", id: "results", "aria-label": "Studies", "aria-busy": "false" });
+    replace(container, form, newBox, resultsBox);
     showResults();
-    q.focus();
+    if (ctx.status) refresh(ctx.status); // indexing may have added studies while another view was shown
+    if (shown.rows && shown.selected) {
+      window.scrollTo(0, shown.scrollY); // back from a study: where the user was, on the row they had chosen
+      worklist.focusSelected();
+    } else {
+      q.focus();
+    }
   }
 
-  async function run(background, append = false) {
+  // Before another view replaces this one: remember where the user was.
+  function remember() {
+    if (resultsBox && resultsBox.isConnected) shown.scrollY = window.scrollY;
+  }
+
+  async function run({ offset, background = false, keepNew = false }) {
     if (busy) return;
     busy = true;
     resultsBox?.setAttribute("aria-busy", "true");
-    const offset = append ? rows.length : 0;
     try {
-      const page = await api("/api/search", { params: { ...asked, limit: PAGE, offset }, background });
-      rows = append ? rows.concat(page) : page;
-      more = page.length === PAGE;
+      const page = await api("/api/studies", { params: { ...asked, sort: shown.sort, limit: PAGE, offset }, background });
+      Object.assign(shown, { rows: page.items, total: page.total, offset });
       seenSeries = ctx.status ? ctx.status.series_count : null;
+      if (!keepNew) replace(newBox);
       showResults();
+      if (!background) window.scrollTo(0, 0);
     } catch (err) {
       if (!(err instanceof ApiError) || err.status !== 401) {
-        rows = null;
+        shown.rows = null;
         replace(resultsBox, notice(err.message, err.status === 404 ? "info" : "error"));
       }
     } finally {
@@ -117,12 +164,16 @@ export function createSearchView(ctx) {
   // The filters' choices: what the index holds, with how many patients or studies each.
   async function loadFacets(seriesCount) {
     facetsSeen = seriesCount;
-    let facets;
+    if (facetsKnown) fillFacets(facetsKnown); // at once, so the form has its size before the scroll is restored
     try {
-      facets = await api("/api/search/facets", { background: true });
+      facetsKnown = await api("/api/search/facets", { background: true });
     } catch {
       return; // no index yet: the filters offer "any" until there is one
     }
+    fillFacets(facetsKnown);
+  }
+
+  function fillFacets(facets) {
     for (const [key, , any, list] of SA_FILTERS) {
       const select = saSelects[key];
       const unit = key === "medical_aid" ? "patient" : "study";
@@ -135,119 +186,72 @@ export function createSearchView(ctx) {
     }
   }
 
-  // Called after each status poll: fetch again if indexing has added series since the last search.
+  // Called with every indexing status: when indexing has added series since the list was drawn, ask (at
+  // most every few seconds) how many studies match now, and offer the new ones; never redraw by itself.
   function refresh(status) {
     const filters = Object.values(saSelects)[0];
     if (filters && filters.isConnected && status.series_count !== facetsSeen) loadFacets(status.series_count);
-    if (!rows || !resultsBox || !resultsBox.isConnected) return;
-    if (status.series_count !== seenSeries) run(true);
+    if (!shown.rows || !resultsBox || !resultsBox.isConnected || status.series_count === seenSeries) return;
+    if (checkTimer) return;
+    const wait = Math.max(0, lastCheck + NEW_CHECK_MS - Date.now());
+    checkTimer = setTimeout(checkNew, wait);
+  }
+
+  async function checkNew() {
+    checkTimer = null;
+    lastCheck = Date.now();
+    seenSeries = ctx.status ? ctx.status.series_count : seenSeries;
+    if (!shown.rows || !newBox || !newBox.isConnected) return;
+    let now;
+    try {
+      now = await api("/api/studies/count", { params: asked, background: true });
+    } catch {
+      return;
+    }
+    const more = now.total - shown.total;
+    if (more <= 0) return;
+    const button = h("button", { type: "button", id: "show-new", class: "link-button" }, "show");
+    button.addEventListener("click", () => run({ offset: 0 }));
+    replace(newBox, h("p", { class: "notice" }, `${plural(more, "new result")}: `, button));
   }
 
   function showResults() {
     if (!resultsBox) return;
-    if (!rows) {
+    if (!shown.rows) {
       replace(resultsBox, h("p", { class: "muted hint" }, "Type part of a name, a patient ID or an accession number, or press Search to list the newest studies. Press / to come back to the search box."));
       return;
     }
-    if (rows.length === 0) {
-      replace(resultsBox, notice("No series match. Check the spelling, or widen the dates or modality."));
+    if (shown.rows.length === 0) {
+      replace(resultsBox, notice(shown.offset ? "No more studies." : "No studies match. Check the spelling, or widen the dates or modality."));
       return;
     }
-    const groups = group(rows);
-    const summary = h(
-      "p",
-      { class: "summary", id: "result-summary" },
-      `${plural(rows.length, "series", "series")} in ${plural(groups.size, "patient")}${more ? " (more below)" : ""}`,
+    const first = shown.offset + 1;
+    const last = shown.offset + shown.rows.length;
+    const sortSelect = h(
+      "select",
+      { id: "sort", "aria-label": "Order" },
+      Object.entries(SORT_LABEL).map(([value, label]) => h("option", { value, selected: value === shown.sort }, label)),
     );
-    const list = [...groups.values()].map(patientBlock);
-    const moreButton = more
-      ? h("button", { type: "button", class: "more", onclick: () => run(false, true) }, "Show more results")
-      : null;
-    replace(resultsBox, summary, list, moreButton);
-  }
-
-  return { render, refresh };
-}
-
-function group(rows) {
-  const patients = new Map();
-  for (const r of rows) {
-    const pkey = `${r.PatientID ?? ""}\u001f${r.PatientName ?? ""}`;
-    let p = patients.get(pkey);
-    if (!p) {
-      p = { row: r, studies: new Map() };
-      patients.set(pkey, p);
-    }
-    const skey = r.StudyInstanceUID || `${r.StudyDate}|${r.AccessionNumber}|${r.StudyDescription}`;
-    let s = p.studies.get(skey);
-    if (!s) {
-      s = { row: r, series: [] };
-      p.studies.set(skey, s);
-    }
-    s.series.push(r);
-  }
-  return patients;
-}
-
-function patientBlock(p) {
-  const r = p.row;
-  return h(
-    "article",
-    { class: "patient" },
-    h(
-      "header",
-      { class: "patient-head" },
-      h("h3", {}, personName(r.PatientName)),
-      h(
-        "span",
-        { class: "demo" },
-        h("span", {}, h("span", { class: "label" }, "ID "), r.PatientID || "–"),
-        h("span", {}, h("span", { class: "label" }, "Born "), dicomDate(r.PatientBirthDate) || "–"),
-        h("span", {}, sex(r.PatientSex) || "–"),
-        r.sa_id ? h("span", { class: "sa-id" }, h("span", { class: "label" }, "SA ID "), saId(r.sa_id)) : null,
-        qualityBadge(r.sa_id_issues),
-        r.medical_aid ? h("span", { class: "chip aid", title: "Medical aid" }, r.medical_aid) : null,
-      ),
-    ),
-    [...p.studies.values()].map(studyBlock),
-  );
-}
-
-function studyBlock(s) {
-  const r = s.row;
-  return h(
-    "div",
-    { class: "study" },
-    h(
+    sortSelect.addEventListener("change", () => {
+      shown.sort = sortSelect.value;
+      run({ offset: 0 });
+    });
+    const summary = h(
       "div",
-      { class: "study-head" },
-      h("span", { class: "date" }, dicomDate(r.StudyDate) || "no date"),
-      h("span", { class: "desc" }, r.StudyDescription || "(no description)"),
-      h("span", { class: "acc" }, h("span", { class: "label" }, "Accession "), r.AccessionNumber || "–"),
-      r.hospital || r.hospital_group ? h("span", { class: "chip hospital", title: "Hospital" }, hospitalName(r.hospital, r.hospital_group)) : null,
-    ),
-    h(
-      "table",
-      { class: "series-table" },
-      h(
-        "thead",
-        {},
-        h("tr", {}, h("th", { scope: "col", class: "num" }, "#"), h("th", { scope: "col" }, "Modality"), h("th", { scope: "col" }, "Series"), h("th", { scope: "col", class: "num" }, "Files")),
-      ),
-      h(
-        "tbody",
-        {},
-        s.series.map((x) =>
-          h(
-            "tr",
-            {},
-            h("td", { class: "num" }, x.SeriesNumber ?? "–"),
-            h("td", {}, h("span", { class: "modality" }, x.Modality || "?")),
-            h("td", {}, h("a", { href: `#/series/${x.SeriesKey}`, class: "series-link" }, x.SeriesDescription || "(no description)")),
-            h("td", { class: "num" }, count(x.file_count)),
-          ),
-        ),
-      ),
-    ),
-  );
+      { class: "summary-row" },
+      h("p", { class: "summary", id: "result-summary" }, `${count(first)}–${count(last)} of ${plural(shown.total, "study", "studies")}`),
+      h("p", { class: "keys-hint muted", "aria-hidden": "true" }, "Keys: ↑ ↓ move · Enter opens · → series · V images · / search"),
+      sortSelect,
+    );
+    const pager = h(
+      "nav",
+      { class: "pager", "aria-label": "Pages of results" },
+      h("button", { type: "button", id: "page-prev", disabled: shown.offset === 0, onclick: () => run({ offset: Math.max(0, shown.offset - PAGE) }) }, "← Previous"),
+      h("span", {}, `Page ${count(Math.floor(shown.offset / PAGE) + 1)} of ${count(Math.max(1, Math.ceil(shown.total / PAGE)))}`),
+      h("button", { type: "button", id: "page-next", disabled: last >= shown.total, onclick: () => run({ offset: shown.offset + PAGE }) }, "Next →"),
+    );
+    replace(resultsBox, summary, worklist.table(), shown.total > PAGE ? pager : null);
+  }
+
+  return { render, refresh, remember };
 }

@@ -1,13 +1,17 @@
-// One series in full: patient, study and series fields, and its files in instance order.
+// One series in full: patient, study and series fields; its UIDs, SeriesKey and files (paths, transfer
+// syntaxes) behind "Technical details".
 
 import { api } from "./api.js";
 import { fields, focusHeading, h, notice, replace } from "./dom.js";
 import { mountOrthancCard } from "./orthanc.js";
 import { bytes, count, dicomDate, dicomTime, hospitalName, personName, qualityBadge, saId, saIdIssues, sex, transferSyntax } from "./format.js";
+import { technical } from "./study.js";
 
 const SHOWN_FILES = 500;
 
-export async function renderSeries(container, key) {
+// `back`: where "Back" goes: the study the series was opened from, or the worklist.
+export async function renderSeries(container, key, back = null) {
+  const backLink = () => h("a", { href: back || "#/search", class: "back" }, back ? "← Back to study" : "← Back to worklist");
   replace(container, h("p", { class: "muted" }, "Loading series…"));
   let s;
   try {
@@ -33,6 +37,7 @@ export async function renderSeries(container, key) {
         ` ${s.SeriesDescription || "(no description)"} · ${s.StudyDescription || "(no study description)"} · ${dicomDate(s.StudyDate) || "no date"}`,
       ),
     ),
+    imagesCard(s),
     h(
       "div",
       { class: "detail-grid" },
@@ -41,13 +46,14 @@ export async function renderSeries(container, key) {
         { class: "card" },
         h("h3", {}, "Patient"),
         fields([
-          ["Name", s.PatientName],
+          ["Name", personName(s.PatientName)],
           ["Patient ID", s.PatientID],
           ["Issuer of ID", s.IssuerOfPatientID],
           ["Other IDs", s.OtherPatientIDs],
           ["Birth date", dicomDate(s.PatientBirthDate)],
           ["Sex", sex(s.PatientSex)],
           ["SA ID", s.sa_id ? h("span", { id: "series-sa-id" }, saId(s.sa_id), " ", qualityBadge(s.sa_id_issues, { id: "series-dq" })) : ""],
+          ...(s.study_uid_shared ? [["Check", h("span", { class: "badge dq study-shared", id: "series-study-shared" }, "⚠ The same StudyInstanceUID is filed under another patient too")]] : []),
           ...(s.sa_id_issues ? [["Check", h("ul", { class: "dq-list", id: "series-dq-text" }, saIdIssues(s.sa_id_issues).map((t) => h("li", {}, t)))]] : []),
           ["Medical aid", s.medical_aid ? h("span", { class: "chip aid" }, s.medical_aid) : ""],
         ]),
@@ -64,7 +70,6 @@ export async function renderSeries(container, key) {
           ["Referring", s.ReferringPhysicianName ? personName(s.ReferringPhysicianName) : ""],
           ["Institution", s.InstitutionName],
           ["Hospital", hospitalName(s.hospital, s.hospital_group)],
-          ["Study UID", h("span", { class: "uid" }, s.StudyInstanceUID || "–")],
         ]),
       ),
       h(
@@ -78,20 +83,33 @@ export async function renderSeries(container, key) {
           ["Body part", s.BodyPartExamined],
           ["Series date", dicomDate(s.SeriesDate)],
           ["Equipment", [s.Manufacturer, s.StationName].filter(Boolean).join(" · ")],
-          ["Files", `${count(s.file_count)} (${bytes(s.total_size)})`],
-          ["Series UID", h("span", { class: "uid" }, s.SeriesInstanceUID || "–")],
-          ["SeriesKey", h("span", { class: "uid" }, s.SeriesKey)],
+          ["Images", `${count(s.file_count)} (${bytes(s.total_size)})`],
         ]),
       ),
     ),
-    h("section", { class: "card" }, h("h3", {}, `Files (${count(s.files.length)})`), filesBox),
+    technical(
+      [
+        ["Study UID", s.StudyInstanceUID],
+        ["Series UID", s.SeriesInstanceUID],
+        ["SeriesKey", s.SeriesKey],
+      ],
+      h("h3", { class: "files-title" }, `Files (${count(s.files.length)})`),
+      filesBox,
+    ),
   );
   focusHeading(container);
   mountOrthancCard(container, s.SeriesKey);
 }
 
-function backLink() {
-  return h("a", { href: "#/search", class: "back" }, "← Back to results");
+// The series' middle image (drawn by the server, cached in its data directory) and the way into the viewer.
+function imagesCard(s) {
+  const viewer = `/viewer/${encodeURIComponent(s.SeriesKey)}`;
+  return h(
+    "section",
+    { class: "card images-card" },
+    h("a", { href: viewer, class: "thumb-link", title: "Open in the viewer" }, h("img", { src: `/api/series/${encodeURIComponent(s.SeriesKey)}/thumbnail`, alt: "Middle image of the series", class: "series-thumb", id: "series-thumb", width: 160, height: 160, loading: "lazy" })),
+    h("div", {}, h("h3", {}, "Images"), h("a", { href: viewer, class: "button primary", id: "open-viewer" }, "Open in the viewer")),
+  );
 }
 
 // The folder the files share, if they all share one: shown once, so the table lists just the names.

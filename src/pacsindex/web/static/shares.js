@@ -1,16 +1,10 @@
-// Share links: make one from a series (how long it lasts, an optional passcode and download limit, a copy
-// button; the link is shown this once), and the Shares page (your links, or every link for an admin: status,
-// downloads, revoke, and who used each link).
+// The Shares page (your links, or every link for an admin: what each holds and for whom, status,
+// downloads, revoke, unlock for admins, and who used each link). Making a link is sharecard.js's.
 
 import { api } from "./api.js";
 import { focusHeading, h, notice, replace } from "./dom.js";
 import { bytes, count, dateTime, dicomDate, personName } from "./format.js";
 
-const PRESETS = [
-  ["1 hour", 3600],
-  ["24 hours", 24 * 3600],
-  ["7 days", 7 * 24 * 3600],
-];
 const PAGE = 100;
 const STATUS_LABEL = { active: "Active", expired: "Expired", revoked: "Revoked", used_up: "Used up", locked: "Locked" };
 const OUTCOME_LABEL = {
@@ -24,106 +18,11 @@ const OUTCOME_LABEL = {
   limited: "Used up",
   locked: "Locked",
   busy: "Busy (try later)",
+  stalled: "Stalled (place given back)",
 };
-const KIND_LABEL = { page: "Opened", passcode: "Passcode", files: "File list", download: "Zip download", file: "One file" };
+const KIND_LABEL = { page: "Opened", passcode: "Passcode", files: "File list", download: "Download pressed", zip: "Zip download", file: "One file", view: "Viewed images", image: "One image" };
 
-// -- from the series view ---------------------------------------------------------------------------------
-
-// Adds the "Share this series" card under the series heading, once the series view has drawn it.
-export function mountShareCard(view, key, ctx) {
-  const head = view.querySelector(".series-head");
-  if (!head || view.querySelector("#share-panel")) return;
-  head.after(shareCard(key, ctx));
-}
-
-export function shareCard(key, ctx) {
-  const result = h("div", { id: "share-result", "aria-live": "polite" });
-  const expiry = h(
-    "select",
-    { id: "share-expiry" },
-    PRESETS.map(([label, seconds]) => h("option", { value: String(seconds), selected: seconds === 24 * 3600 }, label)),
-  );
-  const passcode = h("input", {
-    id: "share-passcode",
-    type: "password",
-    autocomplete: "new-password",
-    minlength: "6",
-    maxlength: "128",
-    placeholder: "none",
-    size: "14",
-  });
-  const limit = h("input", { id: "share-limit", type: "number", min: "1", max: "1000", step: "1", placeholder: "no limit", inputmode: "numeric" });
-  const create = h("button", { type: "submit", class: "primary", id: "share-create" }, "Create link");
-  const form = h(
-    "form",
-    { class: "inline-form share-form", id: "share-form" },
-    h("label", { for: "share-expiry" }, "Valid for"),
-    expiry,
-    h("label", { for: "share-passcode" }, "Passcode"),
-    passcode,
-    h("label", { for: "share-limit" }, "Downloads"),
-    limit,
-    create,
-  );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    create.disabled = true;
-    try {
-      const body = { SeriesKey: key, expires_in: Number(expiry.value) };
-      if (passcode.value) body.passcode = passcode.value;
-      if (limit.value) body.max_downloads = Number(limit.value);
-      const made = await api("/api/shares", { method: "POST", body });
-      passcode.value = "";
-      replace(result, madeLink(made, ctx));
-      result.querySelector("#share-url")?.select();
-    } catch (err) {
-      replace(result, notice(err.message, "error"));
-    } finally {
-      create.disabled = false;
-    }
-  });
-  return h(
-    "section",
-    { class: "card share-panel", id: "share-panel", "aria-labelledby": "share-title" },
-    h("h3", { id: "share-title" }, "Share this series"),
-    h("p", { class: "muted" }, "A link to download this series as a zip, without signing in. Every use is logged; you can revoke it on the Shares page."),
-    form,
-    result,
-  );
-}
-
-function madeLink(made, ctx) {
-  const url = h("input", { id: "share-url", class: "share-url", readonly: true, value: made.url, "aria-label": "The share link", spellcheck: "false" });
-  const said = h("span", { class: "copy-said", role: "status" });
-  const copy = h("button", { type: "button", id: "share-copy" }, "Copy link");
-  copy.addEventListener("click", async () => {
-    said.textContent = (await copyText(url)) ? "Copied." : "Select the link and copy it (Ctrl+C).";
-  });
-  const terms = [`valid until ${dateTime(made.expires_at, ctx.me.timezone)}`];
-  if (made.has_passcode) terms.push("needs the passcode (tell it another way than the link)");
-  if (made.max_downloads) terms.push(`${count(made.max_downloads)} download${made.max_downloads === 1 ? "" : "s"}`);
-  return h(
-    "div",
-    { class: "notice success share-made" },
-    h("p", {}, `Link made: ${terms.join(", ")}. Copy it now: it is shown only this once.`),
-    h("div", { class: "share-url-row" }, url, copy, said),
-  );
-}
-
-async function copyText(input) {
-  try {
-    await navigator.clipboard.writeText(input.value);
-    return true;
-  } catch {
-    input.focus();
-    input.select();
-    try {
-      return document.execCommand("copy"); // plain http on the practice network: no Clipboard API there
-    } catch {
-      return false;
-    }
-  }
-}
+export { mountShareCard, shareCard } from "./sharecard.js";
 
 // -- the Shares page --------------------------------------------------------------------------------------
 
@@ -191,8 +90,30 @@ function shareRows(s, ctx, reload) {
     if (open) await showLog(logCell, s.id, tz);
   });
   const actions = [logButton];
-  if (s.status === "active" || s.status === "locked") {
+  if (s.status === "locked" && ctx.me.is_admin) {
     actions.unshift(
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: async (event) => {
+            event.target.disabled = true;
+            try {
+              await api(`/api/shares/${s.id}/unlock`, { method: "POST" });
+              reload();
+            } catch (err) {
+              event.target.disabled = false;
+              window.alert(err.message);
+            }
+          },
+        },
+        "Unlock",
+      ),
+    );
+  }
+  if (s.status === "active" || s.status === "locked") {
+    // the way out last, as everywhere: Save or Log first, Remove or Revoke at the end
+    actions.push(
       h(
         "button",
         {
@@ -219,6 +140,8 @@ function shareRows(s, ctx, reload) {
     : [
         h("a", { href: `#/series/${encodeURIComponent(s.SeriesKey)}`, class: "series-link" }, personName(s.PatientName)),
         h("div", { class: "muted" }, h("span", { class: "modality" }, s.Modality || "?"), ` ${dicomDate(s.StudyDate)} · ${s.SeriesDescription || "(no description)"} · ${count(s.file_count)} files, ${bytes(s.total_size)}`),
+        s.note ? h("div", { class: "share-note" }, `For ${s.note}`) : null,
+        s.deidentified ? h("span", { class: "badge" }, "De-identified") : null,
       ];
   const protection = [s.has_passcode ? "Passcode" : "Link only"];
   if (s.max_downloads) protection.push(`${count(s.max_downloads)} download${s.max_downloads === 1 ? "" : "s"}`);

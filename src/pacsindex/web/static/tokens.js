@@ -2,7 +2,7 @@
 // (its value is shown this once), see which are in force and when each was last used, revoke one.
 
 import { api } from "./api.js";
-import { h, notice, replace } from "./dom.js";
+import { confirmed, h, notice, replace, secretWithCopy } from "./dom.js";
 import { dateTime } from "./format.js";
 
 export function tokensCard(ctx) {
@@ -34,9 +34,8 @@ export function tokensCard(ctx) {
         h(
           "div",
           { class: "notice success", role: "status" },
-          `Token for ${made.name}, shown this once: `,
-          h("code", { class: "secret", id: "new-token-value" }, made.token),
-          ". Put it in the client's settings now (Bearer token, or the password with any user name).",
+          h("p", {}, `Token for ${made.name}, shown this once. Put it in the client's settings now (Bearer token, or the password with any user name).`),
+          secretWithCopy(made.token, { id: "new-token-value", label: `API token for ${made.name}` }),
         ),
       );
       load();
@@ -46,7 +45,7 @@ export function tokensCard(ctx) {
   });
 
   async function revoke(token) {
-    if (!window.confirm(`Revoke the token for ${token.name}? Clients using it are locked out at once.`)) return;
+    if (!confirmed(`Revoke the token for ${token.name}? Clients using it are locked out at once.`)) return;
     try {
       await api(`/api/tokens/${token.id}/revoke`, { method: "POST" });
       replace(message, notice(`Token for ${token.name} revoked.`, "success"));
@@ -78,7 +77,7 @@ export function tokensCard(ctx) {
         h("td", { class: "nowrap" }, when(t.created_at)),
         h("td", { class: "nowrap" }, when(t.last_used_at)),
         h("td", {}, t.active ? "In force" : `Revoked ${when(t.revoked_at)}`),
-        h("td", { class: "actions" }, t.active ? h("button", { type: "button", onclick: () => revoke(t) }, "Revoke") : null),
+        h("td", { class: "actions" }, t.active ? h("button", { type: "button", class: "danger", onclick: () => revoke(t) }, "Revoke") : null),
       ),
     );
     replace(
