@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from argon2 import PasswordHasher
 from PIL import Image
 
 from conftest import write_dicom
@@ -24,10 +23,7 @@ from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
 from pacsindex.sources.files import LocalTree
-from pacsindex.web import create_app
-from pacsindex.web.server import ThreadedServer
-
-PASSWORD = "correct horse battery"
+from support_web import LiveServer
 
 
 @dataclass
@@ -40,6 +36,7 @@ class Live:
     csrf: dict[str, str]
     admin: httpx.Client
     series: list[dict[str, Any]]
+    server: LiveServer
 
     def ct(self) -> dict[str, Any]:
         """The CT series with the most images in a study that has other series too."""
@@ -50,11 +47,11 @@ class Live:
         return max(cts, key=lambda s: s["file_count"])
 
     def anonymous(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60)
+        return self.server.client()  # closed with the server
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(live_server: Callable[..., LiveServer], tmp_path_factory: pytest.TempPathFactory) -> Live:
     base = tmp_path_factory.mktemp("viewing")
     archive = base / "archive"
     write_sample(archive, patients=3, files=120)
@@ -69,24 +66,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     settings = Settings(db=base / "data" / "pacsindex.db", workers=1, render_workers=1, thumbnail_cache_mb=3)
     run_index(settings.db, [LocalTree(str(archive))], ScanOptions(workers=1))
     (archive / "GONE" / "IM1.dcm").unlink()  # indexed, then moved away on the NAS
-    app = create_app(settings, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    app.state.pacsindex.accounts.add_user("thandi", PASSWORD)
-    app.state.pacsindex.accounts.add_user("boss", PASSWORD, admin=True)
-    with ThreadedServer(app, settings) as server:
-        staff, admin = (
-            httpx.Client(base_url=server.url, timeout=60),
-            httpx.Client(base_url=server.url, timeout=60),
-        )
-        csrf = {
-            "X-CSRF-Token": staff.post("/auth/signin", json={"name": "thandi", "password": PASSWORD}).json()[
-                "csrf_token"
-            ]
-        }
-        admin.post("/auth/signin", json={"name": "boss", "password": PASSWORD}).raise_for_status()
-        series = staff.get("/api/search", params={"limit": 500}).json()
-        yield Live(server.url, app, settings, archive, staff, csrf, admin, series)
-        staff.close()
-        admin.close()
+    server = live_server(settings=settings, users={"thandi": False, "boss": True})
+    staff, csrf = server.sign_in("thandi")
+    admin, _ = server.sign_in("boss")
+    series = staff.get("/api/search", params={"limit": 500}).json()
+    return Live(server.url, server.app, settings, archive, staff, csrf, admin, series, server)
 
 
 def picture(r: httpx.Response) -> np.ndarray:

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from pacsindex.sources.catalog.reader import CatalogSource
 
-__all__ = ["CatalogSource"]
+__all__ = [
+    "CatalogSource",
+]
