@@ -71,12 +71,23 @@ def index_run(label: str, root: str, workers: int, workdir: Path, env: dict[str,
         print(f"!! {label}: exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
         return {"run": label, "workers": workers, "ok": False, "seconds": seconds}
     s = json.loads(proc.stdout)
-    row = {"run": label, "workers": workers or os.cpu_count(), "ok": s["state"] == "completed",
-           "seconds": seconds, "files": s["files_processed"], "files_per_s": s["files_processed"] / seconds,
-           "series": s["series_count"], "errors": s["errors"], "client_cpu_s": cpu,
-           "client_cpu_ms_per_file": 1000 * cpu / max(1, s["files_processed"])}
-    print(f"  {label:<28} workers {row['workers']}: {seconds:6.1f} s  {row['files_per_s']:6.0f} files/s  "
-          f"{row['series']} series  {row['errors']} errors", flush=True)
+    row = {
+        "run": label,
+        "workers": workers or os.cpu_count(),
+        "ok": s["state"] == "completed",
+        "seconds": seconds,
+        "files": s["files_processed"],
+        "files_per_s": s["files_processed"] / seconds,
+        "series": s["series_count"],
+        "errors": s["errors"],
+        "client_cpu_s": cpu,
+        "client_cpu_ms_per_file": 1000 * cpu / max(1, s["files_processed"]),
+    }
+    print(
+        f"  {label:<28} workers {row['workers']}: {seconds:6.1f} s  {row['files_per_s']:6.0f} files/s  "
+        f"{row['series']} series  {row['errors']} errors",
+        flush=True,
+    )
     return row
 
 
@@ -121,12 +132,19 @@ def per_file_cost(url: str, paths: list[str], batch: int = 48) -> dict[str, Any]
                 fh.read(16384)
     compound = (time.process_time() - c0, time.perf_counter() - t0)
     n = len(paths)
-    row = {"files": n,
-           "smbclient_cpu_ms_per_file": 1000 * plain[0] / n, "smbclient_files_per_s": n / plain[1],
-           "compound_cpu_ms_per_file": 1000 * compound[0] / n, "compound_files_per_s": n / compound[1]}
-    print(f"  header reads, 2 ms, one process: smbclient {row['smbclient_cpu_ms_per_file']:.2f} ms CPU/file, "
-          f"{row['smbclient_files_per_s']:.0f} files/s; compound {row['compound_cpu_ms_per_file']:.2f} ms "
-          f"CPU/file, {row['compound_files_per_s']:.0f} files/s", flush=True)
+    row = {
+        "files": n,
+        "smbclient_cpu_ms_per_file": 1000 * plain[0] / n,
+        "smbclient_files_per_s": n / plain[1],
+        "compound_cpu_ms_per_file": 1000 * compound[0] / n,
+        "compound_files_per_s": n / compound[1],
+    }
+    print(
+        f"  header reads, 2 ms, one process: smbclient {row['smbclient_cpu_ms_per_file']:.2f} ms CPU/file, "
+        f"{row['smbclient_files_per_s']:.0f} files/s; compound {row['compound_cpu_ms_per_file']:.2f} ms "
+        f"CPU/file, {row['compound_files_per_s']:.0f} files/s",
+        flush=True,
+    )
     return row
 
 
@@ -146,10 +164,26 @@ def main(argv: list[str] | None = None) -> int:
     server = start_samba(workdir / "samba", {"bench": root})
     proxy_port = free_port()
     proxy = subprocess.Popen(
-        [sys.executable, str(args.proxy), "--listen", str(proxy_port), "--target", f"127.0.0.1:{server.port}",
-         "--delay-ms", "1"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
-    env = {**os.environ, "PACSINDEX_SMB_USER": USER, "PACSINDEX_SMB_PASSWORD": PASSWORD,
-           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+        [
+            sys.executable,
+            str(args.proxy),
+            "--listen",
+            str(proxy_port),
+            "--target",
+            f"127.0.0.1:{server.port}",
+            "--delay-ms",
+            "1",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    env = {
+        **os.environ,
+        "PACSINDEX_SMB_USER": USER,
+        "PACSINDEX_SMB_PASSWORD": PASSWORD,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     direct, slow = server.url("bench"), server.url("bench", port=proxy_port)
     runs: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
@@ -171,14 +205,18 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
 
     def median(label: str, workers: int | None = None) -> float | None:
-        xs = [r["seconds"] for r in runs if r["run"] == label and r["ok"]
-              and (workers is None or r["workers"] == workers)]
+        xs = [
+            r["seconds"]
+            for r in runs
+            if r["run"] == label and r["ok"] and (workers is None or r["workers"] == workers)
+        ]
         return statistics.median(xs) if xs else None
 
     base = median("local disk (baseline)")
     print(f"\n{'run':<28} {'workers':>7} {'median s':>9} {'files/s':>8} {'x local':>8} {'CPU ms/file':>12}")
-    for label, w in sorted({(r["run"], r["workers"]) for r in runs}, key=lambda k: (k[0] != "local disk "
-                                                                                      "(baseline)", k)):
+    for label, w in sorted(
+        {(r["run"], r["workers"]) for r in runs}, key=lambda k: (k[0] != "local disk (baseline)", k)
+    ):
         m = median(label, w)
         row = next(r for r in runs if r["run"] == label and r["workers"] == w)
         rate = f"{row['files'] / m:8.0f}" if m and "files" in row else "     n/a"
@@ -188,16 +226,25 @@ def main(argv: list[str] | None = None) -> int:
     best = min((r["seconds"] for r in runs if r["run"] == "SMB, 2 ms round trip" and r["ok"]), default=None)
     default_2ms = median("SMB, 2 ms round trip", os.cpu_count())
     verdict = "met" if default_2ms is not None and default_2ms < TARGET_S else "NOT met"
-    print(f"whole index over 2 ms, default workers: {default_2ms or float('nan'):.1f} s "
-          f"(target < {TARGET_S:g} s: {verdict}); fastest: {best or float('nan'):.1f} s")
+    print(
+        f"whole index over 2 ms, default workers: {default_2ms or float('nan'):.1f} s "
+        f"(target < {TARGET_S:g} s: {verdict}); fastest: {best or float('nan'):.1f} s"
+    )
     report = {
         "benchmark": "bench_smb",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "load_avg": os.getloadavg()},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_avg": os.getloadavg(),
+        },
         "tree": {"root": str(root), "files": args.files},
-        "runs": runs, **extra,
-        "target_s": TARGET_S, "default_workers_2ms_s": default_2ms, "target_met": verdict == "met",
+        "runs": runs,
+        **extra,
+        "target_s": TARGET_S,
+        "default_workers_2ms_s": default_2ms,
+        "target_met": verdict == "met",
     }
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / "bench_smb.json"

@@ -266,9 +266,7 @@ def _template(s: CtSeries, private_tags: int) -> tuple[Dataset, dict[int, Callab
         blocks[group].add_new(offset, vr, resolve(value, s, 0))
         if (group, offset) in PER_SLICE:
             tag = blocks[group].get_tag(offset)
-            per_slice[tag] = lambda k, tag=tag, vr=vr, value=value: DataElement(
-                tag, vr, resolve(value, s, k)
-            )
+            per_slice[tag] = lambda k, tag=tag, vr=vr, value=value: DataElement(tag, vr, resolve(value, s, k))
     # Creators of groups that got no elements would be noise: drop them.
     for group, block in blocks.items():
         if not any(Tag(t).group == group and Tag(t).element > 0xFF for t in ds.keys()):

@@ -78,8 +78,11 @@ def scale_plots(results: dict[str, Any], out: Path) -> None:
     ax.set_xticks(pos, labels, fontsize=8)
     ax.set_ylabel("ms")
     ax.set_yscale("log")
-    ax.set_title(f"Search latency at {biggest['files']:,} files / {biggest['first']['series']:,} series "
-                 "(red: 100 ms p95 target)", fontsize=10)
+    ax.set_title(
+        f"Search latency at {biggest['files']:,} files / {biggest['first']['series']:,} series "
+        "(red: 100 ms p95 target)",
+        fontsize=10,
+    )
     ax.legend(handles, names, fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(out / "search_latency.png", dpi=100)
@@ -94,8 +97,13 @@ def status_plot(result: dict[str, Any], out: Path, before: dict[str, Any] | None
     samples = dict(result["samples_ms"])
     if before is not None:
         samples["sign-in while indexing, engine before"] = before["samples_ms"]["sign-in while indexing"]
-    order = ("status idle", "status while indexing", "sign-in idle", "sign-in while indexing",
-             "sign-in while indexing, engine before")
+    order = (
+        "status idle",
+        "status while indexing",
+        "sign-in idle",
+        "sign-in while indexing",
+        "sign-in while indexing, engine before",
+    )
     labels = [k for k in order if samples.get(k)]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.boxplot([samples[k] for k in labels], showfliers=True)

@@ -41,8 +41,18 @@ def scale(d: dict[str, Any]) -> str:
         ]
         for r in d["sizes"]
     ]
-    header = ["files", "series", "baseline raw files/s", "first index", "files/s", "peak RSS", "re-scan",
-              "re-scan speed-up", "index", "index/file"]
+    header = [
+        "files",
+        "series",
+        "baseline raw files/s",
+        "first index",
+        "files/s",
+        "peak RSS",
+        "re-scan",
+        "re-scan speed-up",
+        "index",
+        "index/file",
+    ]
     out = [_table(header, rows)]
     for r in d["sizes"]:
         lines = []
@@ -50,11 +60,27 @@ def scale(d: dict[str, Any]) -> str:
             a = r.get("api_summary_ms", {}).get(label, {})
             nan = float("nan")
             hits = f"{r.get('api_hits', {}).get(label, '')}"
-            lines.append([label, hits, f"{s['p50']:.1f}", f"{s['p95']:.1f}", f"{a.get('p50', nan):.1f}",
-                          f"{a.get('p95', nan):.1f}", f"{a.get('max', nan):.1f}"])
+            lines.append(
+                [
+                    label,
+                    hits,
+                    f"{s['p50']:.1f}",
+                    f"{s['p95']:.1f}",
+                    f"{a.get('p50', nan):.1f}",
+                    f"{a.get('p95', nan):.1f}",
+                    f"{a.get('max', nan):.1f}",
+                ]
+            )
         out.append(f"\n{r['files']:,} files, {r['first']['series']:,} series:\n")
-        header = ["query", "hits", "in-process p50 ms", "in-process p95 ms", "API p50 ms", "API p95 ms",
-                  "API max ms"]
+        header = [
+            "query",
+            "hits",
+            "in-process p50 ms",
+            "in-process p95 ms",
+            "API p50 ms",
+            "API p95 ms",
+            "API max ms",
+        ]
         out.append(_table(header, lines))
     return "\n".join(out)
 

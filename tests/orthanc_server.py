@@ -210,7 +210,10 @@ def start_orthanc(
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [str(binary), f"--logfile={log_path}", str(conf_path)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = OrthancServer(int(config["HttpPort"]), int(config["DicomPort"]), workdir, proc, config)
     deadline = time.monotonic() + timeout

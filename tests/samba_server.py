@@ -148,11 +148,16 @@ def start_samba(
     (base / "users.map").write_text(f"{unix_user} = {USER}\n")
     subprocess.run(
         ["smbpasswd", "-c", str(conf), "-a", "-s", unix_user],
-        input=f"{PASSWORD}\n{PASSWORD}\n".encode(), check=True, capture_output=True, timeout=30,
+        input=f"{PASSWORD}\n{PASSWORD}\n".encode(),
+        check=True,
+        capture_output=True,
+        timeout=30,
     )
     proc = subprocess.Popen(
         ["smbd", "--foreground", "--no-process-group", f"--configfile={conf}", "--debuglevel=0"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     server = SambaServer(port, base, dict(shares), proc)

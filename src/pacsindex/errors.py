@@ -226,6 +226,8 @@ class Busy(PacsIndexError):
 
 class BackupError(StoreError):
     pass
+
+
 # Every exit code of the `pacsindex` command: README.md's "Exit codes" table lists the same (a test checks).
 EXIT_CODES: dict[int, str] = {
     0: "success, even when some files of the archive could not be read (see `pacsindex problems`)",

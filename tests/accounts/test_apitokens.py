@@ -136,7 +136,6 @@ def test_the_command_line_makes_lists_and_revokes_tokens(tmp_path: Path) -> None
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 
-
 @pytest.mark.browser
 def test_an_admin_makes_and_revokes_a_token_in_the_page(browser: object, tmp_path: Path) -> None:
     expect = playwright_api.expect

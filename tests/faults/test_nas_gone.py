@@ -107,6 +107,7 @@ def test_a_share_download_ends_short_and_incomplete_when_the_nas_goes(world: dic
         assert len(body) < size  # the zip stopped short ...
         limiter = app.state.sharing.limiter
         wait_until(lambda: limiter.active == 0)  # ... its place is free ...
+
         def zips() -> list[dict[str, Any]]:
             return [e for e in c.get(f"/api/shares/{made['id']}/log").json() if e["kind"] == "zip"]
 

@@ -21,8 +21,12 @@ pytestmark = pytest.mark.filterwarnings("error")
 
 Sample = tuple[SampleSummary, Path, dict[Path, Dataset]]  # (summary, root, every DICOM file read back)
 OTHER_NAMES = {"Thumbs.db", "desktop.ini", "notes.txt"}
-SOP_CLASSES = {"CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4",
-               "CR": "1.2.840.10008.5.1.4.1.1.1", "US": "1.2.840.10008.5.1.4.1.1.6.1"}
+SOP_CLASSES = {
+    "CT": "1.2.840.10008.5.1.4.1.1.2",
+    "MR": "1.2.840.10008.5.1.4.1.1.4",
+    "CR": "1.2.840.10008.5.1.4.1.1.1",
+    "US": "1.2.840.10008.5.1.4.1.1.6.1",
+}
 EXPLICIT, IMPLICIT = "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"
 # (PatientName, SpecificCharacterSet, PatientID, Python codec of that character set)
 FIXED = [
@@ -96,8 +100,9 @@ def test_same_seed_writes_the_same_archive(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "charset", "patient_id", "codec"), FIXED)
-def test_fixed_patients_read_back_with_their_names(sample: Sample, name: str, charset: str | None,
-                                                   patient_id: str, codec: str) -> None:
+def test_fixed_patients_read_back_with_their_names(
+    sample: Sample, name: str, charset: str | None, patient_id: str, codec: str
+) -> None:
     _, _, datasets = sample
     mine = {p: ds for p, ds in datasets.items() if ds.PatientID == patient_id}
     assert mine
@@ -115,8 +120,11 @@ def test_fixed_south_african_id_number_is_valid() -> None:
 
 def test_other_patients_have_pid_numbers_and_person_names(sample: Sample) -> None:
     _, _, datasets = sample
-    others = {ds.PatientID: str(ds.PatientName) for ds in datasets.values()
-              if ds.PatientID not in {f[2] for f in FIXED}}
+    others = {
+        ds.PatientID: str(ds.PatientName)
+        for ds in datasets.values()
+        if ds.PatientID not in {f[2] for f in FIXED}
+    }
     assert len(others) == 15
     assert all(re.fullmatch(r"PID-\d{6}", pid) for pid in others)
     assert all(re.fullmatch(r"[^\^]+\^[^\^]+", name) for name in others.values())
@@ -129,8 +137,9 @@ def test_archive_mixes_what_real_pacs_exports_mix(sample: Sample) -> None:
     no_extension = [p for p in datasets if not p.suffix]
     assert no_extension and all(re.fullmatch(r"IM\d{5}", p.name) for p in no_extension)
     assert {ds.Modality for ds in datasets.values()} == {"CT", "MR", "CR", "US"}
-    syntaxes = Counter(str(ds.file_meta.TransferSyntaxUID) if is_part10(p) else "raw"
-                       for p, ds in datasets.items())
+    syntaxes = Counter(
+        str(ds.file_meta.TransferSyntaxUID) if is_part10(p) else "raw" for p, ds in datasets.items()
+    )
     assert syntaxes[EXPLICIT] > syntaxes[IMPLICIT] > 0
     assert syntaxes["raw"] > 0  # preamble-less datasets, as old archives hold
     for path, ds in datasets.items():
@@ -215,8 +224,16 @@ def test_writes_into_an_existing_folder_without_deleting(tmp_path: Path) -> None
     assert nested.files == len(dicom_files(tmp_path / "new" / "deeper")) == 2
 
 
-@pytest.mark.parametrize("kwargs", [dict(patients=0, files=5), dict(rows=0), dict(files=-1),
-                                    dict(private_tags=-1), dict(private_tags=10_000)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(patients=0, files=5),
+        dict(rows=0),
+        dict(files=-1),
+        dict(private_tags=-1),
+        dict(private_tags=10_000),
+    ],
+)
 def test_rejects_impossible_requests(tmp_path: Path, kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         write_sample(tmp_path, **kwargs)

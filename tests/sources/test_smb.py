@@ -64,6 +64,7 @@ def archive_dir(server: SambaServer, name: str) -> Path:
 
 def snapshot(db: Path, prefix: str) -> dict[str, Any]:
     """Everything a user sees in an index, with the root prefix cut from every path."""
+
     def rel(path: str) -> str:
         assert path.startswith(prefix), path
         return path[len(prefix) :]
@@ -75,8 +76,9 @@ def snapshot(db: Path, prefix: str) -> dict[str, Any]:
             assert detail is not None
             series_id = detail.pop("series_id")
             series[row["SeriesKey"]] = detail
-            files[row["SeriesKey"]] = [{**f, "path": rel(f["path"]), "mtime_ns": None}
-                                       for f in store.series_files(conn, series_id)]
+            files[row["SeriesKey"]] = [
+                {**f, "path": rel(f["path"]), "mtime_ns": None} for f in store.series_files(conn, series_id)
+            ]
         problems = sorted((rel(p["path"]), p["reason"]) for p in store.problems(conn))
         non_dicom = sorted((rel(p["path"]), p["reason"]) for p in store.problems(conn, kind="non_dicom"))
     return {"series": series, "files": files, "problems": problems, "non_dicom": non_dicom}
@@ -95,15 +97,21 @@ def test_smb_index_equals_local_index_of_the_same_tree(samba: SambaServer, tmp_p
     write_dicom(traps / "raw" / "OLD0001", preamble=False, SeriesInstanceUID="7.2")
     write_dicom(traps / "impl" / "I.dcm", implicit=True, SeriesInstanceUID="7.3")
     # Its own study: a study UID shared by two patients goes to whichever is written first (see README).
-    write_dicom(traps / "Müller Hans" / "IM1.dcm", PatientName="MÜLLER^HANS", charset="ISO_IR 100",
-                StudyInstanceUID="7.4.0", SeriesInstanceUID="7.4")
+    write_dicom(
+        traps / "Müller Hans" / "IM1.dcm",
+        PatientName="MÜLLER^HANS",
+        charset="ISO_IR 100",
+        StudyInstanceUID="7.4.0",
+        SeriesInstanceUID="7.4",
+    )
     (traps / "zero.dcm").write_bytes(b"")
     (traps / "cut.dcm").write_bytes((traps / "impl" / "I.dcm").read_bytes()[:300])
     (traps / "notes.txt").write_text("not DICOM\n")
 
     local = run_index(tmp_path / "local.db", [LocalTree(str(root))], ScanOptions(workers=2))
-    remote = run_index(tmp_path / "smb.db", [source_for(samba.url("archive", "same"), creds(samba))],
-                       ScanOptions(workers=2))
+    remote = run_index(
+        tmp_path / "smb.db", [source_for(samba.url("archive", "same"), creds(samba))], ScanOptions(workers=2)
+    )
 
     assert remote.state == local.state == "completed"
     assert counts(remote) == counts(local)
@@ -120,8 +128,13 @@ def test_smb_index_equals_local_index_of_the_same_tree(samba: SambaServer, tmp_p
 def test_reads_only_the_header_not_whole_files(samba: SambaServer, tmp_path: Path) -> None:
     root = archive_dir(samba, "big")
     for i in range(4):  # 3 MiB of private data before the patient module, 4 MiB of pixels after it
-        ds_path = write_dicom(root / f"IM{i}.dcm", private_blob=3 * 1024 * 1024, rows=1448,
-                              SeriesInstanceUID="8.1", InstanceNumber=i)
+        ds_path = write_dicom(
+            root / f"IM{i}.dcm",
+            private_blob=3 * 1024 * 1024,
+            rows=1448,
+            SeriesInstanceUID="8.1",
+            InstanceNumber=i,
+        )
         assert ds_path.stat().st_size > 7_000_000
     proxy = TcpProxy(samba.port)
     tree = source_for(samba.url("archive", "big", port=proxy.port), creds(samba))
@@ -139,8 +152,9 @@ def test_reads_only_the_header_not_whole_files(samba: SambaServer, tmp_path: Pat
 
 
 @pytest.mark.samba
-@pytest.mark.parametrize("case", ["wrong password", "unknown share", "locked share", "closed port",
-                                  "silent server"])
+@pytest.mark.parametrize(
+    "case", ["wrong password", "unknown share", "locked share", "closed port", "silent server"]
+)
 def test_connection_errors_say_what_to_do_within_the_limit(samba: SambaServer, case: str) -> None:
     silent = SilentServer()
     url, who = samba.url("archive"), creds(samba)
@@ -175,8 +189,13 @@ def test_connection_errors_say_what_to_do_within_the_limit(samba: SambaServer, c
 @pytest.mark.samba
 def test_test_connection_lists_the_share_root(samba: SambaServer) -> None:
     archive_dir(samba, "listed")
-    nas = {"host": "127.0.0.1", "port": samba.port, "share": "archive", "user": samba.user,
-           "password": samba.password}
+    nas = {
+        "host": "127.0.0.1",
+        "port": samba.port,
+        "share": "archive",
+        "user": samba.user,
+        "password": samba.password,
+    }
     assert "listed/" in smb.test_connection(nas)
     assert "listed/" in smb.test_connection(samba.url("archive"), creds(samba))
     with pytest.raises(AuthenticationFailed):
@@ -219,8 +238,13 @@ def test_network_errors_are_retried_three_times_with_growing_jittered_pauses(sam
         raise smb._Offline("connection lost (test)")
 
     with pytest.raises(smb._Offline):
-        smb._retrying(smb.SmbLocation.parse(samba.url("archive")), creds(samba), 10.0, always_dropped,
-                      wait=pauses.append)
+        smb._retrying(
+            smb.SmbLocation.parse(samba.url("archive")),
+            creds(samba),
+            10.0,
+            always_dropped,
+            wait=pauses.append,
+        )
     assert len(attempts) == 4 and len({id(c) for c in attempts}) == 4  # each retry on a new connection
     for n, pause in enumerate(pauses):
         base = smb.BACKOFF_S * 2**n
@@ -241,8 +265,12 @@ def test_nas_gone_for_good_stops_the_run_and_the_next_run_resumes(samba: SambaSe
 
     started = time.monotonic()
     with pytest.raises(SourceUnreachable, match="connection refused"):
-        run_index(db, [source_for(url, creds(samba))],
-                  ScanOptions(workers=2, progress_files=10, commit_files=50), on_progress)
+        run_index(
+            db,
+            [source_for(url, creds(samba))],
+            ScanOptions(workers=2, progress_files=10, commit_files=50),
+            on_progress,
+        )
     assert time.monotonic() - started < LIMIT_S + 30
     conn = sqlite3.connect(db)
     status, message = conn.execute("SELECT status, message FROM runs ORDER BY id DESC").fetchone()
@@ -322,8 +350,14 @@ def test_smb_address_rules() -> None:
 def test_credentials_come_from_settings_or_the_environment(tmp_path: Path) -> None:
     from pacsindex.config import settings as config
 
-    settings = config.load(environ={"PACSINDEX_SMB_USER": "reader", "PACSINDEX_SMB_PASSWORD": "pw",
-                                    "PACSINDEX_SMB_DOMAIN": "CLINIC", "PACSINDEX_SMB_CONNECT_TIMEOUT": "5"})
+    settings = config.load(
+        environ={
+            "PACSINDEX_SMB_USER": "reader",
+            "PACSINDEX_SMB_PASSWORD": "pw",
+            "PACSINDEX_SMB_DOMAIN": "CLINIC",
+            "PACSINDEX_SMB_CONNECT_TIMEOUT": "5",
+        }
+    )
     assert smb.SmbCredentials.from_settings(settings) == smb.SmbCredentials("reader", "pw", "CLINIC")
     assert smb.SmbCredentials.from_settings(settings).login == "CLINIC\\reader"
     assert "pw" not in repr(settings).replace("pwd", "")
@@ -357,8 +391,9 @@ EXPORTED = [
 ]
 
 
-@pytest.mark.parametrize("name", ["export-script-utf8.txt", "robocopy-unilog-utf16.txt",
-                                  "getchilditem-redirect-utf16.txt"])
+@pytest.mark.parametrize(
+    "name", ["export-script-utf8.txt", "robocopy-unilog-utf16.txt", "getchilditem-redirect-utf16.txt"]
+)
 def test_exported_file_lists_parse(name: str) -> None:
     """The script's UTF-8 output (either mode), and the raw outputs of the tools it runs, as they are."""
     assert list(read_list_lines(str(DATA / name))) == EXPORTED

@@ -24,7 +24,6 @@ expect = playwright_api.expect
 pytestmark = pytest.mark.browser
 
 
-
 def test_sign_in_index_search_and_open_a_series(browser: object, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     write_sample(archive, patients=12, files=1500)

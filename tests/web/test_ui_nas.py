@@ -26,7 +26,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.samba]
 FOLDER = "uinas"
 
 
-
 def test_admin_tests_and_saves_the_nas_connection(
     browser: object, samba: SambaServer, tmp_path: Path
 ) -> None:
@@ -58,7 +57,9 @@ def test_admin_tests_and_saves_the_nas_connection(
         page.fill("#nas-port", str(samba.port))
         page.click("#nas-test")
         expect(page.locator("#nas-entries li")).to_have_text(["2019/", "2020/", "readme.txt"])
-        expect(page.locator("#nas-result .notice")).to_contain_text(f"smb://127.0.0.1:{samba.port}/archive/uinas")
+        expect(page.locator("#nas-result .notice")).to_contain_text(
+            f"smb://127.0.0.1:{samba.port}/archive/uinas"
+        )
         card.screenshot(path=str(ARTIFACTS / "ui-nas-test.png"))
 
         # A wrong password: the NAS's refusal, in words, and no listing.

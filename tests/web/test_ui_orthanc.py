@@ -23,7 +23,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.orthanc]
 SERIES_UID = "1.2.826.99.8.1"
 
 
-
 def test_admin_sets_up_orthanc_and_sends_a_series(
     browser: object, orthanc: OrthancServer, tmp_path: Path
 ) -> None:

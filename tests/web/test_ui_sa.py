@@ -22,7 +22,6 @@ expect = playwright_api.expect
 pytestmark = pytest.mark.browser
 
 
-
 def test_badge_chips_and_medical_aid_filter(browser: object, tmp_path: Path) -> None:
     settings = Settings(db=tmp_path / "pacsindex.db", workers=1)
     run_index(settings.db, [LocalTree(str(write_sa_tree(tmp_path / "archive")))], ScanOptions(workers=1))

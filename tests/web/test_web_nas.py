@@ -46,8 +46,14 @@ class Live:
 
     def nas(self, **changes: Any) -> dict[str, Any]:
         """Good settings for the test share, with `changes`."""
-        good = {"host": "127.0.0.1", "port": self.samba.port, "share": "archive", "path": FOLDER,
-                "user": self.samba.user, "password": self.samba.password}
+        good = {
+            "host": "127.0.0.1",
+            "port": self.samba.port,
+            "share": "archive",
+            "path": FOLDER,
+            "user": self.samba.user,
+            "password": self.samba.password,
+        }
         return {**good, **changes}
 
     def put(self, body: dict[str, Any]) -> httpx.Response:
@@ -63,10 +69,20 @@ def live(
 ) -> Iterator[Live]:
     folder = samba.shares["archive"] / FOLDER
     for i in range(3):
-        write_dicom(folder / "NKOSI" / f"IM{i}.dcm", PatientName="NKOSI^THABO", PatientID="NAS-1",
-                    SeriesInstanceUID="1.2.840.99.1", InstanceNumber=i + 1)
-    write_dicom(folder / "DLAMINI" / "IM0.dcm", PatientName="DLAMINI^ZANELE", PatientID="NAS-2",
-                StudyInstanceUID="1.2.840.99.2", SeriesInstanceUID="1.2.840.99.2.1")
+        write_dicom(
+            folder / "NKOSI" / f"IM{i}.dcm",
+            PatientName="NKOSI^THABO",
+            PatientID="NAS-1",
+            SeriesInstanceUID="1.2.840.99.1",
+            InstanceNumber=i + 1,
+        )
+    write_dicom(
+        folder / "DLAMINI" / "IM0.dcm",
+        PatientName="DLAMINI^ZANELE",
+        PatientID="NAS-2",
+        StudyInstanceUID="1.2.840.99.2",
+        SeriesInstanceUID="1.2.840.99.2.1",
+    )
     base = tmp_path_factory.mktemp("web-nas")
     settings = Settings(db=base / "pacsindex.db", data_dir=base / "data", workers=1, smb_connect_timeout=10)
     smb.close_connections()
@@ -132,8 +148,10 @@ def test_missing_or_mistyped_fields_are_422(live: Live) -> None:
 def test_connection_test_lists_the_share_without_saving(live: Live) -> None:
     r = live.test(live.nas())
     assert r.status_code == 200, r.text
-    assert r.json() == {"url": f"smb://127.0.0.1:{live.samba.port}/archive/{FOLDER}",
-                        "entries": ["DLAMINI/", "NKOSI/"]}
+    assert r.json() == {
+        "url": f"smb://127.0.0.1:{live.samba.port}/archive/{FOLDER}",
+        "entries": ["DLAMINI/", "NKOSI/"],
+    }
     root = live.test(live.nas(path=""))
     assert root.status_code == 200 and f"{FOLDER}/" in root.json()["entries"]
     assert not (live.data_dir / "nas.json").exists()

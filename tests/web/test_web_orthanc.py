@@ -146,7 +146,9 @@ def test_staff_send_a_series_in_the_background_and_a_second_send_adds_nothing(
     entries = [e for e in audit(live, "orthanc_send") if e["detail"]["SeriesKey"] == live.key]
     states = [(e["detail"]["send"], e["detail"]["state"]) for e in entries]
     assert states == [
-        (started["id"], "started"), (started["id"], "completed"), (second["id"], "started"),
+        (started["id"], "started"),
+        (started["id"], "completed"),
+        (second["id"], "started"),
         (second["id"], "completed"),
     ]
     assert entries[1]["detail"]["sent"] == 8 and entries[3]["detail"]["skipped"] == 8

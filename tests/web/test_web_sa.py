@@ -79,7 +79,8 @@ def test_facets_offer_what_is_in_the_index(live: Live) -> None:
     assert r.status_code == 200
     facets = r.json()
     assert {(f["name"], f["count"]) for f in facets["medical_aids"]} == {
-        (DISCOVERY, 1), ("Government Employees Medical Scheme", 1)
+        (DISCOVERY, 1),
+        ("Government Employees Medical Scheme", 1),
     }
     assert {(f["name"], f["group"], f["count"]) for f in facets["hospitals"]} == {
         ("Groote Schuur Hospital", "Public (Western Cape Health)", 1),
@@ -87,7 +88,9 @@ def test_facets_offer_what_is_in_the_index(live: Live) -> None:
         ("Life Fourways Hospital", "Life Healthcare", 1),
     }
     assert {f["name"] for f in facets["hospital_groups"]} == {
-        "Public (Western Cape Health)", "Netcare", "Life Healthcare"
+        "Public (Western Cape Health)",
+        "Netcare",
+        "Life Healthcare",
     }
     for facet in facets["medical_aids"]:  # every choice offered finds something
         assert live.search(medical_aid=facet["name"])

@@ -48,7 +48,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json-out", metavar="FILE", help="also write every series with its files as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
-        "--watch", type=interval, metavar="INTERVAL",
+        "--watch",
+        type=interval,
+        metavar="INTERVAL",
         help="index again every INTERVAL (e.g. 15m, 30s, 1h) until Ctrl-C, without the web service",
     )
     common(p)
@@ -91,8 +93,6 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--files", type=positive, default=400)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-v", "--verbose", action="count", default=0)
-
-
 
 
 def interval(text: str) -> float:

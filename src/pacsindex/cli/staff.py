@@ -90,7 +90,6 @@ def _password_options(p: argparse.ArgumentParser) -> None:
     common(p)
 
 
-
 def _new_password(args: argparse.Namespace) -> tuple[str, bool]:
     """(password, generated) as the options ask: generated, one line of stdin, or typed twice."""
     import getpass
@@ -152,7 +151,6 @@ def cmd_user(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from pacsindex.web import create_app
     from pacsindex.web.server import check_port, serve
@@ -201,8 +199,15 @@ def cmd_send_to_orthanc(args: argparse.Namespace) -> int:
         with orthanc.OrthancClient(conn) as client:
             result = orthanc.send_series(settings.db, key, client, on_progress=bar.update, settings=settings)
     except PacsIndexError as exc:
-        entries.record(audit.ORTHANC_SEND, who, "cli", SeriesKey=key, send=send_id, state="failed",
-                       error=type(exc).__name__)
+        entries.record(
+            audit.ORTHANC_SEND,
+            who,
+            "cli",
+            SeriesKey=key,
+            send=send_id,
+            state="failed",
+            error=type(exc).__name__,
+        )
         raise
     finally:
         bar.stop()

@@ -43,8 +43,7 @@ def load(data_dir: Path, section: str) -> dict[str, Any]:
         values = json.loads(text)
     except ValueError as exc:
         raise ConfigError(
-            f"the saved {section} settings in {path} are damaged ({exc}); save them again from the "
-            "admin page"
+            f"the saved {section} settings in {path} are damaged ({exc}); save them again from the admin page"
         ) from exc
     if not isinstance(values, dict):
         raise ConfigError(f"the saved {section} settings in {path} are not a JSON object")

@@ -259,9 +259,7 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def migrate(
-    conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS, what: str = "index"
-) -> None:
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS, what: str = "index") -> None:
     """Run the migrations `conn` has not had yet (db.migrate: safe when two processes open a new index)."""
     db.migrate(conn, migrations, what)
 

@@ -198,8 +198,12 @@ class OrthancClient:
 
     def test_connection(self) -> dict[str, Any]:
         info = self.system()
-        return {"url": self.conn.url, "name": info.get("Name"), "version": info.get("Version"),
-                "dicom_aet": info.get("DicomAet")}
+        return {
+            "url": self.conn.url,
+            "name": info.get("Name"),
+            "version": info.get("Version"),
+            "dicom_aet": info.get("DicomAet"),
+        }
 
     def series_instance_uids(self, series_uid: str) -> set[str]:
         """SOPInstanceUIDs Orthanc holds in the series with this SeriesInstanceUID."""
@@ -370,6 +374,10 @@ def send_series(
         report(p)
     log.info(
         "sent series %s to Orthanc: %d sent, %d skipped, %d failed of %d",
-        p.SeriesKey, p.sent, p.skipped, p.failed, p.total,
+        p.SeriesKey,
+        p.sent,
+        p.skipped,
+        p.failed,
+        p.total,
     )
     return p

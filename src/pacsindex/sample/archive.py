@@ -46,8 +46,12 @@ from pacsindex.sample.dicombytes import (
 )
 
 ORG_ROOT = "1.2.826.0.1.3680043.10.1234."
-_SOP_CLASSES = {"CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4",
-                "CR": "1.2.840.10008.5.1.4.1.1.1", "US": "1.2.840.10008.5.1.4.1.1.6.1"}
+_SOP_CLASSES = {
+    "CT": "1.2.840.10008.5.1.4.1.1.2",
+    "MR": "1.2.840.10008.5.1.4.1.1.4",
+    "CR": "1.2.840.10008.5.1.4.1.1.1",
+    "US": "1.2.840.10008.5.1.4.1.1.6.1",
+}
 _MODALITY_WEIGHTS = {"CT": 0.3, "MR": 0.2, "CR": 0.35, "US": 0.15}
 _MAX_PRIVATE = 512
 
@@ -61,33 +65,61 @@ _FIXED_PATIENTS = (
 )
 # South African names by language group: (family names, male given names, female given names)
 _SA_NAMES = (
-    (("SMITH", "WILLIAMS", "TAYLOR", "JACOBS", "ADAMS", "FORTUIN"), ("JOHN", "MICHAEL", "DAVID", "GRANT"),
-     ("SARAH", "EMMA", "CLAIRE", "NICOLE")),
-    (("VAN DER MERWE", "BOTHA", "PRETORIUS", "DU PLESSIS", "VAN WYK", "STEYN", "JOUBERT", "COETZEE"),
-     ("PIETER", "JOHAN", "WILLEM", "FRANCOIS", "HENDRIK"), ("ANNA", "MARIKA", "ELSABE", "KARIN", "SUNETTE")),
-    (("DLAMINI", "NKOSI", "NDLOVU", "ZULU", "MKHIZE", "NGCOBO", "BUTHELEZI", "SITHOLE"),
-     ("SIPHO", "BONGANI", "SIBUSISO", "MANDLA", "THANDO"), ("NOMVULA", "ZANELE", "LINDIWE", "THANDEKA")),
-    (("MADIKIZELA", "MBEKI", "SISULU", "MAJOLA", "NTSHONA", "QWABE"), ("XOLANI", "SIYABONGA", "LUTHANDO"),
-     ("AYANDA", "NOLUTHANDO", "LUNGILE", "THEMBEKILE")),
-    (("NAIDOO", "PILLAY", "GOVENDER", "MOODLEY", "REDDY", "SINGH", "CHETTY", "PADAYACHEE"),
-     ("RAJESH", "VISHNU", "PRAVEEN", "KUBEN"), ("PRIYA", "KAVITHA", "ANUSHA", "NISHA")),
-    (("MOKOENA", "MOLOI", "MOTAUNG", "MOLEFE", "KHUMALO"), ("TSHEPO", "KAGISO", "THABO"),
-     ("LERATO", "PALESA", "DIMAKATSO")),
+    (
+        ("SMITH", "WILLIAMS", "TAYLOR", "JACOBS", "ADAMS", "FORTUIN"),
+        ("JOHN", "MICHAEL", "DAVID", "GRANT"),
+        ("SARAH", "EMMA", "CLAIRE", "NICOLE"),
+    ),
+    (
+        ("VAN DER MERWE", "BOTHA", "PRETORIUS", "DU PLESSIS", "VAN WYK", "STEYN", "JOUBERT", "COETZEE"),
+        ("PIETER", "JOHAN", "WILLEM", "FRANCOIS", "HENDRIK"),
+        ("ANNA", "MARIKA", "ELSABE", "KARIN", "SUNETTE"),
+    ),
+    (
+        ("DLAMINI", "NKOSI", "NDLOVU", "ZULU", "MKHIZE", "NGCOBO", "BUTHELEZI", "SITHOLE"),
+        ("SIPHO", "BONGANI", "SIBUSISO", "MANDLA", "THANDO"),
+        ("NOMVULA", "ZANELE", "LINDIWE", "THANDEKA"),
+    ),
+    (
+        ("MADIKIZELA", "MBEKI", "SISULU", "MAJOLA", "NTSHONA", "QWABE"),
+        ("XOLANI", "SIYABONGA", "LUTHANDO"),
+        ("AYANDA", "NOLUTHANDO", "LUNGILE", "THEMBEKILE"),
+    ),
+    (
+        ("NAIDOO", "PILLAY", "GOVENDER", "MOODLEY", "REDDY", "SINGH", "CHETTY", "PADAYACHEE"),
+        ("RAJESH", "VISHNU", "PRAVEEN", "KUBEN"),
+        ("PRIYA", "KAVITHA", "ANUSHA", "NISHA"),
+    ),
+    (
+        ("MOKOENA", "MOLOI", "MOTAUNG", "MOLEFE", "KHUMALO"),
+        ("TSHEPO", "KAGISO", "THABO"),
+        ("LERATO", "PALESA", "DIMAKATSO"),
+    ),
 )
 # Names that need a character set beyond ASCII: (family, given, sex, SpecificCharacterSet)
 _FOREIGN_NAMES = (
-    ("Gonçalves", "José", "M", "ISO_IR 100"), ("SCHÄFER", "JÜRGEN", "M", "ISO_IR 100"),
-    ("FERREIRA", "João", "M", "ISO_IR 100"), ("Pérez", "María", "F", "ISO_IR 100"),
-    ("Петров", "Алексей", "M", "ISO_IR 144"), ("Смирнова", "Ольга", "F", "ISO_IR 144"),
-    ("Γεωργίου", "Μαρία", "F", "ISO_IR 126"), ("Κωνσταντίνου", "Γιώργος", "M", "ISO_IR 126"),
-    ("Öztürk", "Ayşe", "F", "ISO_IR 192"), ("Nguyễn", "Thị Lan", "F", "ISO_IR 192"),
+    ("Gonçalves", "José", "M", "ISO_IR 100"),
+    ("SCHÄFER", "JÜRGEN", "M", "ISO_IR 100"),
+    ("FERREIRA", "João", "M", "ISO_IR 100"),
+    ("Pérez", "María", "F", "ISO_IR 100"),
+    ("Петров", "Алексей", "M", "ISO_IR 144"),
+    ("Смирнова", "Ольга", "F", "ISO_IR 144"),
+    ("Γεωργίου", "Μαρία", "F", "ISO_IR 126"),
+    ("Κωνσταντίνου", "Γιώργος", "M", "ISO_IR 126"),
+    ("Öztürk", "Ayşe", "F", "ISO_IR 192"),
+    ("Nguyễn", "Thị Lan", "F", "ISO_IR 192"),
 )
 # (InstitutionName, code used in station names and accession numbers)
 _INSTITUTIONS = (
-    ("Netcare Milpark Hospital", "MLP"), ("Life Fourways Hospital", "FWY"), ("Mediclinic Sandton", "MCS"),
-    ("Chris Hani Baragwanath Academic Hospital", "CHB"), ("Groote Schuur Hospital", "GSH"),
-    ("Netcare Christiaan Barnard Memorial Hospital", "CBM"), ("Life Entabeni Hospital", "ENT"),
-    ("Inkosi Albert Luthuli Central Hospital", "IAL"), ("Mediclinic Panorama", "PAN"),
+    ("Netcare Milpark Hospital", "MLP"),
+    ("Life Fourways Hospital", "FWY"),
+    ("Mediclinic Sandton", "MCS"),
+    ("Chris Hani Baragwanath Academic Hospital", "CHB"),
+    ("Groote Schuur Hospital", "GSH"),
+    ("Netcare Christiaan Barnard Memorial Hospital", "CBM"),
+    ("Life Entabeni Hospital", "ENT"),
+    ("Inkosi Albert Luthuli Central Hospital", "IAL"),
+    ("Mediclinic Panorama", "PAN"),
     ("Steve Biko Academic Hospital", "SBA"),
 )
 _REFERRERS = ("NAIDOO", "VAN WYK", "MOKOENA", "PATEL", "SMITH", "DU TOIT", "KHUMALO", "GOVENDER", "MAHLANGU")
@@ -113,10 +145,10 @@ _PROTOCOLS = (
     ("US", "THYROID US", "NECK", ("RIGHT LOBE", "LEFT LOBE", "ISTHMUS")),
     ("US", "PELVIS US", "PELVIS", ("UTERUS", "OVARIES", "BLADDER")),
 )
-_DESKTOP_INI = (b"[.ShellClassInfo]\r\nIconResource=C:\\Windows\\System32\\imageres.dll,-3\r\n"
-                b"[ViewState]\r\nMode=\r\nVid=\r\nFolderType=Pictures\r\n")
-
-
+_DESKTOP_INI = (
+    b"[.ShellClassInfo]\r\nIconResource=C:\\Windows\\System32\\imageres.dll,-3\r\n"
+    b"[ViewState]\r\nMode=\r\nVid=\r\nFolderType=Pictures\r\n"
+)
 
 
 @dataclass(frozen=True)
@@ -169,9 +201,17 @@ class _Series:
     count: int = 0
 
 
-def write_sample(root: str | os.PathLike[str], *, patients: int = 20, files: int = 400, seed: int = 0,
-                 rows: int = 32, columns: int = 32, private_tags: int = 20,
-                 progress: Callable[[int, int], None] | None = None) -> SampleSummary:
+def write_sample(
+    root: str | os.PathLike[str],
+    *,
+    patients: int = 20,
+    files: int = 400,
+    seed: int = 0,
+    rows: int = 32,
+    columns: int = 32,
+    private_tags: int = 20,
+    progress: Callable[[int, int], None] | None = None,
+) -> SampleSummary:
     """Write a synthetic archive of exactly `files` DICOM files under `root` (created if missing)."""
     if files < 0 or patients < 0 or (files and not patients):
         raise ValueError("need files >= 0 and, when files > 0, patients >= 1")
@@ -199,8 +239,9 @@ def write_sample(root: str | os.PathLike[str], *, patients: int = 20, files: int
     pixels: dict[tuple[int, int, int], bytes] = {}
     done = others = 0
     for st in studies:
-        study_dir = os.path.join(top, f"{st.when:%Y}", f"{st.when:%m}", st.patient.folder,
-                                 f"{st.when:%Y%m%d}_{st.accession}")
+        study_dir = os.path.join(
+            top, f"{st.when:%Y}", f"{st.when:%m}", st.patient.folder, f"{st.when:%Y%m%d}_{st.accession}"
+        )
         for se in st.series:
             modality = st.protocol[0]
             series_dir = os.path.join(study_dir, f"{se.number}_{modality}_{_folder_name(se.description)}")
@@ -216,8 +257,14 @@ def write_sample(root: str | os.PathLike[str], *, patients: int = 20, files: int
         others += _write_other_files(rng, study_dir, st)
     if progress is not None:
         progress(done, files)
-    return SampleSummary(root=top, patients=len({id(st.patient) for st in studies}), studies=len(studies),
-                         series=len(series), files=done, other_files=others)
+    return SampleSummary(
+        root=top,
+        patients=len({id(st.patient) for st in studies}),
+        studies=len(studies),
+        series=len(series),
+        files=done,
+        other_files=others,
+    )
 
 
 def _plan(rng: random.Random, patients: int, run_key: str) -> list[_Series]:
@@ -250,28 +297,55 @@ def _plan(rng: random.Random, patients: int, run_key: str) -> list[_Series]:
         home = rng.choice(_INSTITUTIONS)
         days = sorted(rng.sample(range(3650), rng.choice((1, 1, 2, 3))))
         for k, day in enumerate(days):
-            modality = first_modality if k == 0 and first_modality else \
-                rng.choices(list(_MODALITY_WEIGHTS), weights=list(_MODALITY_WEIGHTS.values()))[0]
+            modality = (
+                first_modality
+                if k == 0 and first_modality
+                else rng.choices(list(_MODALITY_WEIGHTS), weights=list(_MODALITY_WEIGHTS.values()))[0]
+            )
             protocol = rng.choice([pr for pr in _PROTOCOLS if pr[0] == modality])
             institution = home if rng.random() < 0.8 else rng.choice(_INSTITUTIONS)
             when = date.fromordinal(first_day + day)
-            referrer = f"DR^{rng.choice(_REFERRERS)}" if rng.random() < 0.7 else \
-                f"{rng.choice(_REFERRERS)}^{rng.choice('ABCDEGJKMPST')}^^DR"
+            referrer = (
+                f"DR^{rng.choice(_REFERRERS)}"
+                if rng.random() < 0.7
+                else f"{rng.choice(_REFERRERS)}^{rng.choice('ABCDEGJKMPST')}^^DR"
+            )
             study_charset = charset if fixed_charset else rng.choice((None, None, "ISO_IR 100", "ISO_IR 192"))
             time = f"{rng.randint(7, 18):02d}{rng.randrange(60):02d}{rng.randrange(60):02d}"
             accession = f"{institution[1]}{when:%y}{rng.randrange(10**6):06d}"
-            study = _Study(patient, protocol, study_charset, when, time, institution, accession, referrer,
-                           generate_uid(ORG_ROOT, [run_key, "study", str(p), str(k)]))
+            study = _Study(
+                patient,
+                protocol,
+                study_charset,
+                when,
+                time,
+                institution,
+                accession,
+                referrer,
+                generate_uid(ORG_ROOT, [run_key, "study", str(p), str(k)]),
+            )
             for n, description in enumerate(protocol[3][: rng.randint(1, min(4, len(protocol[3])))]):
                 if (institution[1], modality) not in scanners:  # one scanner per modality and hospital
-                    scanners[institution[1], modality] = rng.choice(
-                        [s for s in SCANNERS if s[0] == modality])
+                    scanners[institution[1], modality] = rng.choice([s for s in SCANNERS if s[0] == modality])
                 r = rng.random()
                 syntax = "raw" if r < 0.03 else "implicit" if r < 0.13 else "explicit"
-                weight = (0.03 if description == "SCOUT" else 3.0 if "1MM" in description else 1.0) * \
-                    rng.uniform(0.6, 1.5) * (1.0 if modality == "CT" else 0.5)
-                series.append(_Series(study, n + 1, description, scanners[institution[1], modality], syntax,
-                                      rng.random() < 0.1, weight, (n, k, p)))
+                weight = (
+                    (0.03 if description == "SCOUT" else 3.0 if "1MM" in description else 1.0)
+                    * rng.uniform(0.6, 1.5)
+                    * (1.0 if modality == "CT" else 0.5)
+                )
+                series.append(
+                    _Series(
+                        study,
+                        n + 1,
+                        description,
+                        scanners[institution[1], modality],
+                        syntax,
+                        rng.random() < 0.1,
+                        weight,
+                        (n, k, p),
+                    )
+                )
     return series
 
 
@@ -300,8 +374,9 @@ def _allocate(rng: random.Random, series: list[_Series], files: int) -> None:
         se.count += extra
 
 
-def _series_elements(rng: random.Random, se: _Series, rows: int, columns: int,
-                     private: list[PrivateBlock], run_key: str) -> list[Element]:
+def _series_elements(
+    rng: random.Random, se: _Series, rows: int, columns: int, private: list[PrivateBlock], run_key: str
+) -> list[Element]:
     """The elements every file of the series shares, as (tag, VR, value); VRs from pydicom's dictionary."""
     st, pa = se.study, se.study.patient
     modality, study_description, body_part, _ = st.protocol
@@ -313,35 +388,61 @@ def _series_elements(rng: random.Random, se: _Series, rows: int, columns: int,
         image_type.append("LOCALIZER" if se.description == "SCOUT" else "AXIAL")
     chest, series_time = body_part == "CHEST", f"{hour:02d}{minute:02d}00"
     values: list[tuple[str, object]] = [
-        ("SpecificCharacterSet", st.charset), ("ImageType", image_type), ("InstanceCreationDate", day),
-        ("SOPClassUID", _SOP_CLASSES[modality]), ("StudyDate", day), ("SeriesDate", day),
-        ("ContentDate", day), ("StudyTime", st.time),
-        ("SeriesTime", series_time), ("ContentTime", series_time),
-        ("AccessionNumber", st.accession), ("Modality", modality),
-        ("Manufacturer", manufacturer), ("InstitutionName", st.institution[0]),
-        ("ReferringPhysicianName", st.referrer), ("StationName", f"{st.institution[1]}{modality}01"),
-        ("StudyDescription", study_description), ("SeriesDescription", se.description),
-        ("ManufacturerModelName", model), ("PatientName", pa.name), ("PatientID", pa.patient_id),
-        ("PatientBirthDate", f"{pa.birth:%Y%m%d}"), ("PatientSex", pa.sex), ("OtherPatientIDs", pa.other_ids),
-        ("PatientAge", f"{max(0, (st.when - pa.birth).days // 365):03d}Y"), ("BodyPartExamined", body_part),
+        ("SpecificCharacterSet", st.charset),
+        ("ImageType", image_type),
+        ("InstanceCreationDate", day),
+        ("SOPClassUID", _SOP_CLASSES[modality]),
+        ("StudyDate", day),
+        ("SeriesDate", day),
+        ("ContentDate", day),
+        ("StudyTime", st.time),
+        ("SeriesTime", series_time),
+        ("ContentTime", series_time),
+        ("AccessionNumber", st.accession),
+        ("Modality", modality),
+        ("Manufacturer", manufacturer),
+        ("InstitutionName", st.institution[0]),
+        ("ReferringPhysicianName", st.referrer),
+        ("StationName", f"{st.institution[1]}{modality}01"),
+        ("StudyDescription", study_description),
+        ("SeriesDescription", se.description),
+        ("ManufacturerModelName", model),
+        ("PatientName", pa.name),
+        ("PatientID", pa.patient_id),
+        ("PatientBirthDate", f"{pa.birth:%Y%m%d}"),
+        ("PatientSex", pa.sex),
+        ("OtherPatientIDs", pa.other_ids),
+        ("PatientAge", f"{max(0, (st.when - pa.birth).days // 365):03d}Y"),
+        ("BodyPartExamined", body_part),
         ("SliceThickness", _thickness(se.description) if sectional else None),
         ("KVP", {"CT": "120", "CR": str(rng.choice((60, 70, 81, 90)))}.get(modality)),
         ("SoftwareVersions", software),
-        ("MagneticFieldStrength", ("3" if model in ("MAGNETOM Skyra", "Ingenia") else "1.5")
-         if modality == "MR" else None),
+        (
+            "MagneticFieldStrength",
+            ("3" if model in ("MAGNETOM Skyra", "Ingenia") else "1.5") if modality == "MR" else None,
+        ),
         ("PatientPosition", "HFS" if sectional else None),
-        ("ViewPosition", {"LATERAL": "LL", "OBLIQUE": ""}.get(se.description, se.description)
-         if modality == "CR" else None),
+        (
+            "ViewPosition",
+            {"LATERAL": "LL", "OBLIQUE": ""}.get(se.description, se.description)
+            if modality == "CR"
+            else None,
+        ),
         ("StudyInstanceUID", st.uid),
         ("SeriesInstanceUID", generate_uid(ORG_ROOT, [st.uid, "series", str(se.number)])),
-        ("StudyID", st.accession[-6:].lstrip("0") or "1"), ("SeriesNumber", se.number),
+        ("StudyID", st.accession[-6:].lstrip("0") or "1"),
+        ("SeriesNumber", se.number),
         ("AcquisitionNumber", 1),
         ("ImageOrientationPatient", ["1", "0", "0", "0", "1", "0"] if sectional else None),
         ("FrameOfReferenceUID", generate_uid(ORG_ROOT, [st.uid, "for", run_key]) if sectional else None),
-        ("SamplesPerPixel", 1), ("PhotometricInterpretation", "MONOCHROME2"), ("Rows", rows),
-        ("Columns", columns), ("PixelSpacing", None if modality == "US" else ["0.7", "0.7"] if sectional
-                               else ["0.15", "0.15"]),
-        ("BitsAllocated", bits), ("BitsStored", min(bits, 12)), ("HighBit", min(bits, 12) - 1),
+        ("SamplesPerPixel", 1),
+        ("PhotometricInterpretation", "MONOCHROME2"),
+        ("Rows", rows),
+        ("Columns", columns),
+        ("PixelSpacing", None if modality == "US" else ["0.7", "0.7"] if sectional else ["0.15", "0.15"]),
+        ("BitsAllocated", bits),
+        ("BitsStored", min(bits, 12)),
+        ("HighBit", min(bits, 12) - 1),
         ("PixelRepresentation", 0),
         ("WindowCenter", ("-600" if chest else "40") if modality == "CT" else "1000" if bits == 16 else None),
         ("WindowWidth", ("1500" if chest else "400") if modality == "CT" else "2000" if bits == 16 else None),
@@ -355,13 +456,21 @@ def _series_elements(rng: random.Random, se: _Series, rows: int, columns: int,
         slot = 0x10 + sum(1 for g, _c, _i in private[:block] if g == group)
         elements.append(((group << 16) | slot, "LO", creator))
         elements.extend(
-            ((group << 16) | (slot << 8) | offset, vr, private_value(rng, vr)) for offset, vr in items)
+            ((group << 16) | (slot << 8) | offset, vr, private_value(rng, vr)) for offset, vr in items
+        )
     return elements
 
 
-def _write_series(se: _Series, elements: list[Element], series_dir: str, pattern: bytes,
-                  size: tuple[int, int], done: int, total: int,
-                  progress: Callable[[int, int], None] | None) -> int:
+def _write_series(
+    se: _Series,
+    elements: list[Element],
+    series_dir: str,
+    pattern: bytes,
+    size: tuple[int, int],
+    done: int,
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> int:
     """Write the series' files; returns the running file count."""
     modality = se.study.protocol[0]
     implicit = se.syntax != "explicit"
@@ -378,11 +487,14 @@ def _write_series(se: _Series, elements: list[Element], series_dir: str, pattern
     meta_head = meta_tail = b""
     if se.syntax != "raw":
         syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
-        meta_head = encode_element(0x00020001, "OB", b"\x00\x01", False) + \
-            encode_element(0x00020002, "UI", sop_class.encode(), False)
-        meta_tail = encode_element(0x00020010, "UI", syntax.encode(), False) + \
-            encode_element(0x00020012, "UI", PYDICOM_IMPLEMENTATION_UID.encode(), False) + \
-            encode_element(0x00020013, "SH", b"PACSINDEX_SAMPLE", False)
+        meta_head = encode_element(0x00020001, "OB", b"\x00\x01", False) + encode_element(
+            0x00020002, "UI", sop_class.encode(), False
+        )
+        meta_tail = (
+            encode_element(0x00020010, "UI", syntax.encode(), False)
+            + encode_element(0x00020012, "UI", PYDICOM_IMPLEMENTATION_UID.encode(), False)
+            + encode_element(0x00020013, "SH", b"PACSINDEX_SAMPLE", False)
+        )
     frame = rows * columns * bits // 8
     thickness = float(_thickness(se.description))
     corner = f"{-columns * 0.35:.3f}\\{-rows * 0.35:.3f}\\"
@@ -394,15 +506,21 @@ def _write_series(se: _Series, elements: list[Element], series_dir: str, pattern
         if modality in ("CT", "MR"):
             z = f"{(i - 1) * thickness - 100:.3f}"
             values += [(corner + z).encode(), z.encode()]
-        values.append(pattern[offset: offset + frame])
+        values.append(pattern[offset : offset + frame])
         parts = [runs[0]]
         for (tag, vr), value, run in zip(varying, values, runs[1:], strict=True):
             parts += (encode_element(tag, vr, value, implicit), run)
         if meta_tail:
             uid_elem = encode_element(0x00020003, "UI", uid, False)
             meta_len = len(meta_head) + len(uid_elem) + len(meta_tail)
-            parts[:0] = (b"\x00" * 128, b"DICM", encode_element(0x00020000, "UL", U32.pack(meta_len), False),
-                         meta_head, uid_elem, meta_tail)
+            parts[:0] = (
+                b"\x00" * 128,
+                b"DICM",
+                encode_element(0x00020000, "UL", U32.pack(meta_len), False),
+                meta_head,
+                uid_elem,
+                meta_tail,
+            )
         with open(os.path.join(series_dir, name.format(i)), "wb") as fp:
             fp.write(b"".join(parts))
         done += 1

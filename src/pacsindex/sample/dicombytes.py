@@ -24,38 +24,62 @@ from pydicom.filewriter import write_data_element
 GE = ((0x0009, "GEMS_IDEN_01"), (0x0019, "GEMS_ACQU_01"), (0x0021, "GEMS_RELA_01"), (0x0043, "GEMS_PARM_01"))
 SIEMENS_CT = ((0x0019, "SIEMENS CT VA0  COAD"), (0x0029, "SIEMENS CSA HEADER"))
 SIEMENS_MR = ((0x0019, "SIEMENS MR HEADER"), (0x0029, "SIEMENS CSA HEADER"), (0x0051, "SIEMENS MR HEADER"))
-PHILIPS_MR = ((0x0019, "PHILIPS MR/PART"), (0x2001, "Philips Imaging DD 001"),
-               (0x2005, "Philips MR Imaging DD 001"))
+PHILIPS_MR = (
+    (0x0019, "PHILIPS MR/PART"),
+    (0x2001, "Philips Imaging DD 001"),
+    (0x2005, "Philips MR Imaging DD 001"),
+)
 # (modality, Manufacturer, ManufacturerModelName, SoftwareVersions, private pairs)
 SCANNERS = (
     ("CT", "GE MEDICAL SYSTEMS", "Revolution CT", "revo_ct_22.1", GE),
     ("CT", "GE MEDICAL SYSTEMS", "LightSpeed VCT", "07MW18.4", GE),
     ("CT", "SIEMENS", "SOMATOM Definition AS", "syngo CT VB20A", SIEMENS_CT),
     ("CT", "TOSHIBA", "Aquilion ONE", "V8.3", ((0x0019, "TOSHIBA_MEC_1.0"), (0x7005, "TOSHIBA_MEC_CT3"))),
-    ("CT", "Philips", "Ingenuity CT", "4.1.5",
-     ((0x0009, "SPI-P-GV-CT Release 1"), (0x0029, "SPI-P-GV-CT Release 1"),
-      (0x2001, "Philips Imaging DD 001"))),
+    (
+        "CT",
+        "Philips",
+        "Ingenuity CT",
+        "4.1.5",
+        (
+            (0x0009, "SPI-P-GV-CT Release 1"),
+            (0x0029, "SPI-P-GV-CT Release 1"),
+            (0x2001, "Philips Imaging DD 001"),
+        ),
+    ),
     ("MR", "SIEMENS", "MAGNETOM Aera", "syngo MR E11", SIEMENS_MR),
     ("MR", "SIEMENS", "MAGNETOM Skyra", "syngo MR XA30", SIEMENS_MR),
     ("MR", "GE MEDICAL SYSTEMS", "SIGNA Explorer", "DV26.0_R03", GE),
     ("MR", "Philips Medical Systems", "Ingenia", "5.7.1", PHILIPS_MR),
     ("CR", "Agfa", "CR 85-X", "NX 3.0.9300", ((0x0019, "AGFA"), (0x0071, "AGFA-AG_HPState"))),
     ("CR", "FUJIFILM Corporation", "FCR CAPSULA XL II", "A08", ((0x0009, "FDMS 1.0"), (0x0025, "FDMS 1.0"))),
-    ("CR", "Philips Medical Systems", "DigitalDiagnost", "4.3.2",
-     ((0x0019, "SPI-P-Private-DiDi Release 1"), (0x200B, "Philips RAD Imaging DD 001"))),
+    (
+        "CR",
+        "Philips Medical Systems",
+        "DigitalDiagnost",
+        "4.3.2",
+        ((0x0019, "SPI-P-Private-DiDi Release 1"), (0x200B, "Philips RAD Imaging DD 001")),
+    ),
     ("US", "GE Healthcare", "LOGIQ E10", "R3.1.2", ((0x0009, "GEMS_IDEN_01"), (0x0043, "GEMS_PARM_01"))),
-    ("US", "Philips Medical Systems", "EPIQ 7", "7.0.5",
-     ((0x0019, "SPI-P Release 1"), (0x200D, "Philips US Imaging DD 033"))),
+    (
+        "US",
+        "Philips Medical Systems",
+        "EPIQ 7",
+        "7.0.5",
+        ((0x0019, "SPI-P Release 1"), (0x200D, "Philips US Imaging DD 033")),
+    ),
     ("US", "SIEMENS", "ACUSON S2000", "VE10", ((0x0009, "ACUSON"), (0x0029, "SIEMENS CSA HEADER"))),
 )
 PRIVATE_WORDS = ("PROTO", "RECON", "FILTER", "SCAN", "COIL", "STD", "BONE", "SOFT", "HELIX", "MODE")
 DICT_KEY = re.compile(r"([0-9A-Fa-f]{4})xx([0-9A-Fa-f]{2})")
 GENERIC_VRS = ("LO", "DS", "SL", "OB")
 VALUE_VRS = frozenset(
-    {"LO", "SH", "CS", "LT", "ST", "DS", "IS", "SL", "SS", "UL", "US", "FL", "FD", "OB", "OW", "UN"})
+    {"LO", "SH", "CS", "LT", "ST", "DS", "IS", "SL", "SS", "UL", "US", "FL", "FD", "OB", "OW", "UN"}
+)
 LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
-PACK = {vr: struct.Struct(fmt) for vr, fmt in
-         (("US", "<H"), ("SS", "<h"), ("UL", "<L"), ("SL", "<l"), ("FL", "<f"), ("FD", "<d"))}
+PACK = {
+    vr: struct.Struct(fmt)
+    for vr, fmt in (("US", "<H"), ("SS", "<h"), ("UL", "<L"), ("SL", "<l"), ("FL", "<f"), ("FD", "<d"))
+}
 TAG = struct.Struct("<HH")
 U16 = struct.Struct("<H")
 U32 = struct.Struct("<I")
@@ -64,8 +88,9 @@ Element = tuple[int, str, object]  # (tag, VR, value) of one element common to a
 PrivateBlock = tuple[int, str, list[tuple[int, str]]]  # (group, creator, [(element offset, VR)])
 
 
-def encode_runs(elements: list[Element], varying: list[int], charset: str | None,
-                 implicit: bool) -> list[bytes]:
+def encode_runs(
+    elements: list[Element], varying: list[int], charset: str | None, implicit: bool
+) -> list[bytes]:
     """The series' fixed elements encoded once, as the runs before, between and after the varying tags."""
     runs: list[list[bytes]] = [[] for _ in range(len(varying) + 1)]
     for tag, vr, value in sorted(elements, key=lambda e: e[0]):
@@ -142,8 +167,12 @@ def private_value(rng: random.Random, vr: str) -> object:
         return float(rng.randrange(-100000, 100000)) / 8
     if vr in ("OB", "OW", "UN"):
         return rng.randbytes(rng.choice((8, 16, 32, 64)))
-    low, high = {"SL": (-(2**31), 2**31 - 1), "SS": (-(2**15), 2**15 - 1), "UL": (0, 2**32 - 1),
-                 "US": (0, 2**16 - 1)}[vr]
+    low, high = {
+        "SL": (-(2**31), 2**31 - 1),
+        "SS": (-(2**15), 2**15 - 1),
+        "UL": (0, 2**32 - 1),
+        "US": (0, 2**16 - 1),
+    }[vr]
     return rng.randint(low, high)
 
 

@@ -36,8 +36,14 @@ def install(app: FastAPI, settings: Settings) -> None:
     def event(snap: dict[str, Any], what: str) -> None:
         counts = {k: snap[k] for k in ("total", "done", "sent", "skipped", "failed")}
         web.audit.record(
-            audit.ORTHANC_SEND, snap["started_by"], snap["client"], SeriesKey=snap["SeriesKey"],
-            send=snap["id"], state=what, orthanc=snap["orthanc_url"], **counts,
+            audit.ORTHANC_SEND,
+            snap["started_by"],
+            snap["client"],
+            SeriesKey=snap["SeriesKey"],
+            send=snap["id"],
+            state=what,
+            orthanc=snap["orthanc_url"],
+            **counts,
         )
 
     app.state.orthanc_sends = SendJobs(settings.db, settings=settings, on_event=event)
@@ -68,7 +74,9 @@ def sends(request: Request) -> SendJobs:
 
 # -- the JSON shapes ---------------------------------------------------------------------------------
 
-OrthancUrl = Annotated[Text, Field(max_length=2048, description="Orthanc's REST address, e.g. http://pacs:8042")]
+OrthancUrl = Annotated[
+    Text, Field(max_length=2048, description="Orthanc's REST address, e.g. http://pacs:8042")
+]
 OrthancUser = Annotated[Text, Field(max_length=256)]
 OrthancPassword = Annotated[Text, Field(max_length=1024)]
 
@@ -166,8 +174,12 @@ def put_settings(body: OrthancSettingsIn, request: Request, session: Admin) -> d
     )
     changed = "cleared" if body.clear_password else ("set" if body.password else "unchanged")
     st.audit.record(
-        audit.ORTHANC_SETTINGS, session.user.name, client_address(request),
-        url=conn.url, orthanc_user=conn.user, password=changed,
+        audit.ORTHANC_SETTINGS,
+        session.user.name,
+        client_address(request),
+        url=conn.url,
+        orthanc_user=conn.user,
+        password=changed,
     )
     return conn.public()
 
@@ -194,13 +206,20 @@ def test_settings(request: Request, session: Admin, body: OrthancTestIn | None =
             info = client.test_connection()
     except PacsIndexError as exc:
         st.audit.record(
-            audit.ORTHANC_TEST, session.user.name, client_address(request),
-            url=conn.url, outcome=type(exc).__name__,
+            audit.ORTHANC_TEST,
+            session.user.name,
+            client_address(request),
+            url=conn.url,
+            outcome=type(exc).__name__,
         )
         raise
     st.audit.record(
-        audit.ORTHANC_TEST, session.user.name, client_address(request),
-        url=conn.url, outcome="ok", version=info.get("version"),
+        audit.ORTHANC_TEST,
+        session.user.name,
+        client_address(request),
+        url=conn.url,
+        outcome="ok",
+        version=info.get("version"),
     )
     return {"ok": True, **info}
 
@@ -252,9 +271,7 @@ def cancel_send(
 
 
 @sends_router.get("/sends/{send_id}", response_model=SendOut, responses={404: {"model": Problem}})
-def get_send(
-    request: Request, send_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
-) -> dict[str, Any]:
+def get_send(request: Request, send_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]) -> dict[str, Any]:
     """How far a send has got: files done of total, sent, skipped (already in Orthanc), failed with why."""
     return _shown(sends(request).get(send_id), state(request).settings)
 

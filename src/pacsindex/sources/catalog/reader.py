@@ -291,9 +291,7 @@ class CatalogSource:
     them. Rows are grouped by folder as they stream; a listed file that is missing, or a row without a
     path, is an error of the run, not a crash."""
 
-    def __init__(
-        self, url: str, mapping_path: str | os.PathLike[str], environ: Mapping[str, str]
-    ) -> None:
+    def __init__(self, url: str, mapping_path: str | os.PathLike[str], environ: Mapping[str, str]) -> None:
         self.target = parse_catalog_url(url)
         self.mapping = load_mapping(mapping_path)
         self.password = catalog_password(self.mapping, environ)

@@ -49,8 +49,12 @@ class SmbCredentials:
         if isinstance(settings, SmbCredentials):
             return settings
         settings = _loaded(settings)
-        return cls(_setting(settings, "smb_user", "user"), _setting(settings, "smb_password", "password"),
-                   _setting(settings, "smb_domain", "domain"), require_encryption_from(settings))
+        return cls(
+            _setting(settings, "smb_user", "user"),
+            _setting(settings, "smb_password", "password"),
+            _setting(settings, "smb_domain", "domain"),
+            require_encryption_from(settings),
+        )
 
 
 def _loaded(settings: Any) -> Any:
@@ -111,8 +115,10 @@ class SmbLocation:
             raise ConfigError(f"not an smb:// address: {url}")
         hostport, _, rest = url[6:].replace("\\", "/").partition("/")
         if "@" in hostport:
-            raise ConfigError("put the NAS user name and password in PACSINDEX_SMB_USER and "
-                              "PACSINDEX_SMB_PASSWORD (or the NAS settings), not in the smb:// address")
+            raise ConfigError(
+                "put the NAS user name and password in PACSINDEX_SMB_USER and "
+                "PACSINDEX_SMB_PASSWORD (or the NAS settings), not in the smb:// address"
+            )
         host, port_text = hostport, ""
         if hostport.startswith("["):  # [IPv6]:port, as in any URL
             inner, bracket, after = hostport[1:].partition("]")
@@ -176,5 +182,3 @@ def _next_step(loc: SmbLocation) -> str:
     unc = f"\\\\{unc_host(loc.host)}\\{loc.share}"
     drive = "Z:\\" + loc.path.replace("/", "\\")
     return f'Or map the share in Windows (net use Z: "{unc}") and index the drive: pacsindex index "{drive}"'
-
-

@@ -134,29 +134,39 @@ class _NotEncrypted(Exception):
     """The NAS does not offer SMB3 encryption and the settings require it."""
 
 
-def _connect_error(exc: BaseException, loc: SmbLocation, creds: SmbCredentials, timeout: float,
-                   expired: bool) -> SourceError:
+def _connect_error(
+    exc: BaseException, loc: SmbLocation, creds: SmbCredentials, timeout: float, expired: bool
+) -> SourceError:
     """Translate what smbprotocol raised while connecting, logging in or opening the share."""
     where, step = f"the NAS at {loc.server}", _next_step(loc)
     if isinstance(exc, _NotEncrypted):
-        return SourceError(f"{where} does not offer SMB3 encryption and smb_require_encryption is set: "
-                           "switch encryption on at the NAS (SMB 3, e.g. Samba's server smb encrypt = "
-                           "desired), or unset smb_require_encryption to accept unencrypted traffic.")
+        return SourceError(
+            f"{where} does not offer SMB3 encryption and smb_require_encryption is set: "
+            "switch encryption on at the NAS (SMB 3, e.g. Samba's server smb encrypt = "
+            "desired), or unset smb_require_encryption to accept unencrypted traffic."
+        )
     cause = exc.__cause__ if isinstance(exc, ValueError) else exc  # smbprotocol wraps socket errors so
     status = getattr(exc, "status", None) or getattr(exc, "ntstatus", None)
     if isinstance(exc, (LogonFailure, SMBAuthenticationError)) or status == _LOGON_FAILURE:
         return AuthenticationFailed(
             f"{where} refused the login (user {creds.login!r}): check PACSINDEX_SMB_USER and "
-            f"PACSINDEX_SMB_PASSWORD (or the NAS settings); a domain account is written DOMAIN\\user. {step}")
+            f"PACSINDEX_SMB_PASSWORD (or the NAS settings); a domain account is written DOMAIN\\user. {step}"
+        )
     if isinstance(exc, BadNetworkName) or status == _BAD_NETWORK_NAME or getattr(exc, "errno", 0) == 2:
-        return ShareNotFound(f"{where} has no share named {loc.share!r}: check the share name (in Windows, "
-                             f"net view \\\\{loc.host} lists them)")  # no "map the share": there is none
+        return ShareNotFound(
+            f"{where} has no share named {loc.share!r}: check the share name (in Windows, "
+            f"net view \\\\{loc.host} lists them)"
+        )  # no "map the share": there is none
     if isinstance(exc, AccessDenied) or status == _ACCESS_DENIED:
-        return PermissionDenied(f"user {creds.login!r} may not open the share {loc.share!r} on {where}: ask "
-                                f"the NAS administrator for read access. {step}")
+        return PermissionDenied(
+            f"user {creds.login!r} may not open the share {loc.share!r} on {where}: ask "
+            f"the NAS administrator for read access. {step}"
+        )
     if expired or isinstance(cause, TimeoutError) or "timeout" in str(exc).lower():
-        return SourceUnreachable(f"{where} timed out: no answer within {timeout:g} s. Check that it is "
-                                 f"switched on and reachable from this computer (ping {loc.host}). {step}")
+        return SourceUnreachable(
+            f"{where} timed out: no answer within {timeout:g} s. Check that it is "
+            f"switched on and reachable from this computer (ping {loc.host}). {step}"
+        )
     if isinstance(cause, ConnectionRefusedError):
         reason = f"connection refused on port {loc.port}. Is SMB file sharing switched on there?"
     elif type(cause).__name__ == "gaierror":
@@ -182,8 +192,15 @@ def _status_error(status: int) -> OSError:
 
 def _create(tree: TreeConnect, name: str, access: int, options: int) -> tuple[Open, Any]:
     o = Open(tree, name)
-    msg, _ = o.create(ImpersonationLevel.Impersonation, access, FileAttributes.FILE_ATTRIBUTE_NORMAL,
-                      _SHARE_ALL, CreateDisposition.FILE_OPEN, options, send=False)
+    msg, _ = o.create(
+        ImpersonationLevel.Impersonation,
+        access,
+        FileAttributes.FILE_ATTRIBUTE_NORMAL,
+        _SHARE_ALL,
+        CreateDisposition.FILE_OPEN,
+        options,
+        send=False,
+    )
     return o, msg
 
 
@@ -200,8 +217,9 @@ def _stat_msgs(tree: TreeConnect, name: str) -> list[Any]:
     return [create, o.close(send=False)[0]]
 
 
-def _dir_msgs(tree: TreeConnect, name: str, queries: int, close: bool, file_id: bytes | None = None
-              ) -> list[Any]:
+def _dir_msgs(
+    tree: TreeConnect, name: str, queries: int, close: bool, file_id: bytes | None = None
+) -> list[Any]:
     """Open a folder (unless `file_id` is an open one), query its entries `queries` times, maybe close it."""
     if file_id is None:
         access = DirAccess.FILE_LIST_DIRECTORY | DirAccess.FILE_READ_ATTRIBUTES
@@ -233,8 +251,13 @@ def _dir_entries(buf: bytes) -> Iterator[DirEntry]:
     while off + 80 <= len(buf):
         nxt, _, _, _, mtime, _, size, _, attrs, nlen, _, _, fid = _DIR_ENTRY.unpack_from(buf, off)
         # A name that does not decode could not be opened by name either: it becomes an error, not a crash.
-        yield buf[off + 80 : off + 80 + nlen].decode("utf-16-le", "replace"), size, \
-            (mtime - _FILETIME_EPOCH) * 100, attrs, fid
+        yield (
+            buf[off + 80 : off + 80 + nlen].decode("utf-16-le", "replace"),
+            size,
+            (mtime - _FILETIME_EPOCH) * 100,
+            attrs,
+            fid,
+        )
         if not nxt:
             return
         off += nxt
@@ -298,8 +321,10 @@ class _Client:
 
     def connect(self, give_up: float = GIVE_UP_S) -> None:
         if not self.creds.user:
-            raise AuthenticationFailed("no NAS user name: set PACSINDEX_SMB_USER and PACSINDEX_SMB_PASSWORD "
-                                       f"(or the NAS settings). {_next_step(self.loc)}")
+            raise AuthenticationFailed(
+                "no NAS user name: set PACSINDEX_SMB_USER and PACSINDEX_SMB_PASSWORD "
+                f"(or the NAS settings). {_next_step(self.loc)}"
+            )
         quiet_libraries()
 
         def handshake() -> None:
@@ -308,8 +333,9 @@ class _Client:
             if self.creds.require_encryption and not offered:
                 raise _NotEncrypted
             # Encrypt whenever the NAS can: smbprotocol then encrypts every message of the session.
-            self.session = Session(self.conn, self.creds.login, self.creds.password,
-                                   require_encryption=offered)
+            self.session = Session(
+                self.conn, self.creds.login, self.creds.password, require_encryption=offered
+            )
             self.session.connect()
             self._open_tree(self.loc.share)
             rtts = []
@@ -326,8 +352,12 @@ class _Client:
         self._bounded(give_up, handshake, self.loc.share)
         window = self.conn.sequence_window
         self.pacer.most = max(1, min(MAX_WINDOW, (window["high"] - window["low"]) // 8))
-        log.info("connected to the NAS at %s (SMB dialect 0x%x, %s)", self.loc.server, self.conn.dialect,
-                 "encrypted" if self.encrypted else "not encrypted")
+        log.info(
+            "connected to the NAS at %s (SMB dialect 0x%x, %s)",
+            self.loc.server,
+            self.conn.dialect,
+            "encrypted" if self.encrypted else "not encrypted",
+        )
 
     @property
     def encrypted(self) -> bool:
@@ -362,8 +392,14 @@ class _Client:
         out = []
         for req in requests:
             try:
-                out.append((0, self.conn.receive(req, timeout=self.timeout, resolve_symlinks=False)["data"]
-                            .get_value()))
+                out.append(
+                    (
+                        0,
+                        self.conn.receive(req, timeout=self.timeout, resolve_symlinks=False)[
+                            "data"
+                        ].get_value(),
+                    )
+                )
             except SMBResponseException as exc:
                 if exc.status in _SESSION_GONE:
                     raise _Offline(f"the NAS ended the session (0x{exc.status:08x})") from exc
@@ -401,8 +437,9 @@ _clients_lock = threading.Lock()  # guards the dicts above; never held while con
 _connecting: dict[_Key, threading.Lock] = {}  # one per NAS address and account: held while connecting
 
 
-def _client_for(loc: SmbLocation, creds: SmbCredentials, timeout: float,
-                give_up: float = GIVE_UP_S) -> _Client:
+def _client_for(
+    loc: SmbLocation, creds: SmbCredentials, timeout: float, give_up: float = GIVE_UP_S
+) -> _Client:
     """This process's connection to the NAS at `loc` as `creds`, connecting (bounded by GIVE_UP_S) if needed.
     Threads wanting the same connection wait for one attempt instead of racing, and those that waited share
     its failure. The wait is per connection: a slow or wrong address (an admin's Test connection, up to
@@ -453,8 +490,14 @@ def close_connections() -> None:
         client.drop()
 
 
-def _retrying(loc: SmbLocation, creds: SmbCredentials, timeout: float, op: Callable[[_Client], Any],
-              wait: Callable[[float], Any] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Any:
+def _retrying(
+    loc: SmbLocation,
+    creds: SmbCredentials,
+    timeout: float,
+    op: Callable[[_Client], Any],
+    wait: Callable[[float], Any] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Any:
     """Run `op` on a live connection. A network error is retried up to RETRIES times, over a new connection,
     after an exponential, jittered pause; all the retries of one operation share `timeout` seconds, so a
     NAS that stopped answering ends the operation within about twice the timeout. Raises SourceError when

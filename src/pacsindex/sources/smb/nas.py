@@ -66,8 +66,15 @@ class NasSettings:
         return SmbCredentials(self.user, self.password, self.domain)
 
     def stored(self) -> dict[str, Any]:
-        return {"host": self.host, "share": self.share, "path": self.path, "user": self.user,
-                "password": self.password, "domain": self.domain, "port": self.port}
+        return {
+            "host": self.host,
+            "share": self.share,
+            "path": self.path,
+            "user": self.user,
+            "password": self.password,
+            "domain": self.domain,
+            "port": self.port,
+        }
 
     def public(self) -> dict[str, Any]:
         """For the API: everything but the password, plus password_set and the root's URL."""
@@ -76,6 +83,7 @@ class NasSettings:
 
 def validate(values: Mapping[str, Any]) -> NasSettings:
     """NasSettings from what an admin typed; ConfigError naming the field and what is wrong."""
+
     def text(name: str, limit: int) -> str:
         value = values.get(name)
         value = "" if value is None else value
@@ -95,13 +103,15 @@ def validate(values: Mapping[str, Any]) -> NasSettings:
         raise ConfigError(f"required: {', '.join(missing)}")
     host = _valid_host(host)
     if set(share) & _SHARE_BAD or share.strip(". ") == "":
-        raise ConfigError(f"share {share!r} is not a share name: leave out \\ / : * ? \" < > | [ ] + = ; , "
-                          "(the share's own name, e.g. Image Archiving; folders inside it go in path)")
+        raise ConfigError(
+            f'share {share!r} is not a share name: leave out \\ / : * ? " < > | [ ] + = ; , '
+            "(the share's own name, e.g. Image Archiving; folders inside it go in path)"
+        )
     parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
     if any(p.strip() == ".." for p in parts):
         raise ConfigError("path must stay inside the share: '..' is not allowed")
     if any(set(p) & _PATH_BAD for p in parts):
-        raise ConfigError("path holds a character a Windows folder name cannot have (< > : \" | ? *)")
+        raise ConfigError('path holds a character a Windows folder name cannot have (< > : " | ? *)')
     if set(domain) & _DOMAIN_BAD:
         raise ConfigError(f"domain {domain!r} is not a domain name (e.g. CLINIC)")
     port = values.get("port")
@@ -115,8 +125,10 @@ def validate(values: Mapping[str, Any]) -> NasSettings:
 
 def _valid_host(host: str) -> str:
     if "://" in host or host.startswith(("\\\\", "//")) or "/" in host or "\\" in host:
-        raise ConfigError("host takes just the NAS's name or IP address (nas or 192.168.1.20): the share "
-                          "and folders have their own fields")
+        raise ConfigError(
+            "host takes just the NAS's name or IP address (nas or 192.168.1.20): the share "
+            "and folders have their own fields"
+        )
     try:
         ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -124,8 +136,9 @@ def _valid_host(host: str) -> str:
     if ip is not None:
         return str(ip)  # IPv4 or IPv6 (without brackets; the smb:// address adds them)
     if re.fullmatch(r"[0-9.]+", host) or not _HOST.match(host):
-        raise ConfigError(f"host {host!r} is not a host name or IP address (e.g. nas, nas.clinic.local, "
-                          "192.168.1.20)")
+        raise ConfigError(
+            f"host {host!r} is not a host name or IP address (e.g. nas, nas.clinic.local, 192.168.1.20)"
+        )
     return host.rstrip(".").lower()
 
 

@@ -115,7 +115,6 @@ def _head(client: _Client, share: str, replies: list[tuple[int, bytes]]) -> tupl
     return size, _payload(read, "<BxI") if not rstatus else b""
 
 
-
 @dataclass(frozen=True)
 class SmbReader:
     """Opens smb:// paths read-only. Picklable: each worker process connects once and reuses it."""
@@ -248,7 +247,6 @@ class SmbFile(io.RawIOBase):
         return len(data)
 
 
-
 # -- listing folders -------------------------------------------------------------------------------------
 
 
@@ -336,8 +334,10 @@ class SmbTree:
         """Advice for the run status when the NAS answers slowly."""
         if self._rtt is None or self._rtt * 1000 < SLOW_MS:
             return None
-        return (f"the NAS answers slowly ({self._rtt * 1000:.0f} ms a round trip), so indexing over the "
-                f"network takes long. {_next_step(self.typed_at(self.loc))}")
+        return (
+            f"the NAS answers slowly ({self._rtt * 1000:.0f} ms a round trip), so indexing over the "
+            f"network takes long. {_next_step(self.typed_at(self.loc))}"
+        )
 
     def reader(self) -> SmbReader:
         return SmbReader(self.creds, self.timeout)
@@ -358,8 +358,9 @@ class SmbTree:
         if cstatus in _NOT_FOUND:
             raise SourceError(f"root not found on the NAS: {self.label}")
         if cstatus == _ACCESS_DENIED:
-            raise PermissionDenied(f"root not readable (permission denied): {self.label}. "
-                                   f"{_next_step(self.typed_at(self.loc))}")
+            raise PermissionDenied(
+                f"root not readable (permission denied): {self.label}. {_next_step(self.typed_at(self.loc))}"
+            )
         if cstatus:
             raise SourceError(f"cannot open {self.label}: the NAS answered status 0x{cstatus:08x}")
         size, mtime_ns, attrs, file_id = _created(create)
@@ -375,8 +376,10 @@ class SmbTree:
                 self._stat(client)
             except _Offline as exc:
                 _discard(client)
-                raise SourceUnreachable(f"the NAS at {self.loc.server} dropped the connection: {exc}. "
-                                        f"{_next_step(self.typed_at(self.loc))}") from exc
+                raise SourceUnreachable(
+                    f"the NAS at {self.loc.server} dropped the connection: {exc}. "
+                    f"{_next_step(self.typed_at(self.loc))}"
+                ) from exc
         except ShareNotFound as exc:  # name the share as the user wrote it, not as it is stored
             raise ShareNotFound(str(exc).replace(repr(self.loc.share), repr(self.typed.share))) from exc
 
@@ -419,8 +422,10 @@ class SmbTree:
         try:
             attrs, size, mtime_ns = _retrying(self.loc, self.creds, self.timeout, self._stat)
         except _Offline as exc:
-            raise SourceUnreachable(f"the NAS at {self.loc.server} keeps dropping the connection: {exc}. "
-                                    f"{_next_step(self.typed_at(self.loc))}") from exc
+            raise SourceUnreachable(
+                f"the NAS at {self.loc.server} keeps dropping the connection: {exc}. "
+                f"{_next_step(self.typed_at(self.loc))}"
+            ) from exc
         if not attrs & _DIRECTORY:
             folder, _, name = self.loc.url.rpartition("/")
             yield DirListing(folder, "/", [Entry(name, size, mtime_ns)], False)
@@ -435,8 +440,9 @@ class SmbTree:
             raise self._fatal
 
 
-def test_connection(target: Any, settings: Any = None, limit: int = 20, timeout: float | None = None
-                    ) -> list[str]:
+def test_connection(
+    target: Any, settings: Any = None, limit: int = 20, timeout: float | None = None
+) -> list[str]:
     """Connect as the NAS settings say and list the first `limit` entries of the share root, or of the
     folder the settings' path names (folders end in '/'). `target` is an smb:// URL (credentials from
     `settings`), or the NAS settings themselves: an object or mapping with host, share, path, port, user,
@@ -446,8 +452,9 @@ def test_connection(target: Any, settings: Any = None, limit: int = 20, timeout:
         creds, wait = credentials_for(loc, settings), connect_timeout_from(settings)
     else:
         port = int(_setting(target, "port", default=DEFAULT_PORT))
-        loc = SmbLocation.parse(url_for(_setting(target, "host"), _setting(target, "share"),
-                                        str(_setting(target, "path")), port))
+        loc = SmbLocation.parse(
+            url_for(_setting(target, "host"), _setting(target, "share"), str(_setting(target, "path")), port)
+        )
         creds, wait = SmbCredentials.from_settings(target), connect_timeout_from(target)
     client = _client_for(loc, creds, timeout or wait)
     try:
@@ -457,8 +464,10 @@ def test_connection(target: Any, settings: Any = None, limit: int = 20, timeout:
         raise SourceUnreachable(f"the NAS at {loc.server} dropped the connection: {exc}") from exc
     where = f"the folder {loc.path!r} in the share {loc.share!r}" if loc.path else f"the share {loc.share!r}"
     if isinstance(got, FileNotFoundError):
-        raise SourceError(f"there is no folder {loc.path!r} in the share {loc.share!r} on {loc.server}: "
-                          "check the path (folders inside the share, separated by / or \\)")
+        raise SourceError(
+            f"there is no folder {loc.path!r} in the share {loc.share!r} on {loc.server}: "
+            "check the path (folders inside the share, separated by / or \\)"
+        )
     if isinstance(got, OSError):
         raise PermissionDenied(f"cannot list {where}: {got.strerror}. {_next_step(loc)}")
     names = sorted(n + ("/" if a & _DIRECTORY else "") for n, _, _, a, _ in got if n not in (".", ".."))
