@@ -20,12 +20,13 @@ import psutil
 import pytest
 
 from conftest import write_dicom
-from hardening_kit import PASSWORD, press_download, wait_until
+from hardening_kit import PASSWORD, press_download
 from pacsindex.accounts.auth import Accounts
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sample.archive import write_sample
 from pacsindex.sources.files import LocalTree
 from samba_server import free_port, wait_for_port
+from support_wait import wait_until
 
 
 def start_serve(db: Path, roots: list[str], port: int) -> subprocess.Popen[bytes]:

@@ -18,13 +18,14 @@ import pytest
 
 import orthanc_server
 from conftest import write_dicom
-from hardening_kit import PASSWORD, live_server, press_download, wait_until
+from hardening_kit import PASSWORD, live_server, press_download
 from pacsindex.errors import SourceUnreachable
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.orthanc.client import Connection, OrthancClient, SendProgress, send_series
 from pacsindex.sources.files import source_for
 from pacsindex.sources.smb import reader as smb
 from samba_server import SambaServer, TcpProxy, samba_fixture  # noqa: F401  (the "samba" fixture)
+from support_wait import wait_until
 
 pytestmark = pytest.mark.samba
 STUDY, SERIES = "1.2.826.0.1.3680043.2.5", "1.2.826.0.1.3680043.2.5.1"

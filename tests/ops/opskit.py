@@ -4,8 +4,7 @@ member signed in, a small archive, and a wait with a deadline."""
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +20,6 @@ from pacsindex.web.server import ThreadedServer
 
 PASSWORD = "correct horse battery"
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def add_study(root: Path, name: str, pid: str, uid: str, n: int = 2, date: str = "20261207") -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from opskit import add_study, live_service, wait_until
+from opskit import add_study, live_service
 
 from pacsindex.config.settings import Settings
 from pacsindex.index import store
@@ -22,6 +22,7 @@ from pacsindex.ops.scheduler import load_schedule, next_full
 from pacsindex.sources.files import DirListing, LocalTree
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
+from support_wait import wait_until
 
 SA = ZoneInfo("Africa/Johannesburg")
 

@@ -7,12 +7,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from opskit import FAST, PASSWORD, add_study, count, sign_in, wait_until
+from opskit import FAST, PASSWORD, add_study, count, sign_in
 
 from pacsindex.config.settings import Settings
 from pacsindex.sources.files import DirListing, LocalTree, WalkError
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
+from support_wait import wait_until
 
 
 class HeldTree(LocalTree):

@@ -9,7 +9,7 @@ import hashlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,20 +27,13 @@ from pacsindex.orthanc.sends import SendJob
 from pacsindex.sources.files import source_for
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
+from support_wait import wait_until
 
 pytestmark = pytest.mark.orthanc
 
 PASSWORD = "correct horse battery"
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 FILES = 8
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return value
 
 
 class CountingProxy:
@@ -165,13 +158,18 @@ def test_a_send_stopped_by_a_restart_finishes_afterwards_with_nothing_sent_twice
             0,
             0,
         )
-        states = [
-            e["detail"]["state"]
-            for e in reversed(app2.state.pacsindex.audit.entries(action="orthanc_send"))
-            if e["detail"]["send"] == send_id
-        ]
+
+        def states() -> list[str]:
+            return [
+                e["detail"]["state"]
+                for e in reversed(app2.state.pacsindex.audit.entries(action="orthanc_send"))
+                if e["detail"]["send"] == send_id
+            ]
+
+        # the "completed" entry is written just after the send's state changes: wait for it
+        wait_until(lambda: "completed" in states(), what="the send's completion in the audit log")
         client.close()
-    assert states == ["started", "stopped", "resumed", "completed"]
+    assert states() == ["started", "stopped", "resumed", "completed"]
     assert len(proxy.uploads) == FILES and set(proxy.uploads.values()) == {1}  # each instance once
     held = {
         str(orthanc.get(f"/instances/{i}/simplified-tags")["SeriesInstanceUID"])

@@ -13,8 +13,9 @@ import httpx
 import pytest
 import uvicorn
 
-from hardening_kit import PASSWORD, live_server, raw_get, sample_index, wait_until
+from hardening_kit import PASSWORD, live_server, raw_get, sample_index
 from pacsindex.web.logredact import redact_path
+from support_wait import wait_until
 
 SPELLINGS = (
     "/share/{t}",

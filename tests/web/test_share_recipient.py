@@ -14,7 +14,6 @@ import secrets
 import socket
 import sqlite3
 import threading
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,18 +35,11 @@ from pacsindex.share.limits import StreamLimiter
 from pacsindex.sources.files import LocalTree
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
+from support_wait import wait_until
 
 PASSWORD = "correct horse battery"
 STUDY = "1.2.826.0.1.3680043.77.1717"
 PATIENT, PATIENT_ID = "DLAMINI^ZANELE", "8505150123086"
-
-
-def wait_until(check: Callable[[], object], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-    return result
 
 
 def write_archive(root: Path) -> None:

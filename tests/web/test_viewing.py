@@ -106,8 +106,7 @@ def test_a_series_opens_in_viewing_order_with_its_study_and_is_audited(live: Liv
     assert strip == same_study and len(strip) > 1
     entries = audit(live, "view_series")
     assert any(e["detail"].get("SeriesKey") == ct["SeriesKey"] and e["user"] == "thandi" for e in entries)
-    with live.anonymous() as anon:
-        assert anon.get(f"/api/series/{ct['SeriesKey']}/images").status_code == 401
+    assert live.anonymous().get(f"/api/series/{ct['SeriesKey']}/images").status_code == 401
 
 
 def test_images_are_drawn_with_the_files_window_or_the_one_asked_for(live: Live) -> None:
@@ -153,13 +152,13 @@ def test_a_file_gone_since_indexing_gives_a_placeholder_and_a_reason(live: Live)
 
 def test_the_viewer_page_is_served_without_patient_data(live: Live) -> None:
     ct = live.ct()
-    with live.anonymous() as anon:
-        page = anon.get(f"/viewer/{ct['SeriesKey']}")
-        assert page.status_code == 200 and "/static/viewer.js" in page.text
-        assert f"/api/series/{ct['SeriesKey']}/images" in page.text
-        assert str(ct["PatientID"]) not in page.text
-        for name in ("viewer.js", "viewer.css"):
-            assert anon.get(f"/static/{name}").status_code == 200
+    anon = live.anonymous()  # closed with the server
+    page = anon.get(f"/viewer/{ct['SeriesKey']}")
+    assert page.status_code == 200 and "/static/viewer.js" in page.text
+    assert f"/api/series/{ct['SeriesKey']}/images" in page.text
+    assert str(ct["PatientID"]) not in page.text
+    for name in ("viewer.js", "viewer.css"):
+        assert anon.get(f"/static/{name}").status_code == 200
 
 
 # -- share recipients ---------------------------------------------------------------------------------------

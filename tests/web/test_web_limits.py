@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from conftest import write_dicom
-from hardening_kit import PASSWORD, live_server, wait_until
+from hardening_kit import PASSWORD, live_server
 from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sources.files import LocalTree
+from support_wait import wait_until
 
 STUDY, SERIES = "1.2.826.0.1.3680043.2.1", "1.2.826.0.1.3680043.2.1.1"
 

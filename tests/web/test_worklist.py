@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sample.archive import write_sample
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
+from support_wait import wait_until
 
 PASSWORD = "correct horse battery"
 
@@ -30,15 +30,6 @@ class Live:
     client: httpx.Client
     csrf: dict[str, str]
     settings: Settings
-
-
-def wait_until(check, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-    return result
 
 
 @pytest.fixture(scope="module")
