@@ -15,10 +15,6 @@ from typing import Any
 from pacsindex.accounts import audit
 from pacsindex.cli.options import common, os_user, print_json, settings_from
 from pacsindex.errors import InvalidQuery
-from pacsindex.ops import backup as backups
-from pacsindex.ops import reports, winservice
-from pacsindex.ops.pdf import report_pdf
-from pacsindex.ops.retention import purge
 
 __all__ = ["COMMANDS", "add_parsers"]
 
@@ -66,6 +62,8 @@ def _who() -> str:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    from pacsindex.ops.retention import purge  # here: other commands need not load it
+
     settings = settings_from(args)
     done = purge(settings, now=time.time(), dry_run=args.dry_run)
     if not args.dry_run:
@@ -80,6 +78,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    from pacsindex.ops import backup as backups
+
     settings = settings_from(args)
     manifest = backups.backup(settings, Path(args.dest))
     audit.AuditLog(settings.db).record(audit.BACKUP, _who(), "cli", dest=str(args.dest), made="backup")
@@ -95,6 +95,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from pacsindex.ops import backup as backups
+
     settings = settings_from(args)
     manifest = backups.restore(settings, Path(args.src))
     audit.AuditLog(settings.db).record(
@@ -107,6 +109,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_access_report(args: argparse.Namespace) -> int:
+    from pacsindex.ops import reports
+    from pacsindex.ops.pdf import report_pdf
+
     settings = settings_from(args)
     query = str(args.patient).strip()
     found = reports.find_patients(settings.db, query)
@@ -147,6 +152,8 @@ def cmd_access_report(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
+    from pacsindex.ops import reports
+
     settings = settings_from(args)
     since, until = reports.date_range(args.date_from, args.date_to, settings.tz)
     audit.AuditLog(settings.db).record(
@@ -162,6 +169,8 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
+    from pacsindex.ops import winservice
+
     config = args.config
     if args.action != "uninstall" and not config:
         raise InvalidQuery("give --config FILE: the settings file the service runs with")

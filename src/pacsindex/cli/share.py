@@ -10,7 +10,7 @@ import argparse
 import getpass
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pacsindex.accounts import audit
 from pacsindex.cli.options import common, os_user, positive, print_json
@@ -18,8 +18,9 @@ from pacsindex.cli.options import settings_from as _settings_from
 from pacsindex.config.settings import Settings
 from pacsindex.errors import ConfigError, Conflict
 from pacsindex.index import store
-from pacsindex.share import service
-from pacsindex.share.links import Shares
+
+if TYPE_CHECKING:
+    from pacsindex.share.links import Shares
 
 __all__ = ["add_parsers", "cmd_share"]
 
@@ -61,6 +62,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_share(args: argparse.Namespace) -> int:
+    from pacsindex.share.links import Shares  # here: other commands need not load the share package
+
     settings = _settings_from(args)
     shares = Shares.from_settings(settings)
     if args.share_command == "create":
@@ -80,6 +83,8 @@ def _when(ts: float | None, settings: Settings) -> str:
 
 
 def _create(args: argparse.Namespace, settings: Settings, shares: Shares) -> int:
+    from pacsindex.share import service
+
     base = (args.url or settings.public_url).rstrip("/")
     if not base:
         raise ConfigError("set public_url (or give --url https://...) so the link points at this server")

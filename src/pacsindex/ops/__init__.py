@@ -9,11 +9,15 @@ other).
 
 from __future__ import annotations
 
-from pacsindex.ops.backup import ServiceLock
-from pacsindex.ops.health import Health, disk_warning
-from pacsindex.ops.pdf import report_pdf
-from pacsindex.ops.retention import purge
-from pacsindex.ops.scheduler import SCHEDULER, Scheduler
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pacsindex.ops.backup import ServiceLock
+    from pacsindex.ops.health import Health, disk_warning
+    from pacsindex.ops.pdf import report_pdf
+    from pacsindex.ops.retention import purge
+    from pacsindex.ops.scheduler import SCHEDULER, Scheduler
 
 __all__ = [
     "disk_warning",
@@ -24,3 +28,21 @@ __all__ = [
     "Scheduler",
     "ServiceLock",
 ]
+
+# Imported on first use: `pacsindex index` must not pay for fpdf and the share bundle (~0.4 s).
+_FROM = {
+    "disk_warning": "pacsindex.ops.health",
+    "Health": "pacsindex.ops.health",
+    "purge": "pacsindex.ops.retention",
+    "report_pdf": "pacsindex.ops.pdf",
+    "SCHEDULER": "pacsindex.ops.scheduler",
+    "Scheduler": "pacsindex.ops.scheduler",
+    "ServiceLock": "pacsindex.ops.backup",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _FROM.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from pacsindex.share.bundle import PlanMap, ShareZip
-from pacsindex.share.deid import Deidentifier
-from pacsindex.share.download import CHUNK, ReaderFor, member_names, stream_file
-from pacsindex.share.limits import Slot, StreamLimiter
-from pacsindex.share.links import MAX_NOTE, MAX_PAGE, Access, Kind, Shares, share_series_keys
-from pacsindex.share.store import Share, iso
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pacsindex.share.bundle import PlanMap, ShareZip
+    from pacsindex.share.deid import Deidentifier
+    from pacsindex.share.download import CHUNK, ReaderFor, member_names, stream_file
+    from pacsindex.share.limits import Slot, StreamLimiter
+    from pacsindex.share.links import MAX_NOTE, MAX_PAGE, Access, Kind, Shares, share_series_keys
+    from pacsindex.share.store import Share, iso
 
 __all__ = [
     "Access",
@@ -28,3 +32,31 @@ __all__ = [
     "stream_file",
     "StreamLimiter",
 ]
+
+# Imported on first use: a command that only lists links never pays for pydicom or the zip writer.
+_FROM = {
+    "Access": "pacsindex.share.links",
+    "CHUNK": "pacsindex.share.download",
+    "Deidentifier": "pacsindex.share.deid",
+    "iso": "pacsindex.share.store",
+    "Kind": "pacsindex.share.links",
+    "MAX_NOTE": "pacsindex.share.links",
+    "MAX_PAGE": "pacsindex.share.links",
+    "member_names": "pacsindex.share.download",
+    "PlanMap": "pacsindex.share.bundle",
+    "ReaderFor": "pacsindex.share.download",
+    "Share": "pacsindex.share.store",
+    "share_series_keys": "pacsindex.share.links",
+    "Shares": "pacsindex.share.links",
+    "ShareZip": "pacsindex.share.bundle",
+    "Slot": "pacsindex.share.limits",
+    "stream_file": "pacsindex.share.download",
+    "StreamLimiter": "pacsindex.share.limits",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _FROM.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
