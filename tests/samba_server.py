@@ -193,6 +193,7 @@ class TcpProxy:
         self._server = socket.create_server(("127.0.0.1", port))
         self.port = int(self._server.getsockname()[1])
         self._live: set[socket.socket] = set()
+        self._closed = False
         self._lock = threading.Lock()
         self.connections = 0
         self.bytes_down = 0
@@ -202,12 +203,22 @@ class TcpProxy:
         while True:
             try:
                 client, _ = self._server.accept()
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
             except OSError:
                 return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()  # the target is gone: refuse this one, keep listening
+                continue
             with self._lock:
-                self._live.update((client, upstream))
-                self.connections += 1
+                closed = self._closed
+                if not closed:
+                    self._live.update((client, upstream))
+                    self.connections += 1
+            if closed:  # close() ran while this one was being accepted
+                client.close()
+                upstream.close()
+                return
             for src, dst, down in ((client, upstream, False), (upstream, client, True)):
                 threading.Thread(target=self._pump, args=(src, dst, down), daemon=True).start()
 
@@ -242,6 +253,8 @@ class TcpProxy:
         return len(live)
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
         try:  # wakes the accepting thread: a plain close() leaves it listening until the next connection
             self._server.shutdown(socket.SHUT_RDWR)
         except OSError:

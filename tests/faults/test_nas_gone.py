@@ -85,9 +85,11 @@ def slow_get(base: str, target: str, headers: dict[str, str]) -> socket.socket:
 
 def read_all(sock: socket.socket) -> bytes:
     data = b""
-    while chunk := sock.recv(1 << 20):
-        data += chunk
-    sock.close()
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    finally:
+        sock.close()
     return data
 
 
