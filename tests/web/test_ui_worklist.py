@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from test_jobs import GatedTree
 
 from axe import assert_accessible
 from chromium import ARTIFACTS, browser_fixture, doc_screenshot  # noqa: F401  (the "browser" fixture)
@@ -27,6 +26,7 @@ from pacsindex.ingest.scan import ScanOptions
 from pacsindex.sample.archive import write_sample
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
+from support_jobs import GatedTree
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
