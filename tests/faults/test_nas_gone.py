@@ -6,6 +6,7 @@ whole)."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import sqlite3
@@ -27,7 +28,23 @@ from pacsindex.sources.smb import reader as smb
 from samba_server import SambaServer, TcpProxy, samba_fixture  # noqa: F401  (the "samba" fixture)
 from support_wait import wait_until
 
-pytestmark = pytest.mark.samba
+# When the NAS vanishes mid-transfer, smbprotocol's connection to it is dropped, and its socket is closed
+# only by the garbage collector: a ResourceWarning that would land on whichever later test runs then.
+# It is collected here, where it belongs, and accepted in this module only (see the closing note: the SMB
+# client should close that socket itself).
+pytestmark = [
+    pytest.mark.samba,
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
+
+
+@pytest.fixture(autouse=True)
+def collect_dropped_connections() -> Iterator[None]:
+    yield
+    gc.collect()
+
+
 STUDY, SERIES = "1.2.826.0.1.3680043.2.5", "1.2.826.0.1.3680043.2.5.1"
 
 
