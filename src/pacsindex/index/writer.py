@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pacsindex.dicom.headers import FileResult, HeaderRecord
 from pacsindex.index.clock import iso, utcnow
@@ -354,13 +354,7 @@ class Writer:
         }
         row = self.conn.execute("SELECT id, StudyDate FROM studies WHERE study_key = ?", (key,)).fetchone()
         if row is None:
-            cur = self.conn.execute(
-                f"""INSERT INTO studies (study_key, {", ".join(fields)})
-                   VALUES (?, {", ".join("?" * len(fields))})""",
-                (key, *fields.values()),
-            )
-            study_id = cur.lastrowid
-            assert study_id is not None
+            study_id = self._insert("studies", "study_key", key, fields)
         else:
             study_id = row[0]
             if self._refresh("studies", study_id, fields) and row[1] != rec.StudyDate:
@@ -371,6 +365,16 @@ class Writer:
             self._studies.clear()
         self._studies[key] = study_id
         return study_id
+
+    def _insert(self, table: str, key_column: str, key: str, fields: dict[str, Any]) -> int:
+        """A new patient or study row keyed by `key`, and its id (table and column names are ours)."""
+        cur = self.conn.execute(
+            f"""INSERT INTO {table} ({key_column}, {", ".join(fields)})
+               VALUES (?, {", ".join("?" * len(fields))})""",
+            (key, *fields.values()),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
 
     def _patient_id(self, rec: HeaderRecord, key: str) -> int:
         cached = self._patients.get(key)
@@ -392,13 +396,7 @@ class Writer:
         }
         row = self.conn.execute("SELECT id FROM patients WHERE patient_key = ?", (key,)).fetchone()
         if row is None:
-            cur = self.conn.execute(
-                f"""INSERT INTO patients (patient_key, {", ".join(fields)})
-                   VALUES (?, {", ".join("?" * len(fields))})""",
-                (key, *fields.values()),
-            )
-            patient_id = cur.lastrowid
-            assert patient_id is not None
+            patient_id = self._insert("patients", "patient_key", key, fields)
         else:
             patient_id = row[0]
             self._refresh("patients", patient_id, fields)
