@@ -197,6 +197,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                         limit=args.limit,
                         retry_errors=args.retry_errors,
                         full=args.full,
+                        recent_s=settings.quick_recent_hours * 3600,
                     ),
                     on_progress=on_progress,
                     cancel=cancel,

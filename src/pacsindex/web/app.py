@@ -103,7 +103,8 @@ def create_app(
     jobs = IndexJobs(
         settings.db,
         sources,
-        options=scan_options or ScanOptions(workers=settings.workers),
+        options=scan_options
+        or ScanOptions(workers=settings.workers, recent_s=settings.quick_recent_hours * 3600),
         status_path=settings.status_path,
         tz=settings.tz,
         tables=load_tables(settings.extra),  # ConfigError for a bad section: checked at start-up
