@@ -31,7 +31,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--full",
         action="store_true",
-        help="list every folder, also those unchanged since the last run (catches files rewritten in place)",
+        help="list every folder, also patients' folders quiet since the last run (catches files rewritten "
+        "in place and late additions to old studies; `pacsindex serve` does this nightly)",
     )
     p.add_argument(
         "--workers", type=non_negative, metavar="N", help="header-reading processes (0: one per CPU)"
