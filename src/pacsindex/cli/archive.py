@@ -288,7 +288,10 @@ _TABLE_COLUMNS = (
 
 def _table(rows: list[dict[str, Any]]) -> None:
     """A table on a terminal; tab-separated lines when piped, so nothing is cut short."""
-    cells = [["" if r.get(c) is None else str(r[c]) for c in _TABLE_COLUMNS] for r in rows]
+    from pacsindex.dicom import person_name, shown_date
+
+    shown = {"PatientName": person_name, "StudyDate": shown_date}  # as reception says them; --json keeps them
+    cells = [["" if r.get(c) is None else shown.get(c, str)(r[c]) for c in _TABLE_COLUMNS] for r in rows]
     if not sys.stdout.isatty():
         print("\t".join(_TABLE_COLUMNS))
         for line in cells:
