@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,27 @@ def test_a_quick_pass_over_smb_finds_a_new_study(samba: SambaServer, tmp_path: P
         check_quick_pass(tree, tmp_path / "smb.db", source)
     finally:
         smb.close_connections()
+
+
+def test_a_quick_pass_finishes_what_a_stopped_first_index_left(tmp_path: Path) -> None:
+    """A first index stopped half-way (Ctrl-C, a reboot) on an old archive: the folders it listed but had not
+    finished have no time stored, so the next quick pass lists through their patients and reads the rest."""
+    tree = tmp_path / "archive"
+    write_sample(tree, patients=6, files=400)
+    age(tree)
+    db = tmp_path / "i.db"
+    cancel = threading.Event()
+
+    def on_progress(p: Progress) -> None:
+        if p.files_processed >= 150:
+            cancel.set()
+
+    options = ScanOptions(workers=1, commit_files=20, progress_files=10)
+    stopped = run_index(db, [source_for(str(tree))], options, on_progress, cancel)
+    assert stopped.state == "cancelled"
+    quick = scan(db, source_for(str(tree)))
+    assert quick.state == "completed" and quick.files_read > 0
+    with store.reading(db) as conn:
+        count = conn.execute("SELECT count(*) FROM files").fetchone()[0]
+    assert count == sum(1 for p in tree.rglob("*") if p.is_file())
+    assert scan(db, source_for(str(tree)), full=True).files_read == 0  # nothing was left for the full pass

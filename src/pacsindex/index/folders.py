@@ -70,9 +70,11 @@ class ErrorFolders:
 
 def subtree_recent(conn: sqlite3.Connection, path: str, sep: str, since_ns: int) -> bool:
     """A folder in the subtree (or the folder itself) had a file added or removed at or after `since_ns`, as
-    its modification time said when it was last listed: work may still be arriving there."""
+    its modification time said when it was last listed (work may still be arriving there), or has no time
+    stored: a run stopped before all its files were written."""
     row = conn.execute(
-        f"SELECT 1 FROM dirs d WHERE {_SUBTREE} AND d.mtime_ns >= ? LIMIT 1", (*_below(path, sep), since_ns)
+        f"SELECT 1 FROM dirs d WHERE {_SUBTREE} AND (d.mtime_ns >= ? OR d.mtime_ns IS NULL) LIMIT 1",
+        (*_below(path, sep), since_ns),
     ).fetchone()
     return row is not None
 
