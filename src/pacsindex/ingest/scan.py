@@ -38,7 +38,7 @@ from pacsindex.index.sa.enrich import Enricher
 from pacsindex.index.sa.samatch import Tables
 from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
-from pacsindex.ingest.quick import quick_rule
+from pacsindex.ingest.quick import RECENT_S, quick_rule
 from pacsindex.ingest.records import Described, Records, describe, is_unchanged
 from pacsindex.ingest.warm import WarmPool
 from pacsindex.ingest.workers import WorkerPool
@@ -75,7 +75,10 @@ class ScanOptions:
     progress_seconds: float = 0.25
     retry_errors: bool = False  # read every file stored as an error again, not only transient ones
     file_seconds: float = 60.0  # a header read that takes longer is stopped; the file is an error
-    full: bool = False  # list every folder; a quick pass (False) skips leaves whose time has not moved
+    full: bool = (
+        False  # list every folder; a quick pass (False) keeps unchanged folders unlisted (ingest/quick.py)
+    )
+    recent_s: float = RECENT_S  # a quick pass lists the folders of a study that changed this lately
 
 
 @dataclass
@@ -354,7 +357,7 @@ class Run:
 
         skip: SkipFn | None = None
         if not opts.full and opts.limit is None:  # a sample run counts files: it lists what it counts
-            skip, self._close_skip = quick_rule(self.db_path)
+            skip, self._close_skip = quick_rule(self.db_path, opts.recent_s)
         for source in self.sources:
             reader = readers[id(source)]
             walker = source.walk(self.cancel, skip)
@@ -497,10 +500,11 @@ class Run:
                 writer.set_dir_state(job.dir_id, state[1], bool(state[2]))
 
     def _keep(self, writer: Writer, item: DirKept) -> None:
-        """A folder a quick pass did not list: what the index has there stands, and is counted."""
-        files, non_dicom, errors = writer.keep_dir(item.path)
+        """A folder a quick pass did not list (with the folders below it): what the index has there stands,
+        and is counted."""
+        folders, files, non_dicom, errors = writer.keep_dir(item.path)
         c = self.counters
-        c["folders_kept"] += 1
+        c["folders_kept"] += folders
         c["enumerated_files"] += files
         c["files_unchanged"] += files
         c["files_processed"] += files
