@@ -111,7 +111,9 @@ def test_a_run_stopped_part_way_leaves_nothing_queued_and_the_next_run_completes
     names = [
         *series(archive, "S1", ["HOLD1.dcm", *(f"A{i}.dcm" for i in range(7))]),
         *series(archive, "S2", ["HOLD2.dcm", *(f"B{i}.dcm" for i in range(7))]),
-        *series(archive, "S3", [f"C{i}.dcm" for i in range(8)]),
+        # More folders than the run can reach while both reads are held (at most 4 jobs a worker in
+        # flight): a stopped run ends its folder and stops, so it cannot have read everything.
+        *(n for f in range(3, 7) for n in series(archive, f"S{f}", [f"C{f}{i}.dcm" for i in range(8)])),
     ]
     notes.mkdir()
     (notes / "hold").touch()
