@@ -101,7 +101,9 @@ def create_app(
         hasher=hasher,
     )
     sources: SourceFactory = source_for or (lambda root: default_source_for(root, settings))
-    options = scan_options or ScanOptions(workers=settings.workers, recent_s=settings.quick_recent_hours * 3600)
+    options = scan_options or ScanOptions(
+        workers=settings.workers, recent_s=settings.quick_recent_hours * 3600
+    )
     # Header readers kept between runs: a scheduled pass or the Start button reads at once (none for 1).
     readers = WarmPool(options.workers or default_workers())
     jobs = IndexJobs(
