@@ -40,6 +40,7 @@ from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
 from pacsindex.ingest.quick import RECENT_S, quick_rule
 from pacsindex.ingest.records import Described, Records, describe, is_unchanged
+from pacsindex.ingest.warm import WarmPool
 from pacsindex.ingest.workers import WorkerPool
 from pacsindex.sources.files import (
     DirKept,
@@ -103,8 +104,10 @@ class Run:
         cancel: threading.Event | None = None,
         *,
         tables: Tables | None = None,
+        pool: WarmPool | None = None,
     ) -> None:
         self.db_path = db_path
+        self.lender = pool  # the service's warm header readers, borrowed for this run when free
         self.sources = list(sources)
         self.tables = tables  # the practice's medical-aid and hospital tables (settings file); None: built-in
         self.options = options or ScanOptions()
@@ -185,7 +188,8 @@ class Run:
         self._series_count = store.series_count(conn)
         writer = Writer(conn, run_id, Enricher(self.tables))
         workers = self.options.workers or default_workers()
-        self._pool = WorkerPool(workers, self.options.file_seconds)
+        lent = self.lender.lend(workers, self.options.file_seconds) if self.lender is not None else None
+        self._pool = lent or WorkerPool(workers, self.options.file_seconds)
         state, message = "running", None
         try:
             complete = self._pipeline(writer, max(1, workers) * 4)
@@ -220,7 +224,7 @@ class Run:
             raise
         finally:
             self._close_skip()
-            self._pool.shutdown(kill=state == "failed")
+            self._pool.release(kill=state == "failed")
             try:
                 self._series_count = store.series_count(conn)
                 store.finish_run(conn, run_id, state, self.counters, message)
