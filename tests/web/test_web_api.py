@@ -111,6 +111,10 @@ def test_indexing_runs_in_the_background_and_searches_see_it_grow(fresh: Live) -
     assert held["roots"] == [str(live.archive)] and held["started_at"].endswith("+02:00")
     partial = live.client.get("/api/search", params={"limit": 1000})
     assert partial.status_code == 200 and 0 < len(partial.json())
+    # Each series says whether the first index is still reading its files (tests/ingest/test_survey.py).
+    key = partial.json()[0]["SeriesKey"]
+    assert {type(r["filling"]) for r in partial.json()} == {bool}
+    assert type(live.client.get(f"/api/series/{key}").json()["filling"]) is bool
 
     live.gate.set()
     done = live.wait_for(lambda s: not s["running"])
@@ -120,6 +124,7 @@ def test_indexing_runs_in_the_background_and_searches_see_it_grow(fresh: Live) -
     assert done["last_updated"].endswith("+02:00")  # shown in Africa/Johannesburg time
     everything = live.client.get("/api/search", params={"limit": 1000}).json()
     assert len(everything) == done["series_count"] > len(partial.json())
+    assert not any(r["filling"] for r in everything)
 
 
 def test_search_matches_like_the_cli(live: Live) -> None:

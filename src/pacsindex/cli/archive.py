@@ -34,6 +34,13 @@ def add_parsers(sub: Any) -> None:
         help="list every folder, also those unchanged since the last run (catches files rewritten in place)",
     )
     p.add_argument(
+        "--no-survey",
+        dest="survey",
+        action="store_false",
+        help="read each new folder whole as it is found (by default a first index reads one file of each"
+        " new folder first, so every series is searchable early)",
+    )
+    p.add_argument(
         "--workers", type=non_negative, metavar="N", help="header-reading processes (0: one per CPU)"
     )
     p.add_argument(
@@ -197,6 +204,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                         limit=args.limit,
                         retry_errors=args.retry_errors,
                         full=args.full,
+                        survey=args.survey,
                     ),
                     on_progress=on_progress,
                     cancel=cancel,
