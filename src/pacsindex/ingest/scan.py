@@ -454,7 +454,11 @@ class Run:
                 break
         self._enumeration_done = not self.cancel.is_set()
         if survey.waiting and not self.cancel.is_set():
-            commit()  # every series found is searchable from here on, while the rest of its files come
+            # Every series found is searchable from here on, while the rest of its files come: the first
+            # files still in flight are written first.
+            while inflight:
+                collect(block=True)
+            commit()
         while survey.waiting and not self.cancel.is_set():  # the survey's second half, in listing order
             taken = survey.take(job_size)
             for w in taken:
