@@ -268,6 +268,8 @@ def watch_the_list_while_indexing(browser: Any, live: Served, tmp_path: Path) ->
     page.click("#search-button")
     summary = page.locator("#result-summary")
     expect(summary).to_have_text(re.compile(r"of \d+ stud"))
+    # A first index reads one file of each new folder first: those studies say they are still being indexed.
+    expect(page.locator("tr.study-row .badge.filling").first).to_have_text("Still being indexed")
     before_rows = page.locator("tr.study-row").all_inner_texts()
     before_total = int(re.search(r"of (\d+)", summary.inner_text()).group(1))  # type: ignore[union-attr]
     page.locator("tr.study-row").first.hover()
@@ -286,6 +288,7 @@ def watch_the_list_while_indexing(browser: Any, live: Served, tmp_path: Path) ->
     page.click("#show-new")
     expect(summary).to_have_text(re.compile(rf"of {studies} stud"))
     expect(offer).to_have_text("")
+    expect(page.locator("tr.study-row .badge.filling")).to_have_count(0)  # every file read: no marker left
     context.close()
     assert errors == []
 
