@@ -57,13 +57,13 @@ def test_a_dying_hanging_or_hogging_worker_costs_one_file_each(tmp_path: Path) -
 
 
 def test_the_survey_of_a_first_index_reads_through_the_same_guarded_workers(tmp_path: Path) -> None:
-    """The survey (tests/ingest/test_survey.py) reads one file of each new folder first: that file killing
-    its worker, or a file that waited hanging one, costs that file only, and no series stays marked as
-    still being indexed."""
+    """The survey (tests/ingest/test_survey.py) reads one file of each new folder first and the others
+    later: a file that kills its worker or hangs it costs that file only, whichever of the two reads it
+    was, and no series stays marked as still being indexed."""
     root, db = tmp_path / "archive", tmp_path / "index.db"
     tree(root, ())
-    shutil.copy(root / "S0" / "IM00.dcm", root / "S0" / "AKILLS.dcm")  # first in its folder: the survey's
-    shutil.copy(root / "S2" / "IM20.dcm", root / "S2" / "ZHANGS.dcm")  # last in its folder: it waits
+    shutil.copy(root / "S0" / "IM00.dcm", root / "S0" / "AKILLS.dcm")
+    shutil.copy(root / "S2" / "IM20.dcm", root / "S2" / "ZHANGS.dcm")
     result = run_index(db, [CrashyTree(str(root))], ScanOptions(workers=2, file_seconds=2, job_size=8))
     assert result.state == "completed" and result.errors == 2 and result.files_processed == 26
     got = statuses(db)
