@@ -5,12 +5,12 @@ whole first index takes without the survey, on the same Samba share behind the l
                                  [--delay-ms 1]
 
 Two tree shapes of N files each (cached in ~/.cache/pacsindex-bench/): `scale`, the `bench_scale` tree
-(year/month/patient/study/series, ~10 files a series folder: listing dominates, the survey cannot
-help much), and `ct`, a CT/MR-like tree from `bench.ct_tree` (N files in --ct-series series, ~200 files
-a series folder; 16x16-pixel images, a full CT header with ~100 private elements). Each is served by a
-real smbd (tests/samba_server.py) through ../shared/tools/latency_proxy.py (DELAY ms each way). Each
-round runs `pacsindex index URL --db fresh.db --json` twice as subprocesses, in alternating order: with
-the survey (the default) and with `--no-survey`. While a run goes, this process counts the series a search can see
+(year/month/patient/study/series, ~10 files a series folder: listing dominates, the survey cannot help
+much), and `ct`, a CT/MR-like tree from `bench.ct_tree` (N files in --ct-series series, ~200 files a
+series folder; 16x16-pixel images, a full CT header with ~100 private elements). Each is served by a real
+smbd (tests/samba_server.py) through ../shared/tools/latency_proxy.py (DELAY ms each way). Each round runs
+`pacsindex index URL --db fresh.db --json` twice as subprocesses, in alternating order: with the survey
+(the default) and with `--no-survey`. While a run goes, this process counts the series a search can see
 (`SELECT count(*) FROM series` on a read-only connection, every 0.1 s). "Every series searchable" is the
 first moment that count reaches the finished index's. Target (issue 15.3): at most 1/5 of the time of the
 whole first index without the survey.
