@@ -79,6 +79,7 @@ bench: install system
 	$(BIN)/python -m bench.bench_render --files $(BENCH_RENDER_FILES)
 	$(BIN)/python -m bench.bench_dicomdir --series 20 --per-series 100 --rounds 3
 	$(BIN)/python -m bench.bench_startup --sizes 1,500,$(BENCH_INDEX_FILES) --rounds 3
+	$(BIN)/python -m bench.bench_warm --sizes 1,500 --rounds 5
 	$(BIN)/python -m bench.bench_rescan --local-files $(BENCH_RESCAN_LOCAL_FILES) --smb-files $(BENCH_RESCAN_SMB_FILES)
 	$(BIN)/python -m bench.bench_survey --trees ct,scale --files $(BENCH_SURVEY_FILES) --ct-series $(BENCH_SURVEY_SERIES)
 	$(BIN)/python -m bench.bench_smbfloor --files $(BENCH_SMB_FILES)

@@ -7,7 +7,9 @@ The tree is the `bench_scale` tree of N files (16x16 pixels: a whole file is abo
 every file is what reading every header costs), served by a real smbd (tests/samba_server.py), for each
 delay either directly (0) or through ../shared/tools/latency_proxy.py (DELAY ms each way). Per round, in
 alternating order: `smbclient -c "recurse ON; ls"` (the listing floor), `smbclient -c "recurse ON; prompt
-OFF; mget *"` into a scratch folder (listing and reading floor), and `pacsindex index URL --db fresh.db`.
+OFF; mget *"` into a scratch folder (listing and reading floor), the same with SMB3 encryption
+(`--client-protection=encrypt`: pacsindex encrypts whenever the NAS offers it, and smbd offers it), and
+`pacsindex index URL --db fresh.db`.
 Issue 15.4 asks for the ratio of pacsindex's files/s to the floor's at 0 and 1 ms each way.
 
 Figures, never pass/fail: a table on stdout and bench/out/bench_smbfloor.json.
@@ -39,8 +41,18 @@ sys.path.insert(0, str(REPO / "tests"))
 from samba_server import PASSWORD, USER, free_port, samba_problem, start_samba, wait_for_port  # noqa: E402
 
 
-def smbclient(port: int, commands: str, cwd: Path) -> float:
-    cmd = ["smbclient", "//127.0.0.1/bench", "-p", str(port), "-U", f"{USER}%{PASSWORD}", "-c", commands]
+def smbclient(port: int, commands: str, cwd: Path, *flags: str) -> float:
+    cmd = [
+        "smbclient",
+        "//127.0.0.1/bench",
+        "-p",
+        str(port),
+        "-U",
+        f"{USER}%{PASSWORD}",
+        *flags,
+        "-c",
+        commands,
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -63,17 +75,23 @@ def one_delay(
         )  # fmt: skip
     env = bench_env({"PACSINDEX_SMB_USER": USER, "PACSINDEX_SMB_PASSWORD": PASSWORD})
     url = f"smb://127.0.0.1:{port}/bench"
-    runs: dict[str, list[float]] = {"list": [], "fetch": [], "pacsindex": []}
+    runs: dict[str, list[float]] = {"list": [], "fetch": [], "fetch_encrypted": [], "pacsindex": []}
     try:
         wait_for_port(port)
         for r in range(rounds):
-            kinds = ["list", "fetch", "pacsindex"]
+            kinds = ["list", "fetch", "fetch_encrypted", "pacsindex"]
             for kind in kinds if r % 2 == 0 else kinds[::-1]:
                 scratch = Path(tempfile.mkdtemp(dir=work))
                 if kind == "list":
                     seconds = smbclient(port, "recurse ON; ls", scratch)
                 elif kind == "fetch":
                     seconds = smbclient(port, "recurse ON; prompt OFF; mget *", scratch)
+                elif (
+                    kind == "fetch_encrypted"
+                ):  # SMB3 encryption, as pacsindex uses whenever the NAS offers it
+                    seconds = smbclient(
+                        port, "recurse ON; prompt OFF; mget *", scratch, "--client-protection=encrypt"
+                    )
                 else:
                     seconds = index(url, scratch / "i.db", env)["seconds"]
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -91,6 +109,8 @@ def one_delay(
         "floor_files_per_s": files / med["fetch"],
         "pacsindex_files_per_s": files / med["pacsindex"],
         "ratio": med["fetch"] / med["pacsindex"],  # pacsindex files/s as a share of the floor's
+        "floor_encrypted_files_per_s": files / med["fetch_encrypted"],
+        "ratio_encrypted": med["fetch_encrypted"] / med["pacsindex"],  # both encrypted, as pacsindex runs
         "listing_share_of_floor": med["list"] / med["fetch"],
     }
 
@@ -124,13 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{files} files; smbclient (floor) against pacsindex, medians of {args.rounds} rounds")
     print(
         f"{'ms each way':>11} {'list s':>7} {'fetch s':>8} {'pacsindex s':>12} {'floor f/s':>10}"
-        f" {'ours f/s':>9} {'ratio':>6}"
+        f" {'ours f/s':>9} {'ratio':>6} {'enc fetch s':>12} {'enc ratio':>10}"
     )
     for row in rows:
         m = row["median_s"]
         print(
             f"{row['delay_ms_each_way']:>11g} {m['list']:7.2f} {m['fetch']:8.2f} {m['pacsindex']:12.2f} "
             f"{row['floor_files_per_s']:10.0f} {row['pacsindex_files_per_s']:9.0f} {row['ratio']:6.2f}"
+            f" {m['fetch_encrypted']:12.2f} {row['ratio_encrypted']:10.2f}"
         )
     print(
         f"load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end ({os.cpu_count()} CPUs)"

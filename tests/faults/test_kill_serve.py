@@ -1,7 +1,7 @@
 """`kill -9` of `pacsindex serve` while an indexing run and a share download are going (issue 14, point 5c):
 on restart the index opens, the run started again resumes where the killed one stopped (files it had
 committed are not read again), the share's access log shows the download as incomplete, and the killed
-server's worker processes do not linger. (Orthanc sends
+server's worker processes (kept by the service between runs) do not linger. (Orthanc sends
 resuming after a restart belong to the operations issue.)"""
 
 from __future__ import annotations
@@ -66,6 +66,15 @@ def alive(p: psutil.Process) -> bool:
         return False
 
 
+def spawned_by(server: psutil.Process) -> list[psutil.Process]:
+    return [p for p in server.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+
+
+def draws(p: psutil.Process) -> bool:
+    """A render process: it has numpy loaded (a header reader never imports it)."""
+    return any("numpy" in m.path for m in p.memory_maps())
+
+
 def signed_in(url: str) -> tuple[httpx.Client, dict[str, str]]:
     c = httpx.Client(base_url=url, timeout=30)
     me = c.post("/auth/signin", json={"name": "alice", "password": PASSWORD}).json()
@@ -94,12 +103,15 @@ def test_kill_9_mid_run_and_download_then_restart(tmp_path: Path, procs: list[An
     download.sendall(f"GET {zip_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert download.recv(64).startswith(b"HTTP/1.1 200")
     server = psutil.Process(procs[0].pid)
-    before = {p.pid for p in server.children(recursive=True)}
+    # The service keeps its header readers (PACSINDEX_WORKERS=2) from its start, beside the render pool
+    # (render_workers: 2), which loads numpy as it starts; before the run, the readers have not.
+    spawned = wait_until(lambda: len(s := spawned_by(server)) == 4 and sum(map(draws, s)) == 2 and s)
+    readers = [p for p in spawned if not draws(p)]
+    idle = sum(p.cpu_times().user for p in readers)
     assert c.post("/api/index/start", headers=csrf).status_code == 202
     wait_until(lambda: c.get("/api/index/status").json()["files_processed"] >= 600, timeout=120)
+    assert sum(p.cpu_times().user for p in readers) > idle  # they read the run's files
     others = server.children(recursive=True)
-    readers = [p for p in others if p.pid not in before and "spawn_main" in " ".join(p.cmdline())]
-    assert readers  # the run's header-reading processes
     procs[0].send_signal(signal.SIGKILL)
     procs[0].wait(30)
     wait_until(lambda: not any(alive(p) for p in readers))  # they end with the server, not linger

@@ -1,11 +1,14 @@
-"""Quick passes: a re-scan lists only folders whose time moved (and folders that hold folders), yet finds a
-study added anywhere, a file added to or removed from a series, and files that failed last time; on a
-local disk and on a real Samba share. A full pass lists everything."""
+"""Quick passes: a re-scan keeps unchanged patients' folders unlisted and lists the folders above them, yet
+finds a study added anywhere (also to a patient's folder from years ago), files arriving in a recent study,
+and files that failed last time; on a local disk and on a real Samba share. A full pass lists everything
+and finds what quick passes leave to it (a file added to a series quiet for years).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,52 +21,77 @@ from pacsindex.sources.files import Source, source_for
 from pacsindex.sources.smb import reader as smb
 from samba_server import SambaServer, samba_fixture  # noqa: F401  (the "samba" fixture)
 
+YEARS_AGO = 1577836800  # 2020-01-01: an archive's folders are old, the changes below are new
+
 
 def leaf_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_dir() and not any(c.is_dir() for c in p.iterdir()))
+
+
+def age(tree: Path) -> None:
+    """Give every file and folder of the tree a time years ago, as an archive's are."""
+    for path in sorted(tree.rglob("*"), key=lambda p: -len(p.parts)):
+        os.utime(path, (YEARS_AGO, YEARS_AGO))
+    os.utime(tree, (YEARS_AGO, YEARS_AGO))
 
 
 def scan(db: Path, source: Source, full: bool = False) -> Progress:
     return run_index(db, [source], ScanOptions(workers=1, full=full))
 
 
-def add_study(tree: Path, where: Path) -> None:
-    """A new study written as a modality writes one: new folders with new files (copied from another)."""
+def add_study(tree: Path, where: Path) -> int:
+    """A new study written as a modality writes one: new folders with new files (copied from another).
+    Returns how many files it has."""
     donor = leaf_folders(tree)[0]
-    shutil.copytree(donor, where)
+    shutil.copytree(donor, where, copy_function=shutil.copyfile)  # files of now, as a modality writes them
+    return len(list(where.iterdir()))
+
+
+def patient_folders(tree: Path) -> list[Path]:
+    return sorted(p for p in tree.glob("*/*/*") if p.is_dir())  # year/month/patient/study/series
 
 
 def check_quick_pass(tree: Path, db: Path, source: Source) -> None:
+    age(tree)
     first = scan(db, source)
     assert first.state == "completed" and first.files_read > 0
     folders = first.folders_listed
-    leaves = leaf_folders(tree)
+    assert folders == 1 + sum(1 for p in tree.rglob("*") if p.is_dir())
 
     again = scan(db, source)
     assert again.files_read == 0 and again.files_removed == 0
     assert again.files_processed == first.files_processed  # every file is still counted
-    assert again.folders_kept == len(leaves)  # no series folder was listed ...
-    assert again.folders_listed == folders - len(leaves)  # ... only the folders that hold folders
+    above_patients = 1 + len([p for p in tree.glob("*") if p.is_dir()]) + len(list(tree.glob("*/*")))
+    assert again.folders_listed == above_patients  # the root, years and months: every patient's folder kept
+    assert again.folders_kept == folders - above_patients
+    assert again.folders_listed * 3 < folders
 
-    # A study written deep in the tree, a file added to one series and a file gone from another.
-    add_study(tree, tree / "2031" / "01" / "NEW-PATIENT" / "CT-1")
-    series_a, series_b = leaves[1], leaves[2]
+    # A study of a new patient deep in a new year, and a new study in a patient's folder from years ago.
+    old_patient, other_patient = patient_folders(tree)[0], patient_folders(tree)[-1]
+    added = add_study(tree, tree / "2031" / "01" / "NEW-PATIENT" / "20310101_NEW" / "1_CT")
+    added += add_study(tree, old_patient / "20990101_LATE" / "1_CT")
+    # A file added to a series and a file gone from another, in a patient's folders quiet for years: left to
+    # the full pass.
+    series_a, series_b = leaf_folders(other_patient)[0], leaf_folders(other_patient)[-1]
     extra = sorted(series_a.iterdir())[0]
     shutil.copy2(extra, series_a / "ADDED.dcm")
-    gone = sorted(series_b.iterdir())[0]
-    gone.unlink()
+    sorted(series_b.iterdir())[0].unlink()
     quick = scan(db, source)
-    new_files = len(list((tree / "2031").rglob("*.dcm")))
-    assert quick.files_read == new_files + 1
-    assert quick.files_removed == 1
-    assert quick.folders_kept == len(leaves) - 2
+    assert quick.files_read == added and quick.files_removed == 0
+
+    # The patient who had a new study is listed through while it is recent: a file arriving in that study
+    # is found by the next quick pass.
+    arriving = old_patient / "20990101_LATE" / "1_CT"
+    shutil.copyfile(sorted(arriving.iterdir())[0], arriving / "ARRIVING.dcm")
+    late = scan(db, source)
+    assert late.files_read == 1 and late.files_removed == 0
+
+    # A full pass lists every folder again and finds what the quick passes left.
+    full = scan(db, source, full=True)
+    assert full.folders_kept == 0 and full.files_read == 1 and full.files_removed == 1
     with store.reading(db) as conn:
         count = conn.execute("SELECT count(*) FROM files").fetchone()[0]
     assert count == sum(1 for p in tree.rglob("*") if p.is_file())
-
-    # A full pass lists every folder again and finds nothing more to do.
-    full = scan(db, source, full=True)
-    assert full.folders_kept == 0 and full.files_read == 0 and full.files_removed == 0
 
 
 def test_a_quick_pass_lists_only_what_moved_and_finds_every_change(tmp_path: Path) -> None:
@@ -75,6 +103,7 @@ def test_a_quick_pass_lists_only_what_moved_and_finds_every_change(tmp_path: Pat
 def test_a_folder_with_a_failed_file_is_listed_again(tmp_path: Path) -> None:
     tree = tmp_path / "archive"
     write_sample(tree, patients=2, files=60)
+    age(tree)
     db = tmp_path / "i.db"
     series = leaf_folders(tree)[0]
     broken = sorted(series.iterdir())[0]
@@ -99,3 +128,27 @@ def test_a_quick_pass_over_smb_finds_a_new_study(samba: SambaServer, tmp_path: P
         check_quick_pass(tree, tmp_path / "smb.db", source)
     finally:
         smb.close_connections()
+
+
+def test_a_quick_pass_finishes_what_a_stopped_first_index_left(tmp_path: Path) -> None:
+    """A first index stopped half-way (Ctrl-C, a reboot) on an old archive: the folders it listed but had not
+    finished have no time stored, so the next quick pass lists through their patients and reads the rest."""
+    tree = tmp_path / "archive"
+    write_sample(tree, patients=6, files=400)
+    age(tree)
+    db = tmp_path / "i.db"
+    cancel = threading.Event()
+
+    def on_progress(p: Progress) -> None:
+        if p.files_processed >= 150:
+            cancel.set()
+
+    options = ScanOptions(workers=1, commit_files=20, progress_files=10)
+    stopped = run_index(db, [source_for(str(tree))], options, on_progress, cancel)
+    assert stopped.state == "cancelled"
+    quick = scan(db, source_for(str(tree)))
+    assert quick.state == "completed" and quick.files_read > 0
+    with store.reading(db) as conn:
+        count = conn.execute("SELECT count(*) FROM files").fetchone()[0]
+    assert count == sum(1 for p in tree.rglob("*") if p.is_file())
+    assert scan(db, source_for(str(tree)), full=True).files_read == 0  # nothing was left for the full pass

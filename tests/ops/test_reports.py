@@ -90,7 +90,7 @@ def test_the_access_report_lists_search_open_share_and_download(live: Live, tmp_
     (tmp_path / "report.pdf").write_bytes(pdf.content)
     text = "\n".join(page.extract_text() for page in PdfReader(tmp_path / "report.pdf").pages)
     for words in (
-        "MÜLLER, HANS",
+        "MÜLLER, Hans",
         "PID-M",
         "search listed their records",
         "opened a series",

@@ -18,8 +18,9 @@ from opskit import add_study, live_service
 from pacsindex.config.settings import Settings
 from pacsindex.index import store
 from pacsindex.index.search import search
+from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.ops.scheduler import load_schedule, next_full
-from pacsindex.sources.files import DirListing, LocalTree
+from pacsindex.sources.files import DirListing, LocalTree, source_for
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 from support_wait import wait_until
@@ -169,6 +170,13 @@ def test_the_nightly_pass_indexes_with_retries_and_purges(tmp_path: Path) -> Non
     add_study(archive, "NKOSI^THABO", "PID-1", "1.2.826.1")
     db = tmp_path / "pacsindex.db"
     store.connect(db).close()
+    # Indexed before, weeks ago: a quick pass keeps folders unlisted; the nightly pass lists them all.
+    weeks_ago = datetime(2026, 11, 1, tzinfo=SA).timestamp()
+    for path in [archive, *archive.rglob("*")]:
+        os.utime(path, (weeks_ago, weeks_ago))
+    before = run_index(db, [source_for(str(archive))], ScanOptions(workers=1))
+    folders = before.folders_listed
+    assert run_index(db, [source_for(str(archive))], ScanOptions(workers=1)).folders_listed < folders
     conn = store.connect(db)
     conn.execute(
         "INSERT INTO audit (at, user_name, action) VALUES ('2020-01-01T00:00:00+00:00', 'old', 'signin')"
@@ -195,4 +203,7 @@ def test_the_nightly_pass_indexes_with_retries_and_purges(tmp_path: Path) -> Non
         assert [e["detail"]["kind"] for e in audit.entries(action="index_start")] == ["full"]
         assert audit.entries(user="old") == []
         assert scheduler.status()["next_run"] == "2026-12-08T02:00:00+02:00"
-        wait_until(lambda: found(db, "nkosi"), what="the nightly pass to index")
+        wait_until(lambda: not app.state.pacsindex.jobs.running, what="the nightly pass to end")
+        nightly = app.state.pacsindex.jobs.status()
+        assert nightly["state"] == "completed"
+        assert nightly["folders_listed"] == folders and nightly["folders_kept"] == 0

@@ -31,7 +31,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--full",
         action="store_true",
-        help="list every folder, also those unchanged since the last run (catches files rewritten in place)",
+        help="list every folder, also patients' folders quiet since the last run (catches files rewritten "
+        "in place and late additions to old studies; `pacsindex serve` does this nightly)",
     )
     p.add_argument(
         "--no-survey",
@@ -205,6 +206,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                         retry_errors=args.retry_errors,
                         full=args.full,
                         survey=args.survey,
+                        recent_s=settings.quick_recent_hours * 3600,
                     ),
                     on_progress=on_progress,
                     cancel=cancel,
@@ -294,7 +296,10 @@ _TABLE_COLUMNS = (
 
 def _table(rows: list[dict[str, Any]]) -> None:
     """A table on a terminal; tab-separated lines when piped, so nothing is cut short."""
-    cells = [["" if r.get(c) is None else str(r[c]) for c in _TABLE_COLUMNS] for r in rows]
+    from pacsindex.dicom import person_name, shown_date
+
+    shown = {"PatientName": person_name, "StudyDate": shown_date}  # as reception says them; --json keeps them
+    cells = [["" if r.get(c) is None else shown.get(c, str)(r[c]) for c in _TABLE_COLUMNS] for r in rows]
     if not sys.stdout.isatty():
         print("\t".join(_TABLE_COLUMNS))
         for line in cells:

@@ -61,6 +61,7 @@ class Settings:
     # operations (pacsindex.ops): the indexing schedule, retention (POPIA s14), the disk warning
     index_every_minutes: float = 15.0  # incremental re-scan while `pacsindex serve` runs; 0: none
     index_full_at: str = "02:00"  # the nightly full pass, practice time (HH:MM); "": none
+    quick_recent_hours: float = 48.0  # a quick re-scan lists a study's folders while they changed this lately
     retention_audit_days: int = 2557  # 7 years, as health records
     retention_shares_days: int = 365  # expired or withdrawn share links and their access logs
     retention_sends_days: int = 90  # finished Orthanc sends
@@ -180,6 +181,8 @@ def _validated_ops(s: Settings) -> None:
         raise ConfigError("index_every_minutes must be between 0 (no schedule) and a week")
     if s.index_full_at and not re.match(r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$", s.index_full_at):
         raise ConfigError(f"index_full_at must be a time such as 02:00, not {s.index_full_at!r}")
+    if not 0 <= s.quick_recent_hours <= 24 * 366:
+        raise ConfigError("quick_recent_hours must be between 0 and a year (8784)")
     for name in (
         "retention_audit_days",
         "retention_shares_days",

@@ -1,7 +1,8 @@
 """The index database: the only package that opens it (connect, schema, writer, queries, search).
 
-The submodules are public too (`store`, `search`, `schema`, `db`, `clock`); the names below are the ones
-other packages use, re-exported."""
+The submodules are public too (`store`, `search`, `schema`, `db`, `clock`, `folders`); the names below are
+the ones other packages use, re-exported.
+"""
 
 from __future__ import annotations
 

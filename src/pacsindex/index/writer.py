@@ -102,19 +102,22 @@ class Writer:
         )
         return dir_id, {r[0]: KnownFile(*r[1:]) for r in rows}
 
-    def keep_dir(self, path: str) -> tuple[int, int, int]:
-        """A folder a quick pass did not list: what the index has there stands (seen in this run).
-        Returns how many files it holds, and how many of them are non-DICOM and errors."""
-        row = self.conn.execute("SELECT id FROM dirs WHERE path = ?", (path,)).fetchone()
+    def keep_dir(self, path: str) -> tuple[int, int, int, int]:
+        """A folder a quick pass did not list, with every folder below it: what the index has there stands
+        (seen in this run). Returns how many folders that is, how many files they hold, and how many of the
+        files are non-DICOM and errors."""
+        row = self.conn.execute("SELECT sep FROM dirs WHERE path = ?", (path,)).fetchone()
         if row is None:
-            return 0, 0, 0
-        self.seen_dirs.add(row[0])
+            return 0, 0, 0, 0
+        ids = self._subtree_dirs(path, row[0])
+        self.seen_dirs.update(ids)
+        lo, hi = subtree_range(path, row[0])
         files, non_dicom, errors = self.conn.execute(
-            "SELECT count(*), total(status = 'non_dicom'), total(status = 'error')"
-            " FROM files WHERE dir_id = ?",
-            (row[0],),
+            "SELECT count(f.id), total(f.status = 'non_dicom'), total(f.status = 'error')"
+            " FROM dirs d JOIN files f ON f.dir_id = d.id WHERE d.path = ? OR (d.path >= ? AND d.path < ?)",
+            (path, lo, hi),
         ).fetchone()
-        return int(files), int(non_dicom), int(errors)
+        return len(ids), int(files), int(non_dicom), int(errors)
 
     def set_filling(self, dir_id: int, filling: bool) -> None:
         """Mark the series of a folder's indexed files as still being filled (the survey read one file of

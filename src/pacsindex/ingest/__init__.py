@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pacsindex.ingest.jobs import IndexJobs, SourceFactory
 from pacsindex.ingest.progress import Progress, StatusFile
-from pacsindex.ingest.scan import Run, ScanOptions, run_index
+from pacsindex.ingest.scan import Run, ScanOptions, default_workers, run_index
+from pacsindex.ingest.warm import WarmPool
 
 __all__ = [
     "IndexJobs",
@@ -13,5 +14,7 @@ __all__ = [
     "ScanOptions",
     "SourceFactory",
     "StatusFile",
+    "WarmPool",
+    "default_workers",
     "run_index",
 ]

@@ -28,6 +28,7 @@ from pacsindex.index.locking import WriterLock
 from pacsindex.index.sa.samatch import Tables
 from pacsindex.ingest.progress import STATUS_KEYS, Progress, StatusFile
 from pacsindex.ingest.scan import Run, ScanOptions
+from pacsindex.ingest.warm import WarmPool
 from pacsindex.sources.files import Source
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,10 @@ class IndexJobs:
         status_path: str | os.PathLike[str] | None = None,
         tz: ZoneInfo | None = None,
         tables: Tables | None = None,
+        pool: WarmPool | None = None,
     ) -> None:
         self.db_path = Path(db_path)
+        self.pool = pool  # header readers kept warm by the service, lent to each run (None: each its own)
         self.tables = tables  # from the settings file's [medical_aids] / [hospitals]: every run uses them
         self.source_for = source_for
         self.options = options or ScanOptions()
@@ -105,6 +108,7 @@ class IndexJobs:
                 on_progress=on_progress,
                 cancel=cancel,
                 tables=self.tables,
+                pool=self.pool,
             )
             thread = threading.Thread(
                 target=self._run, args=(run, status_file), name="pacsindex-index", daemon=True

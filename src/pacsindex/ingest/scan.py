@@ -42,9 +42,10 @@ from pacsindex.index.sa.enrich import Enricher
 from pacsindex.index.sa.samatch import Tables
 from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
-from pacsindex.ingest.quick import quick_rule
+from pacsindex.ingest.quick import RECENT_S, quick_rule
 from pacsindex.ingest.records import Described, Records, describe, is_unchanged
 from pacsindex.ingest.survey import Survey
+from pacsindex.ingest.warm import WarmPool
 from pacsindex.ingest.workers import WorkerPool
 from pacsindex.sources.files import (
     DirKept,
@@ -79,7 +80,10 @@ class ScanOptions:
     progress_seconds: float = 0.25
     retry_errors: bool = False  # read every file stored as an error again, not only transient ones
     file_seconds: float = 60.0  # a header read that takes longer is stopped; the file is an error
-    full: bool = False  # list every folder; a quick pass (False) skips leaves whose time has not moved
+    full: bool = (
+        False  # list every folder; a quick pass (False) keeps unchanged folders unlisted (ingest/quick.py)
+    )
+    recent_s: float = RECENT_S  # a quick pass lists the folders of a study that changed this lately
     survey: bool = True  # a folder new to the index: read one file at once, the others later (survey.py)
     survey_files: int = 200_000  # at most this many files wait for the survey's second half (memory)
 
@@ -108,8 +112,10 @@ class Run:
         cancel: threading.Event | None = None,
         *,
         tables: Tables | None = None,
+        pool: WarmPool | None = None,
     ) -> None:
         self.db_path = db_path
+        self.lender = pool  # the service's warm header readers, borrowed for this run when free
         self.sources = list(sources)
         self.tables = tables  # the practice's medical-aid and hospital tables (settings file); None: built-in
         self.options = options or ScanOptions()
@@ -191,7 +197,8 @@ class Run:
         self._series_count = store.series_count(conn)
         writer = Writer(conn, run_id, Enricher(self.tables))
         workers = self.options.workers or default_workers()
-        self._pool = WorkerPool(workers, self.options.file_seconds)
+        lent = self.lender.lend(workers, self.options.file_seconds) if self.lender is not None else None
+        self._pool = lent or WorkerPool(workers, self.options.file_seconds)
         state, message = "running", None
         try:
             complete = self._pipeline(writer, max(1, workers) * 4)
@@ -227,7 +234,7 @@ class Run:
             raise
         finally:
             self._close_skip()
-            self._pool.shutdown(kill=state == "failed")
+            self._pool.release(kill=state == "failed")
             try:
                 self._series_count = store.series_count(conn)
                 store.finish_run(conn, run_id, state, self.counters, message)
@@ -364,7 +371,7 @@ class Run:
 
         skip: SkipFn | None = None
         if not opts.full and opts.limit is None:  # a sample run counts files: it lists what it counts
-            skip, self._close_skip = quick_rule(self.db_path)
+            skip, self._close_skip = quick_rule(self.db_path, opts.recent_s)
         # The survey (survey.py): one file of each new folder now, so the whole archive is searchable at
         # series level early; the others when a worker is idle, and after the walk.
         survey = self._survey = Survey(opts.survey and opts.limit is None, opts.survey_files)
@@ -541,10 +548,11 @@ class Run:
                 writer.set_dir_state(job.dir_id, state[1], bool(state[2]))
 
     def _keep(self, writer: Writer, item: DirKept) -> None:
-        """A folder a quick pass did not list: what the index has there stands, and is counted."""
-        files, non_dicom, errors = writer.keep_dir(item.path)
+        """A folder a quick pass did not list (with the folders below it): what the index has there stands,
+        and is counted."""
+        folders, files, non_dicom, errors = writer.keep_dir(item.path)
         c = self.counters
-        c["folders_kept"] += 1
+        c["folders_kept"] += folders
         c["enumerated_files"] += files
         c["files_unchanged"] += files
         c["files_processed"] += files

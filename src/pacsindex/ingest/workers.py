@@ -30,6 +30,7 @@ __all__ = [
     "WorkerPool",
     "init_worker",
     "overtime_reason",
+    "ping",
     "read_batch",
     "read_job",
 ]
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 WORKER_DIED = "the header reader's process died on this file (a crash or out of memory); it was skipped"
 _in_worker = False
+_main_lock = threading.Lock()  # _bare_main swaps a process-wide name: one spawning thread at a time
 
 
 class _Overtime(BaseException):
@@ -80,6 +82,11 @@ def _read_one(path: str, opener: Callable[[str], Any], entry: Entry, seconds: fl
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _Overtime:
         return FileResult(path, "error", reason=overtime_reason(seconds))
+
+
+def ping() -> int:
+    """A job that only makes a worker start (and says which process it is): a pool warmed ahead of a run."""
+    return os.getpid()
 
 
 def overtime_reason(seconds: float) -> str:
@@ -125,13 +132,14 @@ def _bare_main() -> Iterator[None]:
     parent's `__main__` (so that functions defined there unpickle); for `pacsindex` that is the whole
     command line, ~0.1 s in every worker. Jobs name functions of this module, so while workers are spawned
     the main module is one without a file to import."""
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if main is not None:
-            sys.modules["__main__"] = main
+    with _main_lock:  # two threads spawning at once (a service's warm pool and a run) must not mix them up
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 class WorkerPool:
@@ -158,6 +166,10 @@ class WorkerPool:
     def replace(self, kill: bool = False) -> None:
         self.shutdown(kill)
         self._executor = self._new()
+
+    def release(self, kill: bool = False) -> None:
+        """The run is done with its pool: a pool of its own is stopped (a lent one is given back)."""
+        self.shutdown(kill)
 
     def shutdown(self, kill: bool = False) -> None:
         """Stop the pool; with `kill`, at once (workers only read, so nothing is lost: a failed run's jobs

@@ -13,6 +13,7 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
+from pacsindex.dicom import person_name
 from pacsindex.ops.reports import AccessReport
 
 __all__ = ["report_pdf"]
@@ -58,7 +59,7 @@ def report_pdf(report: AccessReport, practice: str = "") -> bytes:
         new_y="NEXT",
     )
     pdf.set_font(family, size=10)
-    names = " / ".join(n.replace("^", ", ") for n in report.PatientNames)
+    names = " / ".join(person_name(n) for n in report.PatientNames)
     pdf.cell(
         0, 6, text(f"Patient: {names}   ID: {report.PatientID or '(none)'}"), new_x="LMARGIN", new_y="NEXT"
     )

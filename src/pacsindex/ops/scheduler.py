@@ -211,7 +211,7 @@ class Scheduler:
             if not roots:
                 self._note(kind, now, "skipped", "no folders to index are configured")
             else:
-                options = replace(self.jobs.options, retry_errors=True) if kind == "full" else None
+                options = replace(self.jobs.options, retry_errors=True, full=True) if kind == "full" else None
                 try:
                     self.jobs.start(roots, started_by=SCHEDULER, options=options)
                 except PacsIndexError as exc:

@@ -65,8 +65,9 @@ class Folder(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class DirKept:
-    """A folder a quick pass did not list: its parent's listing shows the same modification time as when it
-    was indexed and it holds no folders, so no file was added to it or removed from it since."""
+    """A folder a quick pass did not list, nor the folders below it: its parent's listing shows the same
+    modification time as when it was indexed, and the pass's rule (`pacsindex.ingest.quick`) says what is
+    under it stands."""
 
     path: str
 

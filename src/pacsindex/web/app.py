@@ -30,7 +30,8 @@ from pacsindex.index import store
 from pacsindex.index.clock import Clock
 from pacsindex.index.sa.samatch import load_tables
 from pacsindex.ingest.jobs import IndexJobs, SourceFactory
-from pacsindex.ingest.scan import ScanOptions
+from pacsindex.ingest.scan import ScanOptions, default_workers
+from pacsindex.ingest.warm import WarmPool
 from pacsindex.sources.files import source_for as default_source_for
 from pacsindex.sources.readers import Readers
 from pacsindex.viewer.pool import Renderer
@@ -100,13 +101,19 @@ def create_app(
         hasher=hasher,
     )
     sources: SourceFactory = source_for or (lambda root: default_source_for(root, settings))
+    options = scan_options or ScanOptions(
+        workers=settings.workers, recent_s=settings.quick_recent_hours * 3600
+    )
+    # Header readers kept between runs: a scheduled pass or the Start button reads at once (none for 1).
+    readers = WarmPool(options.workers or default_workers())
     jobs = IndexJobs(
         settings.db,
         sources,
-        options=scan_options or ScanOptions(workers=settings.workers),
+        options=options,
         status_path=settings.status_path,
         tz=settings.tz,
         tables=load_tables(settings.extra),  # ConfigError for a bad section: checked at start-up
+        pool=readers,
     )
     web = WebState(settings=settings, accounts=accounts, audit=AuditLog(settings.db, clock=now), jobs=jobs)
     # Images are decoded and drawn in worker processes (the viewer, thumbnails, DICOMweb /rendered).
@@ -116,11 +123,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         renderer.warm()
+        readers.start()  # in the background: requests are answered meanwhile
         operations.startup(app)  # the indexing schedule; sends to Orthanc a stop left unfinished resume
         yield
         operations.shutdown(app)  # runs and sends stop between files, audited as stopped
         renderer.shutdown()
         jobs.shutdown()
+        readers.close()  # after the run stopped: it gives the pool back first
         app.state.sharing.close()  # the share de-identification worker processes, if any were started
         web.audit.flush(timeout=30)
 
