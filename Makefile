@@ -63,6 +63,10 @@ BENCH_RENDER_FILES ?= 30
 # the issue's figure is BENCH_RESCAN_SMB_FILES=1000000, an hours-long first index over SMB)
 BENCH_RESCAN_LOCAL_FILES ?= 100000
 BENCH_RESCAN_SMB_FILES ?= 100000
+# the survey of a first index (15.3): each of two tree shapes (bench_scale's; CT-like, BENCH_SURVEY_SERIES
+# series of ~200 files) of BENCH_SURVEY_FILES files over SMB at 1 ms each way
+BENCH_SURVEY_FILES ?= 100000
+BENCH_SURVEY_SERIES ?= 500
 
 bench: install system
 	$(BIN)/python -m bench.bench_index --files $(BENCH_INDEX_FILES) --rounds 3
@@ -77,6 +81,7 @@ bench: install system
 	$(BIN)/python -m bench.bench_startup --sizes 1,500,$(BENCH_INDEX_FILES) --rounds 3
 	$(BIN)/python -m bench.bench_warm --sizes 1,500 --rounds 5
 	$(BIN)/python -m bench.bench_rescan --local-files $(BENCH_RESCAN_LOCAL_FILES) --smb-files $(BENCH_RESCAN_SMB_FILES)
+	$(BIN)/python -m bench.bench_survey --trees ct,scale --files $(BENCH_SURVEY_FILES) --ct-series $(BENCH_SURVEY_SERIES)
 	$(BIN)/python -m bench.bench_smbfloor --files $(BENCH_SMB_FILES)
 
 clean:

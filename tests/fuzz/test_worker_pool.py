@@ -56,6 +56,27 @@ def test_a_dying_hanging_or_hogging_worker_costs_one_file_each(tmp_path: Path) -
     assert again.files_read == 0 and again.files_unchanged == 27
 
 
+def test_the_survey_of_a_first_index_reads_through_the_same_guarded_workers(tmp_path: Path) -> None:
+    """The survey (tests/ingest/test_survey.py) reads one file of each new folder first and the others
+    later: a file that kills its worker or hangs it costs that file only, whichever of the two reads it
+    was, and no series stays marked as still being indexed."""
+    root, db = tmp_path / "archive", tmp_path / "index.db"
+    tree(root, ())
+    shutil.copy(root / "S0" / "IM00.dcm", root / "S0" / "AKILLS.dcm")
+    shutil.copy(root / "S2" / "IM20.dcm", root / "S2" / "ZHANGS.dcm")
+    result = run_index(db, [CrashyTree(str(root))], ScanOptions(workers=2, file_seconds=2, job_size=8))
+    assert result.state == "completed" and result.errors == 2 and result.files_processed == 26
+    got = statuses(db)
+    assert got["AKILLS.dcm"][0] == "error" and "process died" in (got["AKILLS.dcm"][1] or "")
+    assert got["ZHANGS.dcm"][0] == "error" and "longer than 2 s" in (got["ZHANGS.dcm"][1] or "")
+    assert all(status == "dicom" for name, (status, _) in got.items() if name.startswith("IM"))
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*), sum(filling) FROM series").fetchone() == (3, 0)
+    finally:
+        conn.close()
+
+
 @pytest.mark.slow
 def test_a_read_stuck_where_no_timer_reaches_is_stopped_by_the_watchdog(tmp_path: Path) -> None:
     root, db = tmp_path / "archive", tmp_path / "index.db"

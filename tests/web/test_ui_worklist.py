@@ -27,6 +27,7 @@ from pacsindex.sample.archive import write_sample
 from pacsindex.web import create_app
 from pacsindex.web.server import ThreadedServer
 from support_jobs import GatedTree
+from support_wait import wait_until
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -47,7 +48,7 @@ class Served:
 
 
 @contextmanager
-def serve(tmp_path: Path, *, patients: int, files: int, held: bool) -> Iterator[Served]:
+def serve(tmp_path: Path, *, patients: int, files: int, held: bool, before_gate: int = 8) -> Iterator[Served]:
     archive = tmp_path / "archive"
     write_sample(archive, patients=patients, files=files)
     gate = threading.Event()
@@ -55,7 +56,7 @@ def serve(tmp_path: Path, *, patients: int, files: int, held: bool) -> Iterator[
         gate.set()
 
     def source_for(root: str) -> GatedTree:
-        return GatedTree(root, gate, before_gate=8)
+        return GatedTree(root, gate, before_gate=before_gate)
 
     settings = Settings(db=tmp_path / "pacsindex.db", roots=(str(archive),), workers=1, data_dir=tmp_path)
     app = create_app(
@@ -250,6 +251,35 @@ def test_results_never_move_while_indexing_and_the_chip_shows_progress(browser: 
         watch_the_list_while_indexing(browser, live, tmp_path)
 
 
+def test_a_study_and_a_series_still_being_indexed_say_so(browser: Any, tmp_path: Path) -> None:
+    """A first index reads one file of each new folder first (the survey): a study or series seen then says
+    it is still being indexed, in words, and stops saying so once every file is read."""
+    with serve(tmp_path, patients=6, files=300, held=True, before_gate=40) as live:
+        live.app.state.pacsindex.jobs.start([str(r) for r in live.app.state.pacsindex.settings.roots])
+
+        def filling() -> tuple[str, int] | None:
+            try:
+                with closing(sqlite3.connect(f"file:{tmp_path / 'pacsindex.db'}?mode=ro", uri=True)) as db:
+                    return db.execute("SELECT SeriesKey, study_id FROM series WHERE filling = 1").fetchone()
+            except sqlite3.Error:
+                return None  # not created yet
+
+        series_key, study_no = wait_until(filling, what="a series still being indexed")
+        context, page, errors = new_page(browser, DESKTOP)
+        sign_in(page, live.url, "sipho", f"#/study/{study_no}")
+        expect(page.locator("#study-filling")).to_have_text("Still being indexed")
+        expect(page.locator(".series-card", has_text="(still being indexed)").first).to_be_visible()
+        page.goto(f"{live.url}/#/series/{series_key}")
+        expect(page.locator("#series-filling")).to_have_text("Still being indexed")
+        live.gate.set()
+        assert live.app.state.pacsindex.jobs.wait(120)
+        page.reload()
+        expect(page.locator("#series-title")).to_be_visible()
+        expect(page.locator("#series-filling")).to_have_count(0)
+        context.close()
+        assert errors == []
+
+
 def watch_the_list_while_indexing(browser: Any, live: Served, tmp_path: Path) -> None:
     context, page, errors = new_page(browser, DESKTOP)
     sign_in(page, live.url, "sipho")
@@ -268,6 +298,8 @@ def watch_the_list_while_indexing(browser: Any, live: Served, tmp_path: Path) ->
     page.click("#search-button")
     summary = page.locator("#result-summary")
     expect(summary).to_have_text(re.compile(r"of \d+ stud"))
+    # A first index reads one file of each new folder first: those studies say they are still being indexed.
+    expect(page.locator("tr.study-row .badge.filling").first).to_have_text("Still being indexed")
     before_rows = page.locator("tr.study-row").all_inner_texts()
     before_total = int(re.search(r"of (\d+)", summary.inner_text()).group(1))  # type: ignore[union-attr]
     page.locator("tr.study-row").first.hover()
@@ -286,6 +318,7 @@ def watch_the_list_while_indexing(browser: Any, live: Served, tmp_path: Path) ->
     page.click("#show-new")
     expect(summary).to_have_text(re.compile(rf"of {studies} stud"))
     expect(offer).to_have_text("")
+    expect(page.locator("tr.study-row .badge.filling")).to_have_count(0)  # every file read: no marker left
     context.close()
     assert errors == []
 

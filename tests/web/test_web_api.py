@@ -111,6 +111,18 @@ def test_indexing_runs_in_the_background_and_searches_see_it_grow(fresh: Live) -
     assert held["roots"] == [str(live.archive)] and held["started_at"].endswith("+02:00")
     partial = live.client.get("/api/search", params={"limit": 1000})
     assert partial.status_code == 200 and 0 < len(partial.json())
+    # The first index surveys: one file of each new folder first, so each series found so far says it is
+    # still being indexed (tests/ingest/test_survey.py), in search, on its page, its study and the worklist.
+    assert {type(r["filling"]) for r in partial.json()} == {bool}
+    filling = [r for r in partial.json() if r["filling"]]
+    assert filling and all(r["file_count"] == 1 for r in filling)
+    key = filling[0]["SeriesKey"]
+    assert live.client.get(f"/api/series/{key}").json()["filling"] is True
+    studies = live.client.get("/api/studies", params={"limit": 200}).json()["items"]
+    assert any(st["filling"] for st in studies)
+    study = next(st for st in studies if st["filling"])
+    detail = live.client.get(f"/api/studies/{study['StudyKey']}").json()
+    assert detail["filling"] is True and any(x["filling"] for x in detail["series"])
 
     live.gate.set()
     done = live.wait_for(lambda s: not s["running"])
@@ -120,6 +132,10 @@ def test_indexing_runs_in_the_background_and_searches_see_it_grow(fresh: Live) -
     assert done["last_updated"].endswith("+02:00")  # shown in Africa/Johannesburg time
     everything = live.client.get("/api/search", params={"limit": 1000}).json()
     assert len(everything) == done["series_count"] > len(partial.json())
+    assert not any(r["filling"] for r in everything)
+    assert live.client.get(f"/api/series/{key}").json()["filling"] is False
+    after = live.client.get("/api/studies", params={"limit": 200}).json()["items"]
+    assert not any(st["filling"] for st in after)
 
 
 def test_search_matches_like_the_cli(live: Live) -> None:

@@ -35,6 +35,13 @@ def add_parsers(sub: Any) -> None:
         "in place and late additions to old studies; `pacsindex serve` does this nightly)",
     )
     p.add_argument(
+        "--no-survey",
+        dest="survey",
+        action="store_false",
+        help="read each new folder whole as it is found (by default a first index reads one file of each"
+        " new folder first, so every series is searchable early)",
+    )
+    p.add_argument(
         "--workers", type=non_negative, metavar="N", help="header-reading processes (0: one per CPU)"
     )
     p.add_argument(
@@ -198,6 +205,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                         limit=args.limit,
                         retry_errors=args.retry_errors,
                         full=args.full,
+                        survey=args.survey,
                         recent_s=settings.quick_recent_hours * 3600,
                     ),
                     on_progress=on_progress,

@@ -256,6 +256,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE dirs ADD COLUMN mtime_ns INTEGER;
     ALTER TABLE dirs ADD COLUMN has_subdirs INTEGER NOT NULL DEFAULT 1;
     """,
+    # survey of a first index (pacsindex.ingest.survey): a series found by reading one file of its folder
+    # while the other files of the folder wait for later in the run; search says it is still being indexed.
+    """
+    ALTER TABLE series ADD COLUMN filling INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

@@ -57,11 +57,12 @@ SERIES_SELECT = """
 # renamed study). Studies are keyed by (patient, UID), so each patient shows their own series.
 STUDY_UID_SHARED = """EXISTS (SELECT 1 FROM studies o WHERE o.StudyInstanceUID = st.StudyInstanceUID
                               AND o.patient_id != st.patient_id) AS study_uid_shared"""
-# Search results also carry what the UI shows as badges and filters by.
+# Search results also carry what the UI shows as badges and filters by; `filling`: a series some of whose
+# files a first index has still to read.
 SEARCH_SELECT = SERIES_SELECT.replace(
     "s.file_count\n",
     "s.file_count, p.sa_id, p.sa_id_issues, p.medical_aid, st.hospital, st.hospital_group,"
-    f" {STUDY_UID_SHARED}\n",
+    f" s.filling = 1 AS filling, {STUDY_UID_SHARED}\n",
 )
 DETAIL_SELECT = f"""
     SELECT s.id AS series_id, s.SeriesKey, p.PatientName, p.PatientID, p.PatientBirthDate, p.PatientSex,
@@ -71,7 +72,7 @@ DETAIL_SELECT = f"""
            st.ReferringPhysicianName, st.InstitutionName, st.StudyID, st.InstitutionAddress,
            st.hospital, st.hospital_group,
            s.SeriesInstanceUID, s.SeriesNumber, s.SeriesDescription, s.Modality, s.BodyPartExamined,
-           s.SeriesDate, s.Manufacturer, s.StationName, s.file_count, s.total_size,
+           s.SeriesDate, s.Manufacturer, s.StationName, s.file_count, s.total_size, s.filling = 1 AS filling,
            {STUDY_UID_SHARED}
     FROM series s JOIN studies st ON st.id = s.study_id JOIN patients p ON p.id = st.patient_id
 """
@@ -133,8 +134,11 @@ def series_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM series").fetchone()[0])
 
 
+_BOOLEAN_COLUMNS = frozenset({"filling"})  # stored as 0/1, shown as false/true
+
+
 def row_dict(row: sqlite3.Row) -> dict[str, Any]:
-    return dict(row)
+    return {k: bool(row[k]) if k in _BOOLEAN_COLUMNS else row[k] for k in row.keys()}
 
 
 def list_series(conn: sqlite3.Connection, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:

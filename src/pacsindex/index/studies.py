@@ -2,9 +2,10 @@
 
 A study is listed when any of its series matches the query and filters (the same matching as
 `search.search`, so "müller ct" finds Hans Müller's CT studies); the row then describes the whole study:
-its modalities, how many series and images it has, the patient's age at the study, the referring doctor,
-the hospital and the medical aid. Pages are counted in studies, and `total` says how many match, so the page
-can offer "N new results" while indexing adds studies.
+its modalities, how many series and images it has, whether a first index is still reading some of them,
+the patient's age at the study, the referring doctor, the hospital and the medical aid. Pages are counted
+in studies, and `total` says how many match, so the page can offer "N new results" while indexing adds
+studies.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ _STUDY_COLUMNS = """
     (SELECT count(*) FROM series x WHERE x.study_id = st.id) AS series_count,
     EXISTS (SELECT 1 FROM studies o WHERE o.StudyInstanceUID = st.StudyInstanceUID
         AND o.patient_id != st.patient_id) AS study_uid_shared,
-    (SELECT coalesce(sum(x.file_count), 0) FROM series x WHERE x.study_id = st.id) AS image_count
+    (SELECT coalesce(sum(x.file_count), 0) FROM series x WHERE x.study_id = st.id) AS image_count,
+    EXISTS (SELECT 1 FROM series x WHERE x.study_id = st.id AND x.filling = 1) AS filling
 """
 
 
@@ -115,7 +117,7 @@ def get_study(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
         dict(r)
         for r in conn.execute(
             """SELECT SeriesKey, SeriesInstanceUID, SeriesNumber, SeriesDescription, Modality,
-                      BodyPartExamined, file_count, total_size
+                      BodyPartExamined, file_count, total_size, filling = 1 AS filling
                FROM series WHERE study_id = ? ORDER BY SeriesNumber IS NULL, SeriesNumber, id""",
             (row["study_id"],),
         )
@@ -127,6 +129,7 @@ def _study(row: sqlite3.Row) -> dict[str, Any]:
     out = {k: row[k] for k in row.keys() if k != "study_id"}
     out["StudyKey"] = str(out.pop("study_no"))
     out["study_uid_shared"] = bool(out["study_uid_shared"])
+    out["filling"] = bool(out["filling"])
     out["modalities"] = (row["modalities"] or "").split()
     out["age"] = age_at(row["PatientBirthDate"], row["StudyDate"])
     return out

@@ -119,6 +119,21 @@ class Writer:
         ).fetchone()
         return len(ids), int(files), int(non_dicom), int(errors)
 
+    def set_filling(self, dir_id: int, filling: bool) -> None:
+        """Mark the series of a folder's indexed files as still being filled (the survey read one file of
+        the folder; the others come later in the run), or as filled."""
+        self._begin()
+        self.conn.execute(
+            "UPDATE series SET filling = ? WHERE filling != ? AND id IN"
+            " (SELECT series_id FROM files WHERE dir_id = ? AND series_id IS NOT NULL)",
+            (int(filling), int(filling), dir_id),
+        )
+
+    def clear_filling(self) -> None:
+        """A run read every file it found: no series is being filled any more."""
+        self._begin()
+        self.conn.execute("UPDATE series SET filling = 0 WHERE filling != 0")
+
     def set_dir_state(self, dir_id: int, mtime_ns: int, has_subdirs: bool) -> None:
         """Every file of the folder's listing is indexed: remember its time, for the next quick pass."""
         self._begin()

@@ -15,6 +15,10 @@ the run starts a new pool and reads the files that were in flight again one at a
 job, so the file that kills a worker again is found and recorded as an error; the rest are read normally.
 A pool that makes no progress for longer than the budget allows (a read stuck in C code where no timer can
 reach it) is stopped and treated the same way.
+
+A first index surveys new folders (`ingest/survey.py`): one file of each is read as the walk finds it, so
+every series is searchable early, and the folder's other files wait for idle workers and for the end of
+the walk. Those reads are jobs of the same worker pool, under the same guarantees.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from pacsindex.index.writer import KnownFile, Writer
 from pacsindex.ingest.progress import Progress, RateMeter
 from pacsindex.ingest.quick import RECENT_S, quick_rule
 from pacsindex.ingest.records import Described, Records, describe, is_unchanged
+from pacsindex.ingest.survey import Survey
 from pacsindex.ingest.warm import WarmPool
 from pacsindex.ingest.workers import WorkerPool
 from pacsindex.sources.files import (
@@ -79,6 +84,8 @@ class ScanOptions:
         False  # list every folder; a quick pass (False) keeps unchanged folders unlisted (ingest/quick.py)
     )
     recent_s: float = RECENT_S  # a quick pass lists the folders of a study that changed this lately
+    survey: bool = True  # a folder new to the index: read one file at once, the others later (survey.py)
+    survey_files: int = 200_000  # at most this many files wait for the survey's second half (memory)
 
 
 @dataclass
@@ -90,6 +97,7 @@ class _Job:
     sep: str
     entries: Sequence[Entry]
     known: dict[str, KnownFile]
+    survey: bool = False  # the one file read first of a folder whose other files wait (survey.py)
 
 
 class Run:
@@ -120,6 +128,7 @@ class Run:
         # only once the last of them is written, so a run stopped half-way never makes a folder look done.
         self._dir_state: dict[int, list[int]] = {}
         self._close_skip: Callable[[], None] = lambda: None
+        self._survey = Survey(False, 0)
         self._records = Records()
         self._series_count = 0
         self._rate = RateMeter()
@@ -201,6 +210,7 @@ class Run:
             else:
                 state = "completed"
                 if complete:
+                    writer.clear_filling()  # every file found was read (also those a stopped run left)
                     for source in self.sources:
                         self.counters["files_removed"] += writer.remove_unseen(source.complete_roots())
                 else:
@@ -319,13 +329,8 @@ class Run:
                 commit()
             self._emit()
 
-        def send(reader: Reader) -> None:
-            nonlocal pack, pack_files
-            if not pack:
-                return
-            while len(inflight) >= max_inflight:
-                collect(block=True)
-            parts = [(j.folder, j.sep, j.entries) for j in pack]
+        def submit(reader: Reader, jobs: list[_Job]) -> None:
+            parts = [(j.folder, j.sep, j.entries) for j in jobs]
             try:
                 fut = self._pool.submit(reader, parts)
             except BrokenProcessPool:  # a worker died since the last collect: recover, then send
@@ -333,7 +338,15 @@ class Run:
                     collect(block=True)
                 self._pool.replace()
                 fut = self._pool.submit(reader, parts)
-            inflight[fut] = (pack, reader, time.monotonic())
+            inflight[fut] = (jobs, reader, time.monotonic())
+
+        def send(reader: Reader) -> None:
+            nonlocal pack, pack_files
+            if not pack:
+                return
+            while len(inflight) >= max_inflight:
+                collect(block=True)
+            submit(reader, pack)
             pack, pack_files = [], 0
 
         def add(
@@ -341,7 +354,8 @@ class Run:
             item: DirListing,
             dir_id: int,
             known: dict[str, KnownFile],
-            fresh: list[Entry],
+            fresh: Sequence[Entry],
+            survey: bool = False,
         ) -> None:
             nonlocal pack_files, pack_since
             start = 0
@@ -349,7 +363,7 @@ class Run:
                 chunk = fresh[start : start + job_size - pack_files]
                 if not pack:
                     pack_since = time.monotonic()
-                pack.append(_Job(dir_id, item.path, item.sep, chunk, known))
+                pack.append(_Job(dir_id, item.path, item.sep, chunk, known, survey))
                 pack_files += len(chunk)
                 start += len(chunk)
                 if pack_files >= job_size:
@@ -358,6 +372,21 @@ class Run:
         skip: SkipFn | None = None
         if not opts.full and opts.limit is None:  # a sample run counts files: it lists what it counts
             skip, self._close_skip = quick_rule(self.db_path, opts.recent_s)
+        # The survey (survey.py): one file of each new folder now, so the whole archive is searchable at
+        # series level early; the others when a worker is idle, and after the walk.
+        survey = self._survey = Survey(opts.survey and opts.limit is None, opts.survey_files)
+        workers = self._pool.workers
+
+        def feed_waiting() -> None:
+            """While the walk goes on, give a worker process with nothing to do files the survey keeps
+            waiting (one worker reads in this process: it never idles while the walk goes on)."""
+            while survey.waiting and workers > 1 and len(inflight) < workers:
+                taken = survey.take(job_size)
+                submit(
+                    taken[0].reader,
+                    [_Job(w.dir_id, w.item.path, w.item.sep, w.entries, w.known) for w in taken],
+                )
+
         for source in self.sources:
             reader = readers[id(source)]
             walker = source.walk(self.cancel, skip)
@@ -374,6 +403,7 @@ class Run:
                         continue
                     c["folders_listed"] += 1
                     dir_id, known = writer.open_dir(item.path, item.sep)
+                    new_folder = not known
                     entries = item.entries
                     if opts.limit is not None and c["enumerated_files"] + len(entries) >= opts.limit:
                         limit_hit = c["enumerated_files"] + len(entries) > opts.limit
@@ -406,10 +436,12 @@ class Run:
                             self._dir_state[dir_id] = [len(fresh), item.mtime_ns, item.has_subdirs]
                         else:
                             writer.set_dir_state(dir_id, item.mtime_ns, item.has_subdirs)
-                    add(reader, item, dir_id, known, fresh)
+                    now = survey.split(reader, item, dir_id, known, new_folder, fresh)
+                    add(reader, item, dir_id, known, now, survey=len(now) < len(fresh))
                     if pack and time.monotonic() - pack_since >= job_seconds:
                         send(reader)
                     collect(block=False)
+                    feed_waiting()
                     self._emit()
                     if limit_hit:
                         break
@@ -428,6 +460,19 @@ class Run:
             if limit_hit:
                 break
         self._enumeration_done = not self.cancel.is_set()
+        if survey.waiting and not self.cancel.is_set():
+            # Every series found is searchable from here on, while the rest of its files come: the first
+            # files still in flight are written first.
+            while inflight:
+                collect(block=True)
+            commit()
+        while survey.waiting and not self.cancel.is_set():  # the survey's second half, in listing order
+            taken = survey.take(job_size)
+            for w in taken:
+                add(w.reader, w.item, w.dir_id, w.known, w.entries)
+            send(taken[0].reader)
+            collect(block=False)
+        survey.waiting.clear()  # a stopped run: the next one reads these files
         while inflight:
             if self.cancel.is_set():
                 for fut in list(inflight):
@@ -493,6 +538,9 @@ class Run:
             elif result.status == "non_dicom":
                 c["non_dicom"] += 1
         state = self._dir_state.get(job.dir_id)
+        filling = self._survey.written(job.dir_id, len(job.entries), job.survey) if read else None
+        if filling is not None:
+            writer.set_filling(job.dir_id, filling)
         if read and state is not None:
             state[0] -= len(job.entries)
             if state[0] <= 0:

@@ -107,6 +107,10 @@ class SeriesSummary(BaseModel):
     SeriesDescription: str | None = None
     Modality: str | None = None
     file_count: int
+    filling: bool = Field(
+        default=False,
+        description="true while a first index has read only some of the series' files (file_count grows)",
+    )
     sa_id: str | None = Field(
         default=None, description="a valid South African ID number in PatientID or OtherPatientIDs"
     )

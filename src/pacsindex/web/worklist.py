@@ -52,6 +52,10 @@ class StudyRow(BaseModel):
     study_uid_shared: bool = Field(
         default=False, description="the StudyInstanceUID is filed under another patient too: check the filing"
     )
+    filling: bool = Field(
+        default=False,
+        description="true while a first index has read only some of the study's files (image_count grows)",
+    )
 
 
 class StudyPage(BaseModel):
@@ -74,6 +78,10 @@ class StudySeries(BaseModel):
     BodyPartExamined: str | None = None
     file_count: int
     total_size: int
+    filling: bool = Field(
+        default=False,
+        description="true while a first index has read only some of the series' files (file_count grows)",
+    )
 
 
 class StudyDetail(StudyRow):

@@ -83,7 +83,7 @@ export async function renderSeries(container, key, back = null) {
           ["Body part", s.BodyPartExamined],
           ["Series date", dicomDate(s.SeriesDate)],
           ["Equipment", [s.Manufacturer, s.StationName].filter(Boolean).join(" · ")],
-          ["Images", `${count(s.file_count)} (${bytes(s.total_size)})`],
+          ["Images", s.filling ? h("span", {}, `${count(s.file_count)} so far (${bytes(s.total_size)}) `, h("span", { class: "badge filling", id: "series-filling" }, "Still being indexed")) : `${count(s.file_count)} (${bytes(s.total_size)})`],
         ]),
       ),
     ),

@@ -68,7 +68,7 @@ export async function renderStudy(container, key, ctx) {
             ["Accession", s.AccessionNumber],
             ["Referring", s.ReferringPhysicianName ? personName(s.ReferringPhysicianName) : ""],
             ["Hospital", s.hospital || s.hospital_group ? h("span", { class: "chip hospital" }, hospitalName(s.hospital, s.hospital_group)) : s.InstitutionName],
-            ["Series, images", `${plural(s.series_count, "series", "series")}, ${plural(images, "image")}`],
+            ["Series, images", s.filling ? h("span", {}, `${plural(s.series_count, "series", "series")}, ${plural(images, "image")} so far `, h("span", { class: "badge filling", id: "study-filling" }, "Still being indexed")) : `${plural(s.series_count, "series", "series")}, ${plural(images, "image")}`],
           ]),
         ),
       ),

@@ -109,6 +109,7 @@ export function createWorklist(ctx, shown, on) {
         ),
         qualityBadge(r.sa_id_issues),
         r.study_uid_shared ? h("span", { class: "badge dq study-shared", title: "The same StudyInstanceUID is filed under another patient too: check the filing" }, "⚠ Study UID shared with another patient") : null,
+        r.filling ? h("span", { class: "badge filling", title: "The first indexing of the archive has not read all images of this study yet: more will appear" }, "Still being indexed") : null,
       ),
       h("td", { class: "date nowrap" }, dicomDate(r.StudyDate) || "no date"),
       h("td", { class: "mods" }, r.modalities.length ? r.modalities.map((m) => h("span", { class: "modality" }, m)) : "–"),
@@ -237,7 +238,7 @@ export function seriesList(study, { links = true } = {}) {
       const label = `${s.Modality || "?"} ${s.SeriesDescription || "(no description)"}`;
       const text = [
         thumbnail(s),
-        h("span", { class: "series-text" }, h("span", { class: "series-name" }, s.SeriesNumber !== null && s.SeriesNumber !== undefined ? `${s.SeriesNumber}. ` : "", label), h("span", { class: "muted" }, plural(s.file_count, "image"))),
+        h("span", { class: "series-text" }, h("span", { class: "series-name" }, s.SeriesNumber !== null && s.SeriesNumber !== undefined ? `${s.SeriesNumber}. ` : "", label), h("span", { class: "muted" }, plural(s.file_count, "image"), s.filling ? " (still being indexed)" : "")),
       ];
       return h("li", { class: "series-card" }, links ? h("a", { href: `#/series/${s.SeriesKey}`, class: "series-link" }, text) : text);
     }),
