@@ -41,9 +41,10 @@ from pacsindex.index.locking import WriterLock
 from pacsindex.index.sa.enrich import Enricher
 from pacsindex.index.sa.samatch import Tables
 from pacsindex.index.writer import KnownFile, Writer
+from pacsindex.ingest.books import Books, Job
 from pacsindex.ingest.progress import Progress, RateMeter
 from pacsindex.ingest.quick import RECENT_S, quick_rule
-from pacsindex.ingest.records import Described, Records, describe, is_unchanged
+from pacsindex.ingest.records import describe, is_unchanged
 from pacsindex.ingest.survey import Survey
 from pacsindex.ingest.warm import WarmPool
 from pacsindex.ingest.workers import WorkerPool
@@ -55,8 +56,6 @@ from pacsindex.sources.files import (
     SkipFn,
     Source,
     WalkError,
-    join_sep,
-    split_path,
 )
 
 log = logging.getLogger(__name__)
@@ -88,18 +87,6 @@ class ScanOptions:
     survey_files: int = 200_000  # at most this many files wait for the survey's second half (memory)
 
 
-@dataclass
-class _Job:
-    """Some files of one folder, as a part of a worker job (or written straight from a record)."""
-
-    dir_id: int
-    folder: str
-    sep: str
-    entries: Sequence[Entry]
-    known: dict[str, KnownFile]
-    survey: bool = False  # the one file read first of a folder whose other files wait (survey.py)
-
-
 class Run:
     """One indexing run over some sources into the index at `db_path`."""
 
@@ -124,12 +111,8 @@ class Run:
         self.counters = dict.fromkeys(
             (*store.RUN_COUNTERS, "files_from_records", "folders_listed", "folders_kept"), 0
         )
-        # Folders whose files are still being read: [files left, mtime, has subfolders]. Their time is stored
-        # only once the last of them is written, so a run stopped half-way never makes a folder look done.
-        self._dir_state: dict[int, list[int]] = {}
+        self.books = Books(self.counters)  # what results write and count (ingest/books.py)
         self._close_skip: Callable[[], None] = lambda: None
-        self._survey = Survey(False, 0)
-        self._records = Records()
         self._series_count = 0
         self._rate = RateMeter()
         self._last_emit = (0, 0.0)
@@ -258,8 +241,8 @@ class Run:
         job_seconds = min(opts.job_seconds, opts.commit_seconds)
         job_size = max(1, opts.job_size)
         # A job in flight: its parts, the reader it was sent with, when it was sent.
-        inflight: dict[Future[list[list[FileResult]]], tuple[list[_Job], Reader, float]] = {}
-        pack: list[_Job] = []
+        inflight: dict[Future[list[list[FileResult]]], tuple[list[Job], Reader, float]] = {}
+        pack: list[Job] = []
         pack_files = 0
         pack_since = 0.0
         last_commit = time.monotonic()
@@ -295,7 +278,7 @@ class Run:
                         log.warning("no header read finished for too long: restarting the worker processes")
                         self._pool.replace(kill=True)
                         done = list(wait(list(inflight), timeout=30, return_when=FIRST_COMPLETED)[0])
-            broken: list[tuple[list[_Job], Reader]] = []
+            broken: list[tuple[list[Job], Reader]] = []
             for fut in done:
                 parts, reader, _ = inflight.pop(fut)
                 last_done = time.monotonic()
@@ -305,7 +288,7 @@ class Run:
                     broken.append((parts, reader))
                     continue
                 for job, job_results in zip(parts, results, strict=True):
-                    self._write_results(writer, job, job_results)
+                    self.books.write_results(writer, job, job_results)
             if broken:
                 # A worker died: every job still in the pool died with it. Read those files again, each
                 # alone in a new pool, so the one that kills a worker is recorded and the rest are read.
@@ -313,7 +296,7 @@ class Run:
                 for fut, (parts, reader, _) in list(inflight.items()):
                     if not fut.cancelled() and fut.exception() is None:
                         for job, job_results in zip(parts, fut.result(), strict=True):
-                            self._write_results(writer, job, job_results)
+                            self.books.write_results(writer, job, job_results)
                     else:
                         broken.append((parts, reader))
                     del inflight[fut]
@@ -322,14 +305,14 @@ class Run:
                 for parts, reader in broken:
                     for job in parts:
                         alone = [self._pool.read_alone(reader, job.folder, job.sep, e) for e in job.entries]
-                        self._write_results(writer, job, alone)
+                        self.books.write_results(writer, job, alone)
                 last_done = time.monotonic()
             # Also when nothing is in flight (an unchanged re-scan): a listing holds the lock too.
             if writer.pending >= opts.commit_files or time.monotonic() - last_commit >= opts.commit_seconds:
                 commit()
             self._emit()
 
-        def submit(reader: Reader, jobs: list[_Job]) -> None:
+        def submit(reader: Reader, jobs: list[Job]) -> None:
             parts = [(j.folder, j.sep, j.entries) for j in jobs]
             try:
                 fut = self._pool.submit(reader, parts)
@@ -363,7 +346,7 @@ class Run:
                 chunk = fresh[start : start + job_size - pack_files]
                 if not pack:
                     pack_since = time.monotonic()
-                pack.append(_Job(dir_id, item.path, item.sep, chunk, known, survey))
+                pack.append(Job(dir_id, item.path, item.sep, chunk, known, survey))
                 pack_files += len(chunk)
                 start += len(chunk)
                 if pack_files >= job_size:
@@ -374,7 +357,7 @@ class Run:
             skip, self._close_skip = quick_rule(self.db_path, opts.recent_s)
         # The survey (survey.py): one file of each new folder now, so the whole archive is searchable at
         # series level early; the others when a worker is idle, and after the walk.
-        survey = self._survey = Survey(opts.survey and opts.limit is None, opts.survey_files)
+        survey = self.books.survey = Survey(opts.survey and opts.limit is None, opts.survey_files)
         workers = self._pool.workers
 
         def feed_waiting() -> None:
@@ -384,7 +367,7 @@ class Run:
                 taken = survey.take(job_size)
                 submit(
                     taken[0].reader,
-                    [_Job(w.dir_id, w.item.path, w.item.sep, w.entries, w.known) for w in taken],
+                    [Job(w.dir_id, w.item.path, w.item.sep, w.entries, w.known) for w in taken],
                 )
 
         for source in self.sources:
@@ -395,10 +378,10 @@ class Run:
                     if self.cancel.is_set():
                         break
                     if isinstance(item, WalkError):
-                        self._record_walk_error(writer, item)
+                        self.books.walk_error(writer, item)
                         continue
                     if isinstance(item, DirKept):
-                        self._keep(writer, item)
+                        self.books.keep(writer, item)
                         collect(block=False)
                         continue
                     c["folders_listed"] += 1
@@ -429,11 +412,13 @@ class Run:
                         gone = [k.id for name, k in known.items() if name not in changed]
                         c["files_removed"] += writer.remove_files(gone)
                     if described is not None:
-                        self._records.catalog_seen.update((dir_id, e.name) for e in entries)
-                    fresh = self._from_records(source, reader, writer, item, dir_id, known, fresh, described)
+                        self.books.records.catalog_seen.update((dir_id, e.name) for e in entries)
+                    fresh = self.books.from_records(
+                        source, reader, writer, item, dir_id, known, fresh, described
+                    )
                     if item.complete and not limit_hit and item.mtime_ns is not None:
                         if fresh:
-                            self._dir_state[dir_id] = [len(fresh), item.mtime_ns, item.has_subdirs]
+                            self.books.dir_state[dir_id] = [len(fresh), item.mtime_ns, item.has_subdirs]
                         else:
                             writer.set_dir_state(dir_id, item.mtime_ns, item.has_subdirs)
                     now = survey.split(reader, item, dir_id, known, new_folder, fresh)
@@ -451,7 +436,7 @@ class Run:
                     close()
             if getattr(source, "known_record", None) is not None and not (self.cancel.is_set() or limit_hit):
                 # The catalog was read to its end: the rows it described before and lists no more are gone.
-                seen = self._records.catalog_seen
+                seen = self.books.records.catalog_seen
                 c["files_removed"] += writer.remove_described(source.label, seen)
             if self.cancel.is_set():
                 pack, pack_files = [], 0  # like a job not started yet: the next run reads these files
@@ -483,92 +468,6 @@ class Run:
             collect(block=True)
         self._emit(force=True)
         return not limit_hit and not self.cancel.is_set()
-
-    def _from_records(
-        self,
-        source: Source,
-        reader: Reader,
-        writer: Writer,
-        item: DirListing,
-        dir_id: int,
-        known: dict[str, KnownFile],
-        fresh: list[Entry],
-        described: Described | None,
-    ) -> list[Entry]:
-        """Index the files whose fields records give (a catalog's, a DICOMDIR's: see ingest/records.py)
-        without opening each; returns the files still to read."""
-        split = self._records.split(source, reader, item, dir_id, known, fresh, described)
-        if split.direct:
-            job = _Job(dir_id, item.path, item.sep, split.direct, known)
-            self._write_results(writer, job, split.results, read=False, sigs=split.sigs)
-        self.counters["files_read"] += split.opened + split.wasted  # one header per DICOMDIR series
-        self.counters["files_from_records"] += len(split.direct) - split.opened
-        return split.to_read
-
-    def _write_results(
-        self,
-        writer: Writer,
-        job: _Job,
-        results: list[FileResult],
-        read: bool = True,
-        sigs: Sequence[str | None] | None = None,
-    ) -> None:
-        c = self.counters
-        for i, (entry, result) in enumerate(zip(job.entries, results, strict=True)):
-            if read and (job.dir_id, entry.name) in self._records.described:
-                # A catalog of this run described this file while a worker read it: one row per file,
-                # and the catalog's record is what the practice filed.
-                c["files_processed"] += 1
-                continue
-            writer.put_file(
-                job.dir_id,
-                job.folder,
-                entry.name,
-                entry.size,
-                entry.mtime_ns,
-                result,
-                replacing=entry.name in job.known,
-                record_sig=sigs[i] if sigs is not None else None,
-            )
-            c["files_read"] += read
-            c["files_processed"] += 1
-            if result.status == "error":
-                c["errors"] += 1
-                log.debug("error reading %s: %s", result.path, result.reason)
-            elif result.status == "non_dicom":
-                c["non_dicom"] += 1
-        state = self._dir_state.get(job.dir_id)
-        filling = self._survey.written(job.dir_id, len(job.entries), job.survey) if read else None
-        if filling is not None:
-            writer.set_filling(job.dir_id, filling)
-        if read and state is not None:
-            state[0] -= len(job.entries)
-            if state[0] <= 0:
-                del self._dir_state[job.dir_id]
-                writer.set_dir_state(job.dir_id, state[1], bool(state[2]))
-
-    def _keep(self, writer: Writer, item: DirKept) -> None:
-        """A folder a quick pass did not list (with the folders below it): what the index has there stands,
-        and is counted."""
-        folders, files, non_dicom, errors = writer.keep_dir(item.path)
-        c = self.counters
-        c["folders_kept"] += folders
-        c["enumerated_files"] += files
-        c["files_unchanged"] += files
-        c["files_processed"] += files
-        c["non_dicom"] += non_dicom
-        c["errors"] += errors
-
-    def _record_walk_error(self, writer: Writer, item: WalkError) -> None:
-        self.counters["errors"] += 1
-        writer.add_error(item.path, item.reason)
-        if item.is_dir:
-            writer.mark_subtree_seen(item.path, join_sep(item.path))
-        else:
-            folder, name = split_path(item.path)
-            self.counters["files_removed"] += writer.remove_path(folder, name)
-        log.info("could not read a path: %s", item.reason)  # the path itself is patient data: DEBUG only
-        log.debug("unreadable path %s: %s", item.path, item.reason)
 
 
 def run_index(
