@@ -98,9 +98,13 @@ class WarmPool(WorkerPool):
         read, the workers are replaced, so the next run finds the pool idle and whole."""
         with self._jobs_lock:
             left, self._jobs = list(self._jobs), set()
-        for fut in left:
-            fut.cancel()
-        if kill or any(not fut.done() for fut in left):
+        if not kill and not any(fut.running() for fut in left):
+            for fut in left:
+                fut.cancel()
+            kill = any(not fut.done() for fut in left)  # one started between the look and the cancel
+        else:
+            kill = True  # replace() cancels the queued jobs itself (see WorkerPool.shutdown)
+        if kill:
             self.replace(kill=True)
         with self._lock:
             self._lent = False

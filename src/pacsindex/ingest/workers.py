@@ -175,7 +175,12 @@ class WorkerPool:
         """Stop the pool; with `kill`, at once (workers only read, so nothing is lost: a failed run's jobs
         would only fail the same way, e.g. each waiting for a NAS that has gone)."""
         if kill:
-            for proc in list((getattr(self._executor, "_processes", None) or {}).values()):
+            procs = list((getattr(self._executor, "_processes", None) or {}).values())
+            # Jobs not started are cancelled by the pool's own thread before the kill: on Python 3.11 a job
+            # cancelled from outside makes that thread fail while it marks the others broken, leaving them
+            # unfinished (fixed in 3.12).
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
                 proc.kill()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
