@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_scale import ensure_tree
+from bench.report import write_figures
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -304,9 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     report["machine"]["load_end"] = os.getloadavg()
     print(f"load average {load_start[0]:.1f} at the start, {report['machine']['load_end'][0]:.1f} at the end")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"figures written to {args.out}")
+    write_figures(args.out, report)
     return 0
 
 

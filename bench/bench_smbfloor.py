@@ -18,7 +18,6 @@ Figures, never pass/fail: a table on stdout and bench/out/bench_smbfloor.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -32,6 +31,7 @@ from typing import Any
 
 from bench.bench_rescan import PROXY, bench_env, index
 from bench.bench_scale import ensure_tree
+from bench.report import write_figures
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -164,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "tree": {"root": str(root), "files": files},
         "delays": rows,
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"figures written to {args.out}")
+    write_figures(args.out, report)
     return 0
 
 

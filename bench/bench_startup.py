@@ -33,6 +33,7 @@ from typing import Any
 
 from bench.bench_index import _subprocess_env, _warm_page_cache
 from bench.ct_tree import iter_files, make_ct_tree
+from bench.report import write_figures
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
@@ -203,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_ratio": TARGET_RATIO,
         "target_one_file_s": TARGET_ONE_FILE_S,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"figures written to {args.out}")
+    write_figures(args.out, report)
     return 0
 
 

@@ -37,6 +37,7 @@ from typing import Any
 from bench.bench_rescan import PROXY, bench_env, tree_shape
 from bench.bench_scale import CACHE, ensure_tree
 from bench.ct_tree import make_ct_tree
+from bench.report import write_figures
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -198,9 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_ratio": TARGET,
         "trees": results,
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"figures written to {args.out} ({os.cpu_count()} CPUs)")
+    write_figures(args.out, report, f" ({os.cpu_count()} CPUs)")
     return 0
 
 

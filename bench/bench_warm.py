@@ -15,7 +15,6 @@ bench/out/bench_warm.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -26,6 +25,7 @@ from typing import Any
 
 from bench.bench_index import _warm_page_cache
 from bench.ct_tree import iter_files, make_ct_tree
+from bench.report import write_figures
 from pacsindex.index import store
 from pacsindex.ingest.jobs import IndexJobs
 from pacsindex.ingest.scan import ScanOptions, default_workers
@@ -113,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "sizes": sizes,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"figures written to {args.out}")
+    write_figures(args.out, report)
     return 0
 
 

@@ -14,6 +14,13 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "out"
 
 
+def write_figures(out: Path, report: dict[str, Any], note: str = "") -> None:
+    """A benchmark's figures as JSON in `out` (bench/out/NAME.json), and where they went."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"figures written to {out}{note}")
+
+
 def _load(name: str) -> dict[str, Any] | None:
     path = OUT / f"{name}.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

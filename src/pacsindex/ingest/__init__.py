@@ -7,8 +7,9 @@ the jobs it never uses (~70 ms of every worker's start, a third of a one-file ru
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pacsindex.lazy import lazy_names
 
 if TYPE_CHECKING:
     from pacsindex.ingest.jobs import IndexJobs, SourceFactory
@@ -40,9 +41,4 @@ _FROM = {
     "WarmPool": "pacsindex.ingest.warm",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _FROM.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names(__name__, _FROM)

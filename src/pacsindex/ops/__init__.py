@@ -9,8 +9,9 @@ other).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pacsindex.lazy import lazy_names
 
 if TYPE_CHECKING:
     from pacsindex.ops.backup import ServiceLock
@@ -40,9 +41,4 @@ _FROM = {
     "ServiceLock": "pacsindex.ops.backup",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _FROM.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names(__name__, _FROM)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pacsindex.lazy import lazy_names
 
 if TYPE_CHECKING:
     from pacsindex.share.bundle import PlanMap, ShareZip
@@ -54,9 +55,4 @@ _FROM = {
     "StreamLimiter": "pacsindex.share.limits",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _FROM.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names(__name__, _FROM)
