@@ -60,7 +60,7 @@ BENCH_SMB_FILES ?= 10000
 BENCH_LOAD_SECONDS ?= 600
 BENCH_RENDER_FILES ?= 30
 # issue 15: small runs (1 file, a CD, BENCH_INDEX_FILES), quick re-scans (SMB trees at 1 ms each way;
-# the issue's figure is BENCH_RESCAN_SMB_FILES=1000000, an hours-long first index over SMB)
+# the issue's figure is BENCH_RESCAN_SMB_FILES=1000000: ~18 min of first index over SMB at 0 ms, 4.7 GB tree)
 BENCH_RESCAN_LOCAL_FILES ?= 100000
 BENCH_RESCAN_SMB_FILES ?= 100000
 # the survey of a first index (15.3): each of two tree shapes (bench_scale's; CT-like, BENCH_SURVEY_SERIES
@@ -80,7 +80,7 @@ bench: install system
 	$(BIN)/python -m bench.bench_dicomdir --series 20 --per-series 100 --rounds 3
 	$(BIN)/python -m bench.bench_startup --sizes 1,500,$(BENCH_INDEX_FILES) --rounds 3
 	$(BIN)/python -m bench.bench_warm --sizes 1,500 --rounds 5
-	$(BIN)/python -m bench.bench_rescan --local-files $(BENCH_RESCAN_LOCAL_FILES) --smb-files $(BENCH_RESCAN_SMB_FILES)
+	$(BIN)/python -m bench.bench_rescan --local-files $(BENCH_RESCAN_LOCAL_FILES) --smb-files $(BENCH_RESCAN_SMB_FILES) --first-delay-ms 0
 	$(BIN)/python -m bench.bench_survey --trees ct,scale --files $(BENCH_SURVEY_FILES) --ct-series $(BENCH_SURVEY_SERIES)
 	$(BIN)/python -m bench.bench_smbfloor --files $(BENCH_SMB_FILES)
 
