@@ -78,9 +78,9 @@ class Viewer:
     asked: list[str] = field(default_factory=list)
 
 
-def _handler(dist: Path, config: bytes, live: LiveDicomWeb, asked: list[str]) -> type[BaseHTTPRequestHandler]:
-    upstream = httpx.Client(base_url=live.url, timeout=30)
-
+def _handler(
+    dist: Path, config: bytes, live: LiveDicomWeb, asked: list[str], upstream: httpx.Client
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (quiet)
             pass
@@ -143,10 +143,11 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
         ds.SliceThickness = 5
         write_dicom(archive / "ct" / f"IM{i}.dcm", ds)
     asked: list[str] = []
-    with serve(base, archive) as live:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(dist, b"", live, asked))
+    with serve(base, archive) as live, httpx.Client(base_url=live.url, timeout=30) as upstream:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(dist, b"", live, asked, upstream))
         root = f"http://127.0.0.1:{server.server_address[1]}"
-        server.RequestHandlerClass = _handler(dist, (APP_CONFIG % {"root": root}).encode(), live, asked)
+        config = (APP_CONFIG % {"root": root}).encode()
+        server.RequestHandlerClass = _handler(dist, config, live, asked, upstream)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:

@@ -82,6 +82,16 @@ def test_retrievals_past_the_cap_get_429_and_a_hang_up_frees_a_place(served: tup
         third = httpx.get(path, headers=bearer(token))
         assert third.status_code == 429 and int(third.headers["Retry-After"]) > 0
         assert "retrievals" in third.json()["detail"]
+        # A viewer's frame and bulk data requests open files on the NAS too: the same cap holds them.
+        instances = httpx.get(f"{path}/instances", headers={"Authorization": f"Bearer {token}"}).json()
+        sop = instances[0]["00080018"]["Value"][0]
+        octets = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "multipart/related; type=application/octet-stream",
+        }
+        frames = httpx.get(f"{path}/instances/{sop}/frames/1", headers=octets)
+        bulk = httpx.get(f"{path}/instances/{sop}/bulkdata/7fe00010", headers=octets)
+        assert frames.status_code == 429 and bulk.status_code == 429
         # Search is not a retrieval: it still answers while the cap is reached.
         assert (
             httpx.get(f"{url}/dicom-web/studies", headers={"Authorization": f"Bearer {token}"}).status_code
@@ -91,6 +101,8 @@ def test_retrievals_past_the_cap_get_429_and_a_hang_up_frees_a_place(served: tup
         wait_until(lambda: limiter.active < 2)
         whole = httpx.get(path, headers=bearer(token), timeout=60)
         assert whole.status_code == 200 and len(whole.content) > 24 * 512 * 512
+        frame = httpx.get(f"{path}/instances/{sop}/frames/1", headers=octets, timeout=60)
+        assert frame.status_code == 200 and len(frame.content) >= 512 * 512
     finally:
         for sock in held:
             sock.close()

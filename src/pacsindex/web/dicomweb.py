@@ -433,8 +433,13 @@ def retrieve_frames(
     numbers = parse_frame_list(frames)
     f = _one_instance(request, who, study, series, sop, INSTANCE)
     readers = Readers(settings=state(request).settings)
-    body = open_frames(f.path, readers, numbers, request.headers.get("accept"), f"instance {sop}")
-    return StreamingResponse(iter(body), media_type=body.content_type, headers=NO_STORE)
+    slot = take_slot(request)  # a viewer asks for every frame of a series at once: the same limit applies
+    try:
+        body = open_frames(f.path, readers, numbers, request.headers.get("accept"), f"instance {sop}")
+    except BaseException:
+        slot.release()
+        raise
+    return _Limited(iter(body), slot, body.content_type)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{path:path}", responses={200: FRAMES})
@@ -445,11 +450,16 @@ def retrieve_bulkdata(
     large binary value at `tag` or `tag/item/tag`)."""
     f = _one_instance(request, who, study, series, sop, INSTANCE)
     readers = Readers(settings=state(request).settings)
-    body = open_bulk(f.path, readers, path, request.headers.get("accept"), f"instance {sop}")
+    slot = take_slot(request)
+    try:
+        body = open_bulk(f.path, readers, path, request.headers.get("accept"), f"instance {sop}")
+    except BaseException:
+        slot.release()
+        raise
     headers = dict(NO_STORE)
     if isinstance(body, BulkBody):
         headers["Content-Length"] = str(body.length)
-    return StreamingResponse(iter(body), media_type=body.content_type, headers=headers)
+    return _Limited(iter(body), slot, body.content_type, headers)
 
 
 class DicomWebCors:
