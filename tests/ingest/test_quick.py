@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cli_json
 from pacsindex.index import store
 from pacsindex.ingest.progress import Progress
 from pacsindex.ingest.scan import ScanOptions, run_index
@@ -152,3 +153,22 @@ def test_a_quick_pass_finishes_what_a_stopped_first_index_left(tmp_path: Path) -
         count = conn.execute("SELECT count(*) FROM files").fetchone()[0]
     assert count == sum(1 for p in tree.rglob("*") if p.is_file())
     assert scan(db, source_for(str(tree)), full=True).files_read == 0  # nothing was left for the full pass
+
+
+def test_quick_recent_hours_says_how_long_a_patient_counts_as_busy(tmp_path: Path) -> None:
+    """The setting, from the environment to what `pacsindex index` lists: an archive written minutes ago is
+    all "recent" under the default 48 hours (every folder above the series listed again); with 0 nothing
+    is, and the patients' folders are kept unlisted."""
+    tree = tmp_path / "archive"
+    write_sample(tree, patients=6, files=200)
+    db = str(tmp_path / "i.db")
+    first = cli_json("index", str(tree), "--db", db, "--workers", "1")
+    busy = cli_json("index", str(tree), "--db", db, "--workers", "1")
+    quiet = cli_json(
+        "index", str(tree), "--db", db, "--workers", "1", env={"PACSINDEX_QUICK_RECENT_HOURS": "0"}
+    )
+    leaves = len(leaf_folders(tree))  # an unchanged series folder is never listed again
+    assert busy["folders_listed"] == first["folders_listed"] - leaves and busy["folders_kept"] == leaves
+    above_patients = 1 + sum(1 for p in [*tree.glob("*"), *tree.glob("*/*")] if p.is_dir())
+    assert quiet["folders_listed"] == above_patients < busy["folders_listed"]
+    assert quiet["files_read"] == busy["files_read"] == 0
