@@ -22,6 +22,7 @@ import binascii
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -186,6 +187,18 @@ def take_slot(request: Request) -> RetrievalSlot:
     return limiter.acquire()
 
 
+@contextmanager
+def opening(request: Request) -> Iterator[RetrievalSlot]:
+    """`take_slot` around opening what a retrieval sends: the place is freed if opening fails (no answer
+    goes out), else the block hands it to `_Limited`."""
+    slot = take_slot(request)
+    try:
+        yield slot
+    except BaseException:
+        slot.release()
+        raise
+
+
 def base_url(request: Request) -> str:
     """The DICOMweb root that RetrieveURL values start with: public_url when set, else as asked."""
     public = state(request).settings.public_url
@@ -267,8 +280,7 @@ def _retrieve(
         target = find(conn, study, series, sop)
     readers = Readers(settings=settings)
     what = INSTANCE if sop is not None else SERIES if series is not None else STUDY
-    slot = take_slot(request)
-    try:
+    with opening(request) as slot:
         if wanted.kind == "single":
             single = Single(target.files[0], readers)
             single.check(wanted)
@@ -279,9 +291,6 @@ def _retrieve(
         check_syntaxes(wanted, [f.TransferSyntaxUID for f in target.files if f.TransferSyntaxUID])
         multipart = Multipart(target.files, readers)
         multipart.check(wanted)
-    except BaseException:
-        slot.release()
-        raise
     _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
     headers = dict(NO_STORE)
     if multipart.warning:
@@ -394,14 +403,10 @@ def wado_uri(
     settings = state(request).settings
     with index_reader(settings.db) as conn:
         target = find(conn, studyUID, seriesUID, objectUID)
-    slot = take_slot(request)
-    try:
+    with opening(request) as slot:
         single = Single(target.files[0], Readers(settings=settings))
         if transferSyntax:
             single.check(Wanted("single", frozenset({transferSyntax})))
-    except BaseException:
-        slot.release()
-        raise
     _audit_retrieval(request, who, INSTANCE, studyUID, seriesUID, target.PatientID)
     return _single_response(single, slot)
 
@@ -433,12 +438,8 @@ def retrieve_frames(
     numbers = parse_frame_list(frames)
     f = _one_instance(request, who, study, series, sop, INSTANCE)
     readers = Readers(settings=state(request).settings)
-    slot = take_slot(request)  # a viewer asks for every frame of a series at once: the same limit applies
-    try:
+    with opening(request) as slot:  # a viewer asks for every frame of a series at once: the same limit
         body = open_frames(f.path, readers, numbers, request.headers.get("accept"), f"instance {sop}")
-    except BaseException:
-        slot.release()
-        raise
     return _Limited(iter(body), slot, body.content_type)
 
 
@@ -450,12 +451,8 @@ def retrieve_bulkdata(
     large binary value at `tag` or `tag/item/tag`)."""
     f = _one_instance(request, who, study, series, sop, INSTANCE)
     readers = Readers(settings=state(request).settings)
-    slot = take_slot(request)
-    try:
+    with opening(request) as slot:
         body = open_bulk(f.path, readers, path, request.headers.get("accept"), f"instance {sop}")
-    except BaseException:
-        slot.release()
-        raise
     headers = dict(NO_STORE)
     if isinstance(body, BulkBody):
         headers["Content-Length"] = str(body.length)
