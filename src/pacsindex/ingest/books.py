@@ -28,7 +28,7 @@ from pacsindex.sources.files import (
 
 __all__ = ["Books", "Job"]
 
-log = logging.getLogger("pacsindex.ingest.scan")  # the run's log, as before the split
+log = logging.getLogger(__name__)
 
 
 @dataclass
