@@ -50,7 +50,7 @@ from smbprotocol.exceptions import (
     SMBResponseException,
 )
 from smbprotocol.file_info import FileAttributes, FileInformationClass
-from smbprotocol.open import CreateDisposition, CreateOptions, ImpersonationLevel, Open, ShareAccess
+from smbprotocol.open import CreateDisposition, CreateOptions, ShareAccess
 from smbprotocol.open import DirectoryAccessMask as DirAccess
 from smbprotocol.open import FilePipePrinterAccessMask as FileAccess
 from smbprotocol.session import Session
@@ -63,6 +63,7 @@ from pacsindex.errors import (
     SourceError,
     SourceUnreachable,
 )
+from pacsindex.sources.smb import wire
 from pacsindex.sources.smb.address import (
     DEFAULT_PORT,
     SmbCredentials,
@@ -94,6 +95,8 @@ _LOGON_FAILURE, _BAD_NETWORK_NAME = 0xC000006D, 0xC00000CC
 _NOT_FOUND = {0xC000000F, 0xC0000034, 0xC000003A, 0xC0000056}  # no such file, name/path not found, deleting
 _SESSION_GONE = {0xC00000C9, 0xC0000203, 0xC000035C}  # network name deleted, session deleted/expired
 _SHARE_ALL = ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE
+_FILE_OPEN = CreateDisposition.FILE_OPEN
+_ID_FULL_DIRECTORY = FileInformationClass.FILE_ID_FULL_DIRECTORY_INFORMATION
 _FILETIME_EPOCH = 116444736000000000  # 1601-01-01 → 1970-01-01 in 100 ns ticks
 _DIRECTORY, _REPARSE_POINT = 0x10, 0x400
 _DIR_ENTRY = struct.Struct("<IIQQQQQQIIIIQ")  # FILE_ID_FULL_DIR_INFORMATION up to FileName (80 bytes)
@@ -190,47 +193,31 @@ def _status_error(status: int) -> OSError:
 # -- the wire: compounds built with smbprotocol, responses parsed with struct -----------------------------
 
 
-def _create(tree: TreeConnect, name: str, access: int, options: int) -> tuple[Open, Any]:
-    o = Open(tree, name)
-    msg, _ = o.create(
-        ImpersonationLevel.Impersonation,
-        access,
-        FileAttributes.FILE_ATTRIBUTE_NORMAL,
-        _SHARE_ALL,
-        CreateDisposition.FILE_OPEN,
-        options,
-        send=False,
-    )
-    return o, msg
+def _open(name: str, access: int, options: int) -> wire.Message:
+    return wire.create(name, access, FileAttributes.FILE_ATTRIBUTE_NORMAL, _SHARE_ALL, _FILE_OPEN, options)
 
 
-def _file_msgs(tree: TreeConnect, name: str, offset: int, length: int) -> list[Any]:
+def _file_msgs(name: str, offset: int, length: int) -> list[wire.Message]:
     """Open a file read-only, read [offset, offset+length), close: one compound."""
     access = FileAccess.FILE_READ_DATA | FileAccess.FILE_READ_ATTRIBUTES
-    o, create = _create(tree, name, access, CreateOptions.FILE_NON_DIRECTORY_FILE)
-    return [create, o.read(offset, length, send=False)[0], o.close(send=False)[0]]
+    opened = _open(name, access, CreateOptions.FILE_NON_DIRECTORY_FILE)
+    return [opened, wire.read(offset, length), wire.close()]
 
 
-def _stat_msgs(tree: TreeConnect, name: str) -> list[Any]:
+def _stat_msgs(name: str) -> list[wire.Message]:
     """Open a file or folder for its attributes (in the create response) and close it."""
-    o, create = _create(tree, name, FileAccess.FILE_READ_ATTRIBUTES, 0)
-    return [create, o.close(send=False)[0]]
+    return [_open(name, FileAccess.FILE_READ_ATTRIBUTES, 0), wire.close()]
 
 
-def _dir_msgs(
-    tree: TreeConnect, name: str, queries: int, close: bool, file_id: bytes | None = None
-) -> list[Any]:
+def _dir_msgs(name: str, queries: int, close: bool, file_id: bytes | None = None) -> list[wire.Message]:
     """Open a folder (unless `file_id` is an open one), query its entries `queries` times, maybe close it."""
+    msgs = []
     if file_id is None:
         access = DirAccess.FILE_LIST_DIRECTORY | DirAccess.FILE_READ_ATTRIBUTES
-        o, create = _create(tree, name, access, CreateOptions.FILE_DIRECTORY_FILE)
-        msgs = [create]
-    else:
-        o, msgs = Open(tree, name), []
-        o.file_id = file_id
-    info = FileInformationClass.FILE_ID_FULL_DIRECTORY_INFORMATION
-    msgs += [o.query_directory("*", info, send=False)[0] for _ in range(queries)]
-    return msgs + [o.close(send=False)[0]] if close else msgs
+        msgs.append(_open(name, access, CreateOptions.FILE_DIRECTORY_FILE))
+    fid = file_id or wire.RELATED_FILE
+    msgs += [wire.query_directory(_ID_FULL_DIRECTORY, "*", fid) for _ in range(queries)]
+    return msgs + [wire.close(fid)] if close else msgs
 
 
 def _created(body: bytes) -> tuple[int, int, int, bytes]:
@@ -296,6 +283,7 @@ class _Client:
         self.pacer = _Pacer()
         self.conn = Connection(uuid.uuid4(), loc.host, loc.port, require_signing=True)
         self.session: Session | None = None
+        self.wire: wire.Wire | None = None  # the byte-level requests, once the handshake is done
         self.rtt = 0.0  # seconds: the quickest of a few echoes while nothing else was in flight
 
     def _bounded(self, seconds: float, step: Callable[[], Any], share: str) -> None:
@@ -338,6 +326,9 @@ class _Client:
             )
             self.session.connect()
             self._open_tree(self.loc.share)
+            # The receiving thread is waiting for the next packet on the transport it had: the echoes'
+            # replies end that wait, and from then on it reads through the Wire.
+            self.wire = wire.Wire(self.conn)
             rtts = []
             for credits in (512, 1, 1):  # credits to keep many requests in flight; the round trip, thrice
                 started = time.monotonic()
@@ -348,6 +339,8 @@ class _Client:
                     break
                 rtts.append(time.monotonic() - started)
             self.rtt = min(rtts, default=0.0)
+            if not self.wire.reading.wait(self.timeout):
+                raise TimeoutError("the NAS did not answer an echo")
 
         self._bounded(give_up, handshake, self.loc.share)
         window = self.conn.sequence_window
@@ -379,48 +372,35 @@ class _Client:
     def alive(self) -> bool:
         return self.conn.transport is not None and bool(self.conn.transport.connected)
 
-    def send(self, tree: TreeConnect, msgs: list[Any]) -> list[Any]:
-        assert self.session is not None
+    def send(self, tree: TreeConnect, msgs: list[wire.Message]) -> list[wire.Reply]:
+        assert self.session is not None and self.wire is not None
         try:
-            sent = self.conn.send_compound(msgs, self.session.session_id, tree.tree_connect_id, related=True)
-        except Exception as exc:  # SMBConnectionClosed, out of credits, a socket error
+            return self.wire.request(self.session, tree, msgs)
+        except Exception as exc:  # the connection is closed, out of credits, a socket error
             raise _Offline(f"connection lost ({type(exc).__name__})") from exc
-        return list(sent)
 
-    def collect(self, requests: Sequence[Any]) -> list[tuple[int, bytes]]:
+    def collect(self, replies: Sequence[wire.Reply]) -> list[tuple[int, bytes]]:
         """(status, response body) of each request of a compound; the body is b'' unless the status is 0."""
         out = []
-        for req in requests:
+        for reply in replies:
             try:
-                out.append(
-                    (
-                        0,
-                        self.conn.receive(req, timeout=self.timeout, resolve_symlinks=False)[
-                            "data"
-                        ].get_value(),
-                    )
-                )
-            except SMBResponseException as exc:
-                if exc.status in _SESSION_GONE:
-                    raise _Offline(f"the NAS ended the session (0x{exc.status:08x})") from exc
-                out.append((exc.status, b""))
-            except Exception as exc:
-                if "timeout" in str(exc).lower():
-                    self.pacer.timed_out()
-                    raise _Offline(f"timed out: no answer within {self.timeout:g} s") from exc
-                raise _Offline(f"connection lost ({type(exc).__name__})") from exc
+                status, body = reply.wait(self.timeout)
+            except TimeoutError as exc:
+                self.pacer.timed_out()
+                raise _Offline(f"timed out: no answer within {self.timeout:g} s") from exc
+            except wire.WireError as exc:
+                raise _Offline(f"connection lost ({exc})") from exc
+            if status in _SESSION_GONE:
+                raise _Offline(f"the NAS ended the session (0x{status:08x})")
+            out.append((status, body))
         return out
 
-    def call(self, share: str, build: Callable[[TreeConnect], list[Any]]) -> list[tuple[int, bytes]]:
-        tree = self.tree(share)
-        return self.collect(self.send(tree, build(tree)))
+    def call(self, share: str, msgs: list[wire.Message]) -> list[tuple[int, bytes]]:
+        return self.collect(self.send(self.tree(share), msgs))
 
     def close_handle(self, share: str, file_id: bytes) -> None:
         """Close a handle the server kept open because it failed the close chained after an error."""
-        tree = self.tree(share)
-        o = Open(tree, "")
-        o.file_id = file_id
-        self.collect(self.send(tree, [o.close(send=False)[0]]))
+        self.call(share, [wire.close(file_id)])
 
     def drop(self) -> None:
         if self.conn.transport is not None:

@@ -30,6 +30,7 @@ from urllib.parse import unquote
 
 from pacsindex.errors import PermissionDenied, ShareNotFound, SourceError, SourceUnreachable
 from pacsindex.sources.files import DirKept, DirListing, Entry, Folder, SkipFn, WalkError, _parallel_walk
+from pacsindex.sources.smb import wire
 from pacsindex.sources.smb.address import _loaded, _next_step, _setting  # noqa: F401  (re-exported)
 from pacsindex.sources.smb.conn import (  # noqa: F401  (re-exported: pacsindex.sources.smb.reader is the public name)
     _ACCESS_DENIED,
@@ -166,7 +167,7 @@ class SmbReader:
             while len(out) < length:
                 at, want = offset + len(out), min(length - len(out), client.conn.max_read_size, 1 << 20)
                 tree = client.tree(loc.share)
-                replies = client.collect(client.send(tree, _file_msgs(tree, name, at, want)))
+                replies = client.collect(client.send(tree, _file_msgs(name, at, want)))
                 got = _head(client, loc.share, replies)
                 if isinstance(got, OSError):
                     raise got
@@ -192,10 +193,10 @@ class _Batch:
     def __call__(self, client: _Client) -> None:
         todo = [p for p in self.paths if p not in self.heads]  # a retry fetches only what is missing
         tree, share = client.tree(self.loc.share), self.loc.share
-        inflight: deque[tuple[str, list[Any]]] = deque()
+        inflight: deque[tuple[str, list[wire.Reply]]] = deque()
         started = time.monotonic()
         for path in todo:
-            inflight.append((path, client.send(tree, _file_msgs(tree, self.loc.name_of(path), 0, PREFIX))))
+            inflight.append((path, client.send(tree, _file_msgs(self.loc.name_of(path), 0, PREFIX))))
             while len(inflight) >= client.pacer.window:
                 done, requests = inflight.popleft()
                 self.heads[done] = _head(client, share, client.collect(requests))
@@ -252,7 +253,7 @@ class SmbFile(io.RawIOBase):
 
 def _list_dir(client: _Client, share: str, name: str) -> list[DirEntry] | OSError:
     """Every entry of a folder: one round trip unless it holds more than two responses' worth (~1,200)."""
-    (cstatus, create), *queries, (lstatus, _) = client.call(share, lambda t: _dir_msgs(t, name, 2, True))
+    (cstatus, create), *queries, (lstatus, _) = client.call(share, _dir_msgs(name, 2, True))
     if cstatus:
         return _status_error(cstatus)
     if lstatus:
@@ -265,7 +266,7 @@ def _list_dir(client: _Client, share: str, name: str) -> list[DirEntry] | OSErro
             return _status_error(status)
         entries.extend(_dir_entries(_payload(body, "<HI")))
     # Both queries came back full and the chained close ended the listing: list again, holding a handle.
-    (cstatus, create), (status, body) = client.call(share, lambda t: _dir_msgs(t, name, 1, False))
+    (cstatus, create), (status, body) = client.call(share, _dir_msgs(name, 1, False))
     if cstatus:
         return _status_error(cstatus)
     file_id = _created(create)[3]
@@ -275,7 +276,7 @@ def _list_dir(client: _Client, share: str, name: str) -> list[DirEntry] | OSErro
             if status:
                 return _status_error(status)
             entries.extend(_dir_entries(_payload(body, "<HI")))
-            [(status, body)] = client.call(share, lambda t: _dir_msgs(t, name, 1, False, file_id))
+            [(status, body)] = client.call(share, _dir_msgs(name, 1, False, file_id))
     finally:
         client.close_handle(share, file_id)
     return entries
@@ -354,7 +355,7 @@ class SmbTree:
         self._rtt = client.rtt
         self._resolve(client)
         name = self.loc.path.replace("/", "\\")
-        (cstatus, create), (lstatus, _) = client.call(self.loc.share, lambda t: _stat_msgs(t, name))
+        (cstatus, create), (lstatus, _) = client.call(self.loc.share, _stat_msgs(name))
         if cstatus in _NOT_FOUND:
             raise SourceError(f"root not found on the NAS: {self.label}")
         if cstatus == _ACCESS_DENIED:
