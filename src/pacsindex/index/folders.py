@@ -36,6 +36,12 @@ def folder_state(conn: sqlite3.Connection, path: str) -> FolderState | None:
     return None if row is None else FolderState(row[0], bool(row[1]), row[2])
 
 
+def any_kept_state(conn: sqlite3.Connection) -> bool:
+    """Whether any folder has a stored modification time: without one no folder can be kept unlisted (a
+    first index)."""
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM dirs WHERE mtime_ns IS NOT NULL)").fetchone()[0])
+
+
 def _below(path: str, sep: str) -> tuple[str, str, str]:
     lo, hi = subtree_range(path, sep)
     return path, lo, hi

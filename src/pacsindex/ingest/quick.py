@@ -47,8 +47,11 @@ def quick_rule(
     since_ns = int((now() - recent_s) * 1e9)
     with store.reading(db_path) as conn:
         failed = folders.ErrorFolders(conn)
+        first_index = not folders.any_kept_state(conn)
 
     def skip(path: str, mtime_ns: int) -> bool:
+        if first_index:
+            return False  # nothing to compare with: no query a folder
         conn = getattr(local, "conn", None)
         if conn is None:
             conn = local.conn = store.connect(db_path, readonly=True)

@@ -297,7 +297,7 @@ class SmbTree:
     """A folder tree on an SMB share, listed by a few threads over one connection. Stored paths are
     `smb://host[:port]/share/dir/name`; the label is the root's URL, without credentials."""
 
-    def __init__(self, loc: SmbLocation, creds: SmbCredentials, timeout: float = 10.0, listers: int = 8):
+    def __init__(self, loc: SmbLocation, creds: SmbCredentials, timeout: float = 10.0, listers: int = 16):
         self.typed = loc  # as the user wrote it: for advice ("map the share") in their spelling
         self.loc, self.creds, self.timeout = canonical(loc), creds, timeout
         self.label = self.loc.url
