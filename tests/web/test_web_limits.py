@@ -146,3 +146,24 @@ def test_request_bodies_are_bounded_declared_or_streamed(served: tuple[str, obje
         assert httpx.post(url + path, content=b"z" * 5000).status_code == 413
     # A normal body is untouched by the limit.
     assert httpx.post(f"{url}/auth/signin", json={"name": "alice", "password": PASSWORD}).status_code == 200
+
+
+def test_a_metadata_request_that_fails_before_answering_frees_its_place(
+    served: tuple[str, object, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, app, token = served
+    limiter = app.state.dicomweb_streams  # type: ignore[attr-defined]
+    audit = app.state.pacsindex.audit  # type: ignore[attr-defined]
+    path = f"{url}/dicom-web/studies/{STUDY}/metadata"
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audit, "record", disk_full)  # the audit log cannot be written: no answer goes out
+    for _ in range(3):  # more failures than places: each one gave its place back
+        assert httpx.get(path, headers=auth).status_code >= 500
+    assert limiter.active == 0
+    monkeypatch.undo()
+    answer = httpx.get(path, headers=auth, timeout=60)
+    assert answer.status_code == 200 and len(answer.json()) == 24

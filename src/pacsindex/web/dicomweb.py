@@ -357,10 +357,10 @@ def _metadata(
     with index_reader(settings.db) as conn:
         target = find(conn, study, series, sop)
     what = "instance metadata" if sop else "series metadata" if series else "study metadata"
-    slot = take_slot(request)
-    _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
-    body = metadata(target.files, Readers(settings=settings), base_url(request))
-    return _Limited(body, slot, media)
+    with opening(request) as slot:
+        _audit_retrieval(request, who, what, study, series, target.PatientID, len(target.files))
+        body = metadata(target.files, Readers(settings=settings), base_url(request))
+        return _Limited(body, slot, media)
 
 
 @router.get("/studies/{study}/metadata", responses={200: QIDO})
