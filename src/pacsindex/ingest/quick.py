@@ -37,21 +37,20 @@ RECENT_S = 48 * 3600.0  # a patient's folders that changed within this are liste
 
 def quick_rule(
     db_path: str | os.PathLike[str], recent_s: float = RECENT_S, now: Callable[[], float] = time.time
-) -> tuple[SkipFn, Callable[[], None]]:
+) -> tuple[SkipFn | None, Callable[[], None]]:
     """A quick pass's rule, asked by the listing threads with a folder's path and the modification time its
     parent's listing shows. Each listing thread reads through a connection of its own; the second value closes
-    them."""
+    them. No rule (None) when no folder has a stored time yet: a first index lists every folder."""
     local = threading.local()
     opened: list[sqlite3.Connection] = []
     lock = threading.Lock()
     since_ns = int((now() - recent_s) * 1e9)
     with store.reading(db_path) as conn:
         failed = folders.ErrorFolders(conn)
-        first_index = not folders.any_kept_state(conn)
+        if not folders.any_kept_state(conn):
+            return None, lambda: None  # a first index: nothing to compare with, every folder is listed
 
     def skip(path: str, mtime_ns: int) -> bool:
-        if first_index:
-            return False  # nothing to compare with: no query a folder
         conn = getattr(local, "conn", None)
         if conn is None:
             conn = local.conn = store.connect(db_path, readonly=True)

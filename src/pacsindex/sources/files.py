@@ -284,6 +284,9 @@ def _serial_walk(
         yield item
 
 
+QUICK_LISTERS = 2
+
+
 def _parallel_walk(
     root: str,
     list_dir: "ListFn",
@@ -291,7 +294,12 @@ def _parallel_walk(
     cancel: threading.Event,
     skip: SkipFn | None = None,
 ) -> Iterator[DirListing | DirKept | WalkError]:
-    """List folders with `listers` threads; depth-first so the frontier stays small; bounded output."""
+    """List folders with `listers` threads; depth-first so the frontier stays small; bounded output. A quick
+    pass (`skip`) uses at most QUICK_LISTERS: it lists few folders, and asks the index about each subfolder
+    it finds, so more threads only wait for each other's turn at the GIL (a quick pass over SMB at 1 ms each
+    way, 100,000 files, 3 passes each: 1.3 s with 2 threads, 1.7 s with 1, 1.6 s with 4, 2.0 s with 16)."""
+    if skip is not None:
+        listers = min(listers, QUICK_LISTERS)
     out: queue.Queue[object] = queue.Queue(maxsize=64)
     pending: list[Folder] = [Folder(root, None)]
     cond = threading.Condition()

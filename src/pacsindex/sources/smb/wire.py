@@ -237,7 +237,7 @@ class Wire:
             with conn.sequence_lock:
                 conn.sequence_window["high"] += credits
             if not (status == _PENDING and flags & _ASYNC):  # an interim reply: the final one follows
-                del self.pending[mid]
+                self.pending.pop(mid, None)
                 reply.status, reply.body = status, (message[64:] if status == 0 else b"")
                 reply._settle()
             if not nxt:
