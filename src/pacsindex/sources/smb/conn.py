@@ -1,6 +1,6 @@
 """Connections to a NAS over SMB: `smb://host[:port]/share/path` addresses (`SmbLocation`), the account
-(`SmbCredentials`), compound requests built with smbprotocol's low-level API and parsed with struct, and one
-connection per (host, port, account) per process, shared by every thread.
+(`SmbCredentials`), compound requests sent and answered as bytes (`wire.py`, on the connection smbprotocol
+opened and logged in), and one connection per (host, port, account) per process, shared by every thread.
 
 Why compounds: smbclient's open/read/close is three round trips and ~3 ms of CPU per file. Here create +
 read of the header prefix + close go out as one related compound request (one round trip), and many files
@@ -190,7 +190,7 @@ def _status_error(status: int) -> OSError:
     return OSError(errno.EIO, f"the NAS answered status 0x{status:08x}")
 
 
-# -- the wire: compounds built with smbprotocol, responses parsed with struct -----------------------------
+# -- the compounds: requests as bytes (wire.py), responses parsed with struct ----------------------------
 
 
 def _open(name: str, access: int, options: int) -> wire.Message:
@@ -376,8 +376,9 @@ class _Client:
         assert self.session is not None and self.wire is not None
         try:
             return self.wire.request(self.session, tree, msgs)
-        except Exception as exc:  # the connection is closed, out of credits, a socket error
-            raise _Offline(f"connection lost ({type(exc).__name__})") from exc
+        except Exception as exc:  # the connection is closed (and why), out of credits, a socket error
+            why = str(exc) if isinstance(exc, wire.WireError) else type(exc).__name__
+            raise _Offline(f"connection lost ({why})") from exc
 
     def collect(self, replies: Sequence[wire.Reply]) -> list[tuple[int, bytes]]:
         """(status, response body) of each request of a compound; the body is b'' unless the status is 0."""

@@ -41,6 +41,7 @@ _READ = struct.Struct("<HBBIQ16sIIIHHB")  # SMB2 READ request with its one-byte 
 _QUERY_DIRECTORY = struct.Struct("<HBBI16sHHI")  # SMB2 QUERY_DIRECTORY request up to its buffer, 32 bytes
 _CLOSE = struct.Struct("<HHI16s")  # SMB2 CLOSE request, 24 bytes
 _LENGTH = struct.Struct(">I")  # the Direct TCP frame: a zero byte and a 24-bit length
+_REFUSED = "a reply from the NAS could not be decrypted or read (altered on the way?)"
 RELATED_FILE = b"\xff" * 16  # the file id of a related compound: "the file the create before opened"
 
 Message = tuple[int, bytes, int]  # command, body, credit charge
@@ -202,10 +203,14 @@ class Wire:
                 self._fail("the NAS closed the connection")
                 return packet
             encrypted = packet[:4] == b"\xfdSMB"
-            plain = self._decrypt(packet) if encrypted else packet
-            if struct.unpack_from("<Q", plain, 24)[0] not in self.pending:
-                return packet  # smbprotocol's own request: it decrypts and parses it itself
-            self._deliver(plain, encrypted)
+            try:
+                plain = self._decrypt(packet) if encrypted else packet
+                if struct.unpack_from("<Q", plain, 24)[0] not in self.pending:
+                    return packet  # smbprotocol's own request: it decrypts and parses it itself
+                self._deliver(plain, encrypted)
+            except Exception as exc:  # the waiting requests learn why the connection ends
+                self._fail(str(exc) if isinstance(exc, WireError) else _REFUSED)
+                raise
 
     def _decrypt(self, packet: bytes) -> bytes:
         _, signature, nonce, _, _, flags, session_id = _TRANSFORM.unpack_from(packet)
