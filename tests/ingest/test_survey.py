@@ -190,11 +190,12 @@ def test_a_run_stopped_during_the_survey_is_finished_by_the_next(
 
     stopped = Run(db, [Stopping(str(archive))], ScanOptions(workers=1, job_size=4), cancel=stop).run()
     assert stopped.state == "cancelled"
-    assert any(r["filling"] for r in searchable(db).values())  # said so while it was stopped
+    filling = [k for k, r in searchable(db).items() if r["filling"]]
+    assert filling and stopped.series_filling == len(filling)  # said so while it was stopped, and counted
 
     resumed = Run(db, [LocalTree(str(archive))], ScanOptions(workers=1)).run()
     assert resumed.state == "completed" and resumed.files_read > 0 and resumed.errors == 0
-    assert not any(r["filling"] for r in searchable(db).values())
+    assert not any(r["filling"] for r in searchable(db).values()) and resumed.series_filling == 0
     assert_same_index(db, plain)  # every waiting file read, and no series left being indexed
 
 

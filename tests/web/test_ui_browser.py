@@ -66,6 +66,9 @@ def test_sign_in_index_search_and_open_a_series(browser: object, tmp_path: Path)
         expect(page.locator("#index-chip")).to_have_text(re.compile(r"^Indexing"))
         expect(page.locator("#index-stop")).to_be_visible()
         expect(page.locator("#index-percent")).to_have_text("counting files…")
+        # A first index reads one file of each series folder first: the page says how many series wait
+        # for the rest of their images.
+        expect(page.locator("#stat-series")).to_have_text(re.compile(r"^\d+, \d+ still being indexed$"))
         page.click("#nav a[href='#/search']")
         page.click("#search-button")  # an empty search lists the newest studies indexed so far
         summary = page.locator("#result-summary")
@@ -78,6 +81,7 @@ def test_sign_in_index_search_and_open_a_series(browser: object, tmp_path: Path)
         expect(page.locator("#index-bar")).to_have_attribute("value", "100")
         expect(page.locator("#index-state")).to_have_text("Up to date")
         expect(page.locator("#index-chip")).to_have_text("Up to date")
+        expect(page.locator("#stat-series")).to_have_text(re.compile(r"^\d+$"))  # none left being indexed
         expect(page.locator("#index-updated")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d SAST$"))
         status = server.app.state.pacsindex.jobs.status()
         assert status["files_processed"] == status["enumerated_files"] > 1500

@@ -261,6 +261,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE series ADD COLUMN filling INTEGER NOT NULL DEFAULT 0;
     """,
+    # the Indexing page counts the series still being indexed as progress goes out: a partial index keeps
+    # that count as cheap as the number of such series (none, outside a first index).
+    """
+    CREATE INDEX series_filling ON series (id) WHERE filling = 1;
+    """,
 ]
 
 

@@ -134,6 +134,11 @@ def series_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM series").fetchone()[0])
 
 
+def filling_count(conn: sqlite3.Connection) -> int:
+    """Series still being indexed: found by the survey, some of their files not read yet."""
+    return int(conn.execute("SELECT count(*) FROM series WHERE filling = 1").fetchone()[0])
+
+
 _BOOLEAN_COLUMNS = frozenset({"filling"})  # stored as 0/1, shown as false/true
 
 

@@ -72,7 +72,7 @@ class IndexJobs:
         self._latest: Progress | None = None
         self._started_by: str | None = None
         self._failure: str | None = None
-        self._idle_series: int | None = None
+        self._idle_series: tuple[int, int] | None = None  # series, and of them still being indexed
 
     # -- control ---------------------------------------------------------------------------------------
     def start(
@@ -241,10 +241,10 @@ class IndexJobs:
             with store.reading(self.db_path) as conn:
                 row = conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
                 if self._idle_series is None:
-                    self._idle_series = store.series_count(conn)
+                    self._idle_series = store.series_count(conn), store.filling_count(conn)
         except (IndexNotFound, StoreError, sqlite3.Error):
             return data
-        data["series_count"] = self._idle_series
+        data["series_count"], data["series_filling"] = self._idle_series
         if row is not None:
             for key in store.RUN_COUNTERS:
                 data[key] = row[key]

@@ -50,6 +50,7 @@ class Progress:
     folders_listed: int = 0
     folders_kept: int = 0  # folders a quick pass did not list: unchanged since they were indexed
     series_count: int = 0
+    series_filling: int = 0  # of them, still being indexed (the survey read one file, the others come later)
     errors: int = 0
     non_dicom: int = 0
     started_at: datetime | None = None

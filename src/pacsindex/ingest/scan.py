@@ -113,7 +113,7 @@ class Run:
         )
         self.books = Books(self.counters)  # what results write and count (ingest/books.py)
         self._close_skip: Callable[[], None] = lambda: None
-        self._series_count = 0
+        self._series_count = self._series_filling = 0
         self._rate = RateMeter()
         self._last_emit = (0, 0.0)
         self._enumeration_done = False
@@ -121,6 +121,9 @@ class Run:
         self._pool = WorkerPool(1)
 
     # -- progress --------------------------------------------------------------------------------------
+    def _count_series(self, conn: sqlite3.Connection) -> None:
+        self._series_count, self._series_filling = store.series_count(conn), store.filling_count(conn)
+
     def snapshot(self, state: str = "running", message: str | None = None) -> Progress:
         assert self._progress is not None
         if message is None and state in ("running", "completed"):
@@ -139,6 +142,7 @@ class Run:
             state=state,
             enumeration_done=self._enumeration_done,
             series_count=self._series_count,
+            series_filling=self._series_filling,
             last_updated=now,
             files_per_s=rate,
             eta_s=0.0 if state != "running" else eta,
@@ -177,7 +181,7 @@ class Run:
         roots = tuple(s.label for s in self.sources)
         run_id = store.begin_run(conn, roots, started)
         self._progress = Progress(run_id=run_id, roots=roots, state="running", started_at=started)
-        self._series_count = store.series_count(conn)
+        self._count_series(conn)
         writer = Writer(conn, run_id, Enricher(self.tables))
         workers = self.options.workers or default_workers()
         lent = self.lender.lend(workers, self.options.file_seconds) if self.lender is not None else None
@@ -219,7 +223,7 @@ class Run:
             self._close_skip()
             self._pool.release(kill=state == "failed")
             try:
-                self._series_count = store.series_count(conn)
+                self._count_series(conn)
                 store.finish_run(conn, run_id, state, self.counters, message)
             except sqlite3.Error as exc:
                 # Often the same cause as the run's own error (a full disk): that one line is enough; the
@@ -246,18 +250,21 @@ class Run:
         pack_files = 0
         pack_since = 0.0
         last_commit = time.monotonic()
-        last_count = float("-inf")
+        last_count, count_cost = float("-inf"), 0.0
         last_done = time.monotonic()
         limit_hit = False
 
         def commit() -> None:
-            nonlocal last_commit, last_count
+            nonlocal last_commit, last_count, count_cost
             writer.commit()
             last_commit = now = time.monotonic()
-            # Many commits a second; count(*) costs ~1 ms at 100k series: count as often as progress goes out.
-            if now - last_count >= opts.progress_seconds:
-                self._series_count = store.series_count(writer.conn)
-                last_count = now
+            # The series counts after every commit, so the Indexing page is right even when the walk then
+            # waits long for a listing; but where commits come many a second and counting is not cheap
+            # (count(*) costs ~1 ms at 100k series), no more often than progress goes out.
+            if count_cost < 0.002 or now - last_count >= opts.progress_seconds:
+                self._count_series(writer.conn)
+                last_count = time.monotonic()
+                count_cost = last_count - now
 
         def stuck() -> bool:
             """No job has finished for longer than the oldest one's files may take."""
@@ -308,9 +315,14 @@ class Run:
                         self.books.write_results(writer, job, alone)
                 last_done = time.monotonic()
             # Also when nothing is in flight (an unchanged re-scan): a listing holds the lock too.
-            if writer.pending >= opts.commit_files or time.monotonic() - last_commit >= opts.commit_seconds:
+            committed = (
+                writer.pending >= opts.commit_files or time.monotonic() - last_commit >= opts.commit_seconds
+            )
+            if committed:
                 commit()
-            self._emit()
+            self._emit(
+                force=committed
+            )  # what searches now see, the page says too, even if the walk then waits
 
         def submit(reader: Reader, jobs: list[Job]) -> None:
             parts = [(j.folder, j.sep, j.entries) for j in jobs]

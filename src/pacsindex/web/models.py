@@ -80,6 +80,9 @@ class IndexStatus(BaseModel):
     files_removed: int
     files_from_records: int = Field(default=0, description="indexed from a DICOMDIR without opening the file")
     series_count: int | None = None
+    series_filling: int | None = Field(
+        default=None, description="of the series, how many are still being indexed (a first index's survey)"
+    )
     errors: int
     non_dicom: int
     started_at: str | None = Field(default=None, description="ISO 8601 with the offset of `timezone`")
