@@ -23,7 +23,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,11 +185,19 @@ def samba_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaSer
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target port, counting the bytes that come back and optionally adding
     `delay_s` each way (a slower link). `cut()` drops every live connection at once; `close()` also stops
-    listening, and a new TcpProxy on the same port brings the "NAS" back."""
+    listening, and a new TcpProxy on the same port brings the "NAS" back. `down(data)` sees (and may
+    change) every chunk the NAS sends: a recorder, or an attacker on the way."""
 
-    def __init__(self, target_port: int, port: int = 0, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        port: int = 0,
+        delay_s: float = 0.0,
+        down: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.target_port = target_port
         self.delay_s = delay_s
+        self.down = down
         self._server = socket.create_server(("127.0.0.1", port))
         self.port = int(self._server.getsockname()[1])
         self._live: set[socket.socket] = set()
@@ -229,6 +237,8 @@ class TcpProxy:
                     time.sleep(self.delay_s)  # the emulated link's latency, not a wait for anything
                 if down:
                     self.bytes_down += len(data)
+                    if self.down is not None:
+                        data = self.down(data)
                 dst.sendall(data)
         except OSError:
             pass

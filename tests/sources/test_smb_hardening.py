@@ -9,9 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,7 @@ from pacsindex.sample.archive import write_sample
 from pacsindex.sources.files import source_for
 from pacsindex.sources.smb import nas
 from pacsindex.sources.smb import reader as smb
-from samba_server import SambaServer, samba_problem, start_samba
+from samba_server import SambaServer, TcpProxy, samba_problem, start_samba
 
 pytestmark = pytest.mark.samba
 PATIENT = "NKOSI^THANDEKA"  # in every file's header: must not cross the wire in clear when encrypted
@@ -78,45 +76,16 @@ def creds(server: SambaServer, **kw: Any) -> smb.SmbCredentials:
     return smb.SmbCredentials(server.user, server.password, **kw)
 
 
-class Recorder:
+class Recorder(TcpProxy):
     """A TCP relay to the NAS that keeps every byte the NAS sent, to look for patient names on the wire."""
 
     def __init__(self, target_port: int) -> None:
-        self.target = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.received = bytearray()
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target_port, down=self._keep)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                if record:
-                    with self._lock:
-                        self.received += data
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.listener.close()
+    def _keep(self, data: bytes) -> bytes:
+        self.received += data  # one NAS connection at a time here: no lock needed
+        return data
 
 
 def index(url: str, db: Path, credentials: Any, **options: Any) -> Progress:

@@ -5,9 +5,7 @@ with what the attacker wrote."""
 
 from __future__ import annotations
 
-import socket
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +20,7 @@ from pacsindex.ingest.scan import ScanOptions, run_index
 from pacsindex.sources.files import source_for
 from pacsindex.sources.smb import reader as smb
 from pacsindex.sources.smb import wire
-from samba_server import SambaServer, samba_problem, start_samba
+from samba_server import SambaServer, TcpProxy, samba_problem, start_samba
 
 FILE_ID = bytes(range(16))
 SHARE = ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE
@@ -80,28 +78,14 @@ PATIENT = b"NKOSI^THANDEKA"
 
 
 class Tamperer:
-    """A TCP relay to the NAS that alters what the NAS sends once the login is done: it swaps the patient's
-    name for another of the same length (signed session), or flips a byte of every large packet
-    (encrypted session: the name is not visible)."""
+    """What an attacker on the way does to what the NAS sends once the login is done: swap the patient's
+    name for another of the same length (signed session), or flip a byte of every large packet (encrypted
+    session: the name is not visible). Counts what it altered."""
 
-    def __init__(self, target_port: int, encrypted: bool) -> None:
-        self.target, self.encrypted = target_port, encrypted
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.altered = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+    def __init__(self, encrypted: bool) -> None:
+        self.encrypted, self.altered = encrypted, 0
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
-
-    def _alter(self, data: bytes) -> bytes:
+    def __call__(self, data: bytes) -> bytes:
         if not self.encrypted and PATIENT in data:
             self.altered += 1
             return data.replace(PATIENT, b"MALLORY^EVILX!")
@@ -109,22 +93,6 @@ class Tamperer:
             self.altered += 1
             return data[:-100] + bytes([data[-100] ^ 0x01]) + data[-99:]
         return data
-
-    def _pump(self, src: socket.socket, dst: socket.socket, alter: bool) -> None:
-        try:
-            while data := src.recv(262144):
-                dst.sendall(self._alter(data) if alter else data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 @pytest.fixture
@@ -151,7 +119,8 @@ def test_a_reply_altered_on_the_way_is_refused(archive: Path, tmp_path: Path, mo
     server: SambaServer = start_samba(
         tmp_path / "srv", {"archive": archive}, extra_global=[f"server smb encrypt = {mode}"]
     )
-    relay = Tamperer(server.port, encrypted=mode != "off")
+    tamper = Tamperer(encrypted=mode != "off")
+    relay = TcpProxy(server.port, down=tamper)
     try:
         creds = smb.SmbCredentials(server.user, server.password)
         p: Progress = run_index(
@@ -160,7 +129,7 @@ def test_a_reply_altered_on_the_way_is_refused(archive: Path, tmp_path: Path, mo
     finally:
         relay.close()
         server.stop()
-    assert relay.altered > 0
+    assert tamper.altered > 0
     db = sqlite3.connect(tmp_path / "i.db")
     names = [n for (n,) in db.execute("SELECT PatientName FROM patients")]
     notes = [n for (n,) in db.execute("SELECT reason FROM files WHERE status = 'error' AND transient")]
