@@ -139,3 +139,41 @@ def test_a_reply_altered_on_the_way_is_refused(archive: Path, tmp_path: Path, mo
     # Each file's error says why, as the admin reads it in `pacsindex problems`.
     why = "failed its signature check" if mode == "off" else "altered on the way"
     assert all(why in note for note in notes), notes
+
+
+@pytest.mark.samba
+def test_a_reply_in_clear_to_an_encrypted_request_is_refused(archive: Path, tmp_path: Path) -> None:
+    """On an encrypted session an attacker on the way cannot read the traffic, but could write a reply in
+    clear (say "access denied", or file data of his own) for a request he guesses the message id of."""
+    server: SambaServer = start_samba(tmp_path / "srv", {"archive": archive})
+    try:
+        loc = smb.SmbLocation.parse(server.url())
+        client = smb._client_for(loc, smb.SmbCredentials(server.user, server.password), 10.0)
+        assert client.encrypted and client.wire is not None and client.session is not None
+        [pending] = client.wire.request(client.session, client.tree(loc.share), [wire.close(FILE_ID)])
+        assert pending.sealed
+        pending.wait(10)  # the NAS's own (encrypted) answer: a close of a file that is not open
+        forged_mid = 10**9
+        client.wire.pending[forged_mid] = forged = wire.Reply(client.session, sealed=True)
+        denied = 0xC0000022
+        header = wire._HEADER.pack(
+            b"\xfeSMB",
+            64,
+            0,
+            denied,
+            wire.CREATE,
+            1,
+            0x1,
+            0,
+            forged_mid,
+            0,
+            0,
+            client.session.session_id,
+            b"",
+        )
+        with pytest.raises(wire.WireError, match="not encrypted"):
+            client.wire._deliver(header + bytes(9), encrypted=False)
+        assert forged.status == 0  # never delivered as the NAS's answer
+    finally:
+        smb.close_connections()
+        server.stop()

@@ -13,7 +13,8 @@ What smbprotocol does for its own messages is done here too, by the same rules: 
 from the connection's sequence window under its lock; signing with the session's key
 (`Connection._generate_signature`) when the session signs; SMB3 encryption (AES-CCM or AES-GCM, the
 cipher the connection negotiated) when the session or share encrypts; replies checked the same way, and
-a reply that should be signed but is not is refused. A connection that fails or is closed wakes every
+more strictly than smbprotocol checks its own: a reply that should be signed but is not, or that answers
+an encrypted request in clear, is refused. A connection that fails or is closed wakes every
 waiting request with the reason.
 """
 
@@ -83,12 +84,12 @@ class Reply:
     """One request's answer, once it has come: its status, and its body (after the 64-byte header) when the
     status is success, else b''."""
 
-    __slots__ = ("_done", "body", "failed", "session", "status")
+    __slots__ = ("_done", "body", "failed", "sealed", "session", "status")
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, sealed: bool = False) -> None:
         self._done = threading.Lock()
         self._done.acquire()
-        self.session = session
+        self.session, self.sealed = session, sealed  # sealed: sent encrypted, so the answer must be too
         self.status, self.body, self.failed = 0, b"", ""
 
     def _settle(self) -> None:
@@ -124,6 +125,7 @@ class Wire:
         """Send `messages` as one compound (related: each works on the file the first one opened)."""
         conn = self.conn
         sign = bool(session.signing_required and session.signing_key)
+        sealed = bool(session.encrypt_data or tree.encrypt_data)
         flags = _DFS if tree.is_dfs_share else 0
         flags |= _SIGNED if sign else 0
         last = len(messages) - 1
@@ -158,12 +160,12 @@ class Wire:
             if sign:
                 signature = conn._generate_signature(message, session.signing_key, mid, False, command)
                 message = message[:48] + signature + message[64:]
-            reply = Reply(session)
+            reply = Reply(session, sealed)
             self.pending[mid] = reply
             parts.append(message)
             replies.append(reply)
         data = b"".join(parts)
-        if session.encrypt_data or tree.encrypt_data:
+        if sealed:
             data = self._encrypt(data, session)
         if self.dead or not self.tcp.connected or conn._t_exc is not None:
             self._fail(self.dead or "the connection is closed")
@@ -231,6 +233,8 @@ class Wire:
             reply = self.pending.get(mid)
             if reply is None:
                 raise WireError(f"the NAS answered message {mid}, which was not asked in this compound")
+            if reply.sealed and not encrypted:  # what an attacker on the way could write in clear
+                raise WireError("the NAS answered an encrypted request with a reply that is not encrypted")
             if not encrypted and reply.session.signing_required and status != _PENDING:
                 if not flags & _SIGNED:
                     raise WireError("the NAS sent an unsigned reply on a signed session")
