@@ -254,6 +254,12 @@ class TcpProxy:
             pass
         s.close()
 
+    @property
+    def open_sockets(self) -> int:
+        """Sockets of connections going through now (two a connection: the client's and the NAS's)."""
+        with self._lock:
+            return len(self._live)
+
     def cut(self) -> int:
         """Drop every connection going through now (new ones still work); returns how many sockets."""
         with self._lock:

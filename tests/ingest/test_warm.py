@@ -1,7 +1,8 @@
 """The web service keeps its header-reading workers between runs (issue 15, point 1): scheduled passes and
 the Start button read with the same processes, started when the service starts; a file that kills a worker
 costs that file and leaves a whole pool for the next run; a run stopped part-way leaves nothing queued and
-the next run completes the index; stopping the service stops the workers."""
+the next run completes the index; stopping the service stops the workers; saving the NAS settings ends the
+workers' NAS connections made with the old ones."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from warmkit import NotingReader, NotingTree, readers_of, release
 
 from conftest import write_dicom
@@ -19,6 +21,7 @@ from pacsindex.config.settings import Settings
 from pacsindex.ingest.scan import ScanOptions
 from pacsindex.ingest.warm import WarmPool
 from pacsindex.sources.files import Entry, LocalReader
+from samba_server import TcpProxy, samba_problem, start_samba
 from support_wait import wait_until
 from support_web import LiveServer, serve
 
@@ -200,3 +203,47 @@ def test_a_pool_given_back_holds_no_jobs_of_the_run_and_replaces_workers_still_r
 
 def entries(folder: Path, names: list[str]) -> list[Entry]:
     return [Entry(n, (folder / n).stat().st_size, (folder / n).stat().st_mtime_ns) for n in names]
+
+
+@pytest.mark.samba
+def test_saving_the_nas_settings_ends_the_warm_readers_connections_made_with_the_old_ones(
+    tmp_path: Path,
+) -> None:
+    """The warm readers keep their NAS connections between runs; when an admin saves the NAS settings (a new
+    password, another NAS), the connections logged in with the old ones must end, not linger on the NAS."""
+    problem = samba_problem()
+    if problem:
+        pytest.skip(problem)
+    archive = tmp_path / "archive"
+    series(archive, "S1", [f"A{i}.dcm" for i in range(8)])
+    nas_server = start_samba(tmp_path / "samba", {"archive": archive})
+    relay = TcpProxy(nas_server.port)
+    config = Settings(db=tmp_path / "pacsindex.db", data_dir=tmp_path / "data", workers=2)
+    try:
+        with serve(
+            tmp_path, users={"admin": True}, settings=config, scan_options=ScanOptions(workers=2, job_size=1)
+        ) as live:
+            pool = live.app.state.pacsindex.jobs.pool
+            client, csrf = live.sign_in("admin")
+            nas = {
+                "host": "127.0.0.1",
+                "port": relay.port,
+                "share": "archive",
+                "user": nas_server.user,
+                "password": nas_server.password,
+            }
+            assert client.put("/api/settings/nas", json=nas, headers=csrf).status_code == 200
+            wait_until(lambda: len(pool.pids()) == 2, what="the warm readers to start")
+            start(live)
+            assert set(files(config.db).values()) == {"dicom"} and len(files(config.db)) == 8
+            assert relay.open_sockets >= 4  # the service's own connection and at least one reader's
+
+            assert client.put("/api/settings/nas", json=nas, headers=csrf).status_code == 200
+            wait_until(
+                lambda: relay.open_sockets == 0, what="every connection made with the old settings to end"
+            )
+            start(live)  # the new readers connect with the settings saved now
+            assert runs(config.db) == ["completed", "completed"]
+    finally:
+        relay.close()
+        nas_server.stop()

@@ -74,6 +74,12 @@ class IndexJobs:
         self._failure: str | None = None
         self._idle_series: tuple[int, int] | None = None  # series, and of them still being indexed
 
+    def nas_changed(self) -> None:
+        """The NAS settings were saved or forgotten: the warm readers' connections made with the old ones
+        end (the service's own are closed by the caller, `sources.smb.close_connections`)."""
+        if self.pool is not None:
+            self.pool.refresh()
+
     # -- control ---------------------------------------------------------------------------------------
     def start(
         self, roots: Sequence[str], started_by: str | None = None, *, options: ScanOptions | None = None

@@ -8,7 +8,9 @@ credentials of that run), so nothing about a source is fixed when the workers st
 sticks is replaced exactly as in a run's own pool (`ingest.scan`), and the replacement stays for the next
 run. Given back, the pool holds none of the run's jobs: those not started are cancelled, and when some are
 still being read (a run that failed or was interrupted) the workers are replaced, so the next run never
-waits behind them. Idle workers block on the pool's queue; each watches its parent and ends with it.
+waits behind them. Idle workers block on the pool's queue; each watches its parent and ends with it. When
+the NAS settings change (`refresh`), the workers are replaced, so their NAS connections, logged in with the
+old account, end with them.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class WarmPool(WorkerPool):
         self._lock = threading.Lock()  # guards _state and _lent
         self._state = "new"  # new -> open -> closed
         self._lent = False
+        self._stale = False  # the NAS settings changed while lent: replace the workers when given back
         self._jobs_lock = threading.Lock()
         self._jobs: set[Future[list[list[FileResult]]]] = set()  # the borrower's jobs not yet done
 
@@ -61,6 +64,23 @@ class WarmPool(WorkerPool):
             lent = self._lent
         if was == "open":
             self.shutdown(kill=lent)  # idle workers end at once; a read under way only if a run holds it
+
+    def refresh(self) -> None:
+        """The NAS settings changed: each worker's connections to the NAS (logged in with the old account,
+        or to the old address) end with the worker. Idle workers are replaced now; a pool lent to a run,
+        when the run gives it back (the run goes on with the settings it started with)."""
+        with self._lock:
+            if self._state != "open":
+                return
+            if self._lent:
+                self._stale = True
+                return
+            self._lent = True  # no run borrows the pool while its workers are replaced
+        try:
+            self.replace()
+        finally:
+            with self._lock:
+                self._lent = False
 
     def pids(self) -> list[int]:
         """The worker processes running now (for tests and the bench)."""
@@ -104,8 +124,10 @@ class WarmPool(WorkerPool):
             kill = any(not fut.done() for fut in left)  # one started between the look and the cancel
         else:
             kill = True  # replace() cancels the queued jobs itself (see WorkerPool.shutdown)
-        if kill:
-            self.replace(kill=True)
+        with self._lock:
+            stale, self._stale = self._stale, False
+        if kill or stale:
+            self.replace(kill=kill)
         with self._lock:
             self._lent = False
 

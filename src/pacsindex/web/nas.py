@@ -55,6 +55,7 @@ def put_nas(body: NasSettingsIn, request: Request, session: Admin) -> dict[str, 
     found, password = nas.merge(st.settings.data_path, values, clear_password=body.clear_password)
     nas.save(st.settings.data_path, found)
     smb.close_connections()
+    st.jobs.nas_changed()  # and the warm readers' connections
     st.audit.record(
         audit.NAS_SETTINGS, session.user.name, client_address(request), **_detail(found, password=password)
     )
@@ -69,6 +70,7 @@ def delete_nas(request: Request, session: Admin) -> dict[str, Any]:
     if not nas.forget(st.settings.data_path):
         raise NotFound("no NAS settings are saved")
     smb.close_connections()
+    st.jobs.nas_changed()  # and the warm readers' connections
     detail = _detail(found, removed=True) if found is not None else {"removed": True}
     st.audit.record(audit.NAS_SETTINGS, session.user.name, client_address(request), **detail)
     return _shown(None)
