@@ -205,6 +205,28 @@ def entries(folder: Path, names: list[str]) -> list[Entry]:
     return [Entry(n, (folder / n).stat().st_size, (folder / n).stat().st_mtime_ns) for n in names]
 
 
+def test_settings_changed_during_a_run_replace_the_readers_when_the_run_gives_them_back(
+    tmp_path: Path,
+) -> None:
+    archive, notes = tmp_path / "archive", tmp_path / "notes"
+    names = series(archive, "S1", ["HOLD1.dcm", *(f"A{i}.dcm" for i in range(5))])
+    notes.mkdir()
+    (notes / "hold").touch()
+    os.mkfifo(notes / "gate")
+    with service(tmp_path, notes, survey=False) as (live, pool):
+        workers = wait_until(lambda: len(pool.pids()) == 2 and pool.pids(), what="the workers to start")
+        client, csrf = live.sign_in("admin")
+        assert client.post("/api/index/start", headers=csrf).status_code == 202
+        wait_until((notes / "HOLD1.holding").exists, what="a worker to hold a read")
+        live.app.state.pacsindex.jobs.nas_changed()  # as saving the NAS settings does
+        assert pool.pids() == workers  # the run goes on with the readers it has
+        release(notes)
+        wait_until(lambda: not live.app.state.pacsindex.jobs.running, what="the run to end")
+        assert runs(live.settings.db) == ["completed"] and sorted(files(live.settings.db)) == sorted(names)
+        fresh = wait_until(lambda: len(pool.pids()) == 2 and pool.pids(), what="the new workers to start")
+        assert not set(fresh) & set(workers)  # given back, the old readers were replaced
+
+
 @pytest.mark.samba
 def test_saving_the_nas_settings_ends_the_warm_readers_connections_made_with_the_old_ones(
     tmp_path: Path,
