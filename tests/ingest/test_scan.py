@@ -460,3 +460,27 @@ def test_unreadable_folder_is_an_error_and_keeps_its_indexed_files(tmp_path: Pat
             except OSError:
                 pass
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_by_default_headers_are_read_in_processes_of_their_own_even_on_one_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that crashes or hangs its reader may only cost that file (issue 14): that needs the reader in a
+    process of its own, also on a practice's one-CPU virtual machine. Only `workers = 1` asked for reads in
+    the indexing process itself."""
+    from warmkit import NotingTree, readers_of
+
+    from pacsindex.ingest import scan
+
+    archive, notes = tmp_path / "archive", tmp_path / "notes"
+    names = [f"IM{i}.dcm" for i in range(3)]
+    for i, name in enumerate(names):
+        write_dicom(archive / "S1" / name, InstanceNumber=i + 1)
+    notes.mkdir()
+    monkeypatch.setattr(scan, "default_workers", lambda: 1)  # one CPU
+    p = run_index(tmp_path / "default.db", [NotingTree(str(archive), str(notes))], ScanOptions())
+    assert p.state == "completed" and p.files_read == 3
+    readers = readers_of(notes, names)
+    assert len(readers) == 1 and os.getpid() not in readers
+    asked = run_index(tmp_path / "one.db", [NotingTree(str(archive), str(notes))], ScanOptions(workers=1))
+    assert asked.files_read == 3 and readers_of(notes, names) == {os.getpid()}

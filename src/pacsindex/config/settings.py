@@ -29,7 +29,7 @@ class Settings:
     data_dir: Path | None = None  # default: the folder holding the index
     status_file: Path | None = None  # default: index_status.json beside the index
     timezone: str = "Africa/Johannesburg"
-    workers: int = 0  # 0: one header-reading process per CPU
+    workers: int = 0  # 0: one header-reading process per CPU (one even on a single CPU); 1: in-process
     roots: tuple[str, ...] = ()  # default indexing roots for the web service
     host: str = "127.0.0.1"
     port: int = 8080

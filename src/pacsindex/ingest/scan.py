@@ -64,12 +64,16 @@ ProgressCallback = Callable[[Progress], None]
 
 
 def default_workers() -> int:
+    """One header-reading process per CPU this process may run on (a container's or VM's share, not the
+    host's count)."""
+    if hasattr(os, "sched_getaffinity"):  # not on Windows
+        return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, slots=True)
 class ScanOptions:
-    workers: int = 0  # 0: one process per CPU; 1: read in this process
+    workers: int = 0  # 0: one process per CPU (a process even on one CPU); 1: read in this process
     limit: int | None = None  # stop after this many files (a sample run)
     job_size: int = 48  # files per job sent to a worker process (small folders share a job)
     job_seconds: float = 0.1  # a job not yet full is sent once its first files waited this long
@@ -184,8 +188,12 @@ class Run:
         self._count_series(conn)
         writer = Writer(conn, run_id, Enricher(self.tables))
         workers = self.options.workers or default_workers()
-        lent = self.lender.lend(workers, self.options.file_seconds) if self.lender is not None else None
-        self._pool = lent or WorkerPool(workers, self.options.file_seconds)
+        # Only an explicit 1 reads in this process: by default a file that crashes or hangs its reader costs
+        # that file alone (issue 14), also on a one-CPU machine.
+        in_process = self.options.workers == 1
+        lender = self.lender
+        lent = lender.lend(workers, self.options.file_seconds, in_process) if lender is not None else None
+        self._pool = lent or WorkerPool(workers, self.options.file_seconds, in_process)
         state, message = "running", None
         try:
             complete = self._pipeline(writer, max(1, workers) * 4)
@@ -375,7 +383,7 @@ class Run:
         def feed_waiting() -> None:
             """While the walk goes on, give a worker process with nothing to do files the survey keeps
             waiting (one worker reads in this process: it never idles while the walk goes on)."""
-            while survey.waiting and workers > 1 and len(inflight) < workers:
+            while survey.waiting and not self._pool.in_process and len(inflight) < workers:
                 taken = survey.take(job_size)
                 submit(
                     taken[0].reader,

@@ -33,12 +33,14 @@ log = logging.getLogger(__name__)
 class WarmPool(WorkerPool):
     """`workers` header-reading processes owned by the service. `start()` returns at once (the processes
     start in the background); `lend()` gives the pool to one run, which hands it back with `release()`;
-    `close()` stops the processes. With `workers` <= 1 there is nothing to keep: runs read in-process."""
+    `close()` stops the processes. With `in_process` (the settings say `workers = 1`) there is nothing to
+    keep: runs read in the service's process."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, in_process: bool = False) -> None:
         # No WorkerPool.__init__: no executor (nor its pipes) before start(), so building the service
         # starts nothing.
-        self.workers = workers
+        self.workers = max(1, workers)
+        self.in_process = in_process  # the settings ask to read in the service's process: nothing to keep
         self.file_seconds = 60.0
         self._lock = threading.Lock()  # guards _state and _lent
         self._state = "new"  # new -> open -> closed
@@ -51,7 +53,7 @@ class WarmPool(WorkerPool):
     def start(self) -> None:
         """Start the worker processes without waiting for them."""
         with self._lock:
-            if self._state != "new" or self.workers <= 1:
+            if self._state != "new" or self.in_process:
                 return
             self._executor = self._new()
             self._state = "open"
@@ -89,11 +91,11 @@ class WarmPool(WorkerPool):
         return sorted(p.pid for p in procs if p.pid is not None and p.is_alive())
 
     # -- lending ---------------------------------------------------------------------------------------
-    def lend(self, workers: int, file_seconds: float) -> WarmPool | None:
+    def lend(self, workers: int, file_seconds: float, in_process: bool = False) -> WarmPool | None:
         """This pool for a run that wants `workers` readers, each file's read under `file_seconds`; None
         when it cannot be had (not started, closed, another size, or lent already): the run makes its own."""
         with self._lock:
-            if self._state != "open" or self._lent or workers != self.workers:
+            if self._state != "open" or self._lent or workers != self.workers or in_process:
                 return None
             self._lent = True
             self.file_seconds = file_seconds

@@ -115,7 +115,7 @@ def read_batch(reader: Reader, folder: str, sep: str, entries: Sequence[Entry]) 
 
 
 class InProcess(Executor):
-    """Runs jobs at once in this process: for workers=1 and tiny runs, where process start-up costs more."""
+    """Runs jobs at once in this process: for `workers = 1` asked for explicitly (debugging, tests)."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         fut: Future[Any] = Future()
@@ -143,17 +143,19 @@ def _bare_main() -> Iterator[None]:
 
 
 class WorkerPool:
-    """The run's header readers: `workers` spawned processes (or this process, for one), each file's read
-    under `file_seconds`. `replace()` starts a new pool for a broken one (with `kill`, for a stuck one);
-    `read_alone` reads one file in a job of its own, so the file that kills or hangs a worker is found."""
+    """The run's header readers: `workers` spawned processes (or this process, `in_process`: by default when
+    one is asked for), each file's read under `file_seconds`. `replace()` starts a new pool for a broken one
+    (with `kill`, for a stuck one); `read_alone` reads one file in a job of its own, so the file that kills
+    or hangs a worker is found."""
 
-    def __init__(self, workers: int, file_seconds: float = 60.0) -> None:
-        self.workers = workers
+    def __init__(self, workers: int, file_seconds: float = 60.0, in_process: bool | None = None) -> None:
+        self.workers = max(1, workers)
         self.file_seconds = file_seconds
+        self.in_process = self.workers == 1 if in_process is None else in_process
         self._executor = self._new()
 
     def _new(self) -> Executor:
-        if self.workers <= 1:
+        if self.in_process:
             return InProcess()
         return ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker

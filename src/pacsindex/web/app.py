@@ -104,8 +104,9 @@ def create_app(
     options = scan_options or ScanOptions(
         workers=settings.workers, recent_s=settings.quick_recent_hours * 3600
     )
-    # Header readers kept between runs: a scheduled pass or the Start button reads at once (none for 1).
-    readers = WarmPool(options.workers or default_workers())
+    # Header readers kept between runs: a scheduled pass or the Start button reads at once (none when the
+    # settings say workers = 1: runs read in this process).
+    readers = WarmPool(options.workers or default_workers(), in_process=options.workers == 1)
     jobs = IndexJobs(
         settings.db,
         sources,
