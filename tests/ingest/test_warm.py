@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from warmkit import NotingReader, NotingTree, readers_of, release
+from warmkit import NotingReader, NotingTree, hold, readers_of, release
 
 from conftest import write_dicom
 from pacsindex.config.settings import Settings
@@ -67,18 +67,30 @@ def service(
         yield live, pool
 
 
-def start(live: LiveServer) -> None:
+def begin(live: LiveServer) -> tuple[Any, dict[str, str]]:
+    """Start a run as the admin, from the Indexing page's button; the admin's client and CSRF header."""
     client, csrf = live.sign_in("admin")
     r = client.post("/api/index/start", headers=csrf)
     assert r.status_code == 202, r.text
+    return client, csrf
+
+
+def start(live: LiveServer) -> None:
+    begin(live)
     wait_until(lambda: not live.app.state.pacsindex.jobs.running, what="the run to end")
+
+
+def whole(pool: WarmPool, what: str) -> list[int]:
+    """The pool's two worker processes, once both run."""
+    pids: list[int] = wait_until(lambda: len(pool.pids()) == 2 and pool.pids(), what=what)
+    return pids
 
 
 def test_scheduled_passes_read_with_the_processes_started_with_the_service(tmp_path: Path) -> None:
     archive, notes = tmp_path / "archive", tmp_path / "notes"
     first = series(archive, "S1", [f"A{i}.dcm" for i in range(6)])
     with service(tmp_path, notes, index_every_minutes=0.01, index_full_at="") as (live, pool):
-        workers = wait_until(lambda: len(pool.pids()) == 2 and pool.pids(), what="the workers to start")
+        workers = whole(pool, "the workers to start")
         assert os.getpid() not in workers  # they are processes of their own, started before any run
         wait_until(lambda: all((notes / n).exists() for n in first), what="the first scheduled pass")
         second = series(archive, "S2", [f"B{i}.dcm" for i in range(6)])  # for a later pass to read
@@ -95,13 +107,13 @@ def test_a_file_that_kills_a_worker_costs_that_file_and_the_next_run_finds_a_who
     archive, notes = tmp_path / "archive", tmp_path / "notes"
     first = series(archive, "S1", ["A0.dcm", "A1.dcm", "KILLS.dcm", "A2.dcm", "A3.dcm"])
     with service(tmp_path, notes) as (live, pool):
-        before = wait_until(lambda: len(pool.pids()) == 2 and pool.pids(), what="the workers to start")
+        before = whole(pool, "the workers to start")
         start(live)
         got = files(live.settings.db)
         assert got["KILLS.dcm"] == "error"
         assert all(got[n] == "dicom" for n in first if n != "KILLS.dcm")
         assert runs(live.settings.db) == ["completed"]
-        after = wait_until(lambda: len(pool.pids()) == 2 and pool.pids(), what="a whole pool again")
+        after = whole(pool, "a whole pool again")
         assert not set(after) & set(before)  # the broken pool's processes were all replaced
 
         second = series(archive, "S2", [f"B{i}.dcm" for i in range(6)])
@@ -120,15 +132,12 @@ def test_a_run_stopped_part_way_leaves_nothing_queued_and_the_next_run_completes
         # flight), so jobs are queued when the run is stopped.
         *(n for f in range(3, 7) for n in series(archive, f"S{f}", [f"C{f}{i}.dcm" for i in range(8)])),
     ]
-    notes.mkdir()
-    (notes / "hold").touch()
-    os.mkfifo(notes / "gate")
+    hold(notes)
     # Files are read in walk order, so the held reads come while most folders are still to be read (the
     # survey of a first index reads one file of every folder first: tests/ingest/test_survey.py).
     with service(tmp_path, notes, survey=False) as (live, pool):
-        workers = wait_until(lambda: len(pool.pids()) == 2 and pool.pids(), what="the workers to start")
-        client, csrf = live.sign_in("admin")
-        assert client.post("/api/index/start", headers=csrf).status_code == 202
+        workers = whole(pool, "the workers to start")
+        client, csrf = begin(live)
         wait_until(
             lambda: (notes / "HOLD1.holding").exists() and (notes / "HOLD2.holding").exists(),
             what="both workers to hold a read, with more jobs queued behind them",
@@ -151,7 +160,7 @@ def test_stopping_the_service_stops_its_workers(tmp_path: Path) -> None:
     notes = tmp_path / "notes"
     series(tmp_path / "archive", "S1", ["A0.dcm"])
     with service(tmp_path, notes) as (live, pool):
-        workers = wait_until(lambda: len(pool.pids()) == 2 and pool.pids(), what="the workers to start")
+        workers = whole(pool, "the workers to start")
         start(live)
 
     def gone(pid: int) -> bool:
@@ -170,9 +179,7 @@ def test_a_pool_given_back_holds_no_jobs_of_the_run_and_replaces_workers_still_r
 ) -> None:
     notes, folder = tmp_path / "notes", tmp_path / "archive" / "S1"
     names = series(folder.parent, "S1", ["HOLD1.dcm", "HOLD2.dcm", *(f"A{i}.dcm" for i in range(6))])
-    notes.mkdir()
-    (notes / "hold").touch()
-    os.mkfifo(notes / "gate")
+    hold(notes)
     pool = WarmPool(2)
     pool.start()
     try:
@@ -187,7 +194,7 @@ def test_a_pool_given_back_holds_no_jobs_of_the_run_and_replaces_workers_still_r
         holding = pool.pids()
         lent.release()  # as a run that failed part-way gives it back
         assert all(job.done() for job in jobs)  # none left queued: cancelled, or ended with the workers
-        fresh = wait_until(lambda: len(pool.pids()) == 2 and pool.pids(), what="new workers")
+        fresh = whole(pool, "new workers")
         assert not set(fresh) & set(holding)
 
         again = pool.lend(2, 30.0)
@@ -210,20 +217,17 @@ def test_settings_changed_during_a_run_replace_the_readers_when_the_run_gives_th
 ) -> None:
     archive, notes = tmp_path / "archive", tmp_path / "notes"
     names = series(archive, "S1", ["HOLD1.dcm", *(f"A{i}.dcm" for i in range(5))])
-    notes.mkdir()
-    (notes / "hold").touch()
-    os.mkfifo(notes / "gate")
+    hold(notes)
     with service(tmp_path, notes, survey=False) as (live, pool):
-        workers = wait_until(lambda: len(pool.pids()) == 2 and pool.pids(), what="the workers to start")
-        client, csrf = live.sign_in("admin")
-        assert client.post("/api/index/start", headers=csrf).status_code == 202
+        workers = whole(pool, "the workers to start")
+        begin(live)
         wait_until((notes / "HOLD1.holding").exists, what="a worker to hold a read")
         live.app.state.pacsindex.jobs.nas_changed()  # as saving the NAS settings does
         assert pool.pids() == workers  # the run goes on with the readers it has
         release(notes)
         wait_until(lambda: not live.app.state.pacsindex.jobs.running, what="the run to end")
         assert runs(live.settings.db) == ["completed"] and sorted(files(live.settings.db)) == sorted(names)
-        fresh = wait_until(lambda: len(pool.pids()) == 2 and pool.pids(), what="the new workers to start")
+        fresh = whole(pool, "the new workers to start")
         assert not set(fresh) & set(workers)  # given back, the old readers were replaced
 
 

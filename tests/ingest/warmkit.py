@@ -42,6 +42,13 @@ def readers_of(notes: Path, names: list[str]) -> set[int]:
     return {int((notes / name).read_text()) for name in names}
 
 
+def hold(notes: Path) -> None:
+    """From now on a `HOLD` file's read waits until `release(notes)`."""
+    notes.mkdir(exist_ok=True)
+    (notes / "hold").touch()
+    os.mkfifo(notes / "gate")
+
+
 def release(notes: Path) -> None:
     """Let every held read go on, and later ones not wait."""
     (notes / "hold").unlink()
