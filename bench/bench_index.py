@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 import pydicom
 
 from bench.ct_tree import header_layout, iter_files, make_ct_tree
+from bench.report import machine
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -271,12 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "bench_index",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "pydicom": pydicom.__version__,
-            "platform": platform.platform(),
-        },
+        "machine": machine(pydicom=pydicom.__version__),
         "tree": {**tree, "series": series, "private_tags": args.private_tags},
         "rounds": args.rounds,
         "pacsindex_src": str(args.src or REPO / "src"),

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_scale import ensure_tree
-from bench.report import write_figures
+from bench.report import machine, write_figures
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -264,9 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "bench_rescan",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "load_start": load_start},
-    }  # fmt: skip
+        "machine": machine(load_start=load_start),
+    }
     work = Path(tempfile.mkdtemp(prefix="pacsindex-rescan-"))
     try:
         if args.local_files:

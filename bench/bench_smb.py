@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -30,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.report import machine
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -233,12 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "bench_smb",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_avg": os.getloadavg(),
-        },
+        "machine": machine(load_avg=os.getloadavg()),
         "tree": {"root": str(root), "files": args.files},
         "runs": runs,
         **extra,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ from typing import Any
 
 from bench.bench_rescan import PROXY, bench_env, index
 from bench.bench_scale import ensure_tree
-from bench.report import write_figures
+from bench.report import machine, write_figures
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -159,11 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "bench_smbfloor",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "load_start": load_start, "load_end": load_end},
+        "machine": machine(load_start=load_start, load_end=load_end),
         "tree": {"root": str(root), "files": files},
         "delays": rows,
-    }  # fmt: skip
+    }
     write_figures(args.out, report)
     return 0
 

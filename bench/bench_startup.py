@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ from typing import Any
 
 from bench.bench_index import _subprocess_env, _warm_page_cache
 from bench.ct_tree import iter_files, make_ct_tree
-from bench.report import write_figures
+from bench.report import machine, write_figures
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
@@ -192,13 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "bench_startup",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_start": load_start,
-            "load_end": load_end,
-        },
+        "machine": machine(load_start=load_start, load_end=load_end),
         "floors_s": base,
         "sizes": sizes,
         "target_ratio": TARGET_RATIO,

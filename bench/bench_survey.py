@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sqlite3
 import statistics
 import subprocess
@@ -37,7 +36,7 @@ from typing import Any
 from bench.bench_rescan import PROXY, bench_env, tree_shape
 from bench.bench_scale import CACHE, ensure_tree
 from bench.ct_tree import make_ct_tree
-from bench.report import write_figures
+from bench.report import machine, write_figures
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -193,12 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "bench_survey",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": machine(),
         "delay_ms_each_way": args.delay_ms,
         "target_ratio": TARGET,
         "trees": results,
-    }  # fmt: skip
+    }
     write_figures(args.out, report, f" ({os.cpu_count()} CPUs)")
     return 0
 

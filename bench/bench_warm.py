@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 from bench.bench_index import _warm_page_cache
 from bench.ct_tree import iter_files, make_ct_tree
-from bench.report import write_figures
+from bench.report import machine, write_figures
 from pacsindex.index import store
 from pacsindex.ingest.jobs import IndexJobs
 from pacsindex.ingest.scan import ScanOptions, default_workers
@@ -102,13 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "bench_warm",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_start": load_start,
-            "load_end": load_end,
-        },
+        "machine": machine(load_start=load_start, load_end=load_end),
         "workers": workers,
         "rounds": args.rounds,
         "sizes": sizes,

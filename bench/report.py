@@ -8,10 +8,22 @@ Only prints; a benchmark whose JSON is missing is skipped.
 from __future__ import annotations
 
 import json
+import os
+import platform
 from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parent / "out"
+
+
+def machine(**more: Any) -> dict[str, Any]:
+    """The "machine" block of a benchmark's figures: CPUs, Python, platform, and `more` (load averages)."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **more,
+    }
 
 
 def write_figures(out: Path, report: dict[str, Any], note: str = "") -> None:
