@@ -124,7 +124,7 @@ export function createIndexPanel(container, ctx) {
       stat("Files done", files, "stat-files"),
       stat("Speed", running ? `${count(Math.round(s.files_per_s))} files/s` : "–", "stat-rate"),
       stat("Time left", running ? duration(s.eta_s) : "–", "stat-eta"),
-      stat("Series", s.series_filling ? `${count(s.series_count)}, ${count(s.series_filling)} still being indexed` : count(s.series_count), "stat-series"),
+      stat("Series", s.series_filling ? h("span", {}, count(s.series_count), h("span", { class: "stat-note muted" }, `${count(s.series_filling)} still being indexed`)) : count(s.series_count), "stat-series"),
       stat("New or changed", count(s.files_read), "stat-read"),
       stat("Unchanged", count(s.files_unchanged), "stat-unchanged"),
       stat("Removed", count(s.files_removed), "stat-removed"),
